@@ -1,0 +1,3 @@
+from kronk.cli.main import main
+
+main()

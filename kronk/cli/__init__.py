@@ -1,0 +1,1 @@
+"""The `kronk` command line: one module per command group, loaded lazily."""

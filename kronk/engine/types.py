@@ -1,0 +1,146 @@
+"""Neutral request and event types shared by the engine, the SDK and every API.
+
+The engine knows no HTTP API: it takes a `GenerateRequest` (tokens + sampling +
+limits) and emits `Event`s. The chat layer turns messages into a prompt and raw text
+into content / reasoning / tool-call events; each API (OpenAI, Anthropic, Responses)
+encodes the same events in its own wire format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
+FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
+
+
+@dataclass(slots=True)
+class SamplingParams:
+    """Every sampler option of llama.cpp's chain; defaults follow llama-server.
+
+    temperature <= 0 means greedy decoding.
+    """
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    typical_p: float = 1.0
+    dynatemp_range: float = 0.0
+    dynatemp_exponent: float = 1.0
+    top_n_sigma: float = -1.0
+    xtc_probability: float = 0.0
+    xtc_threshold: float = 0.1
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = -1
+    dry_sequence_breakers: list[str] = field(default_factory=lambda: ["\n", ":", '"', "*"])
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    seed: int | None = None
+    grammar: str | None = None
+    """GBNF text; the output is constrained to it."""
+    grammar_lazy_patterns: list[str] = field(default_factory=list)
+    """If set, the grammar only applies once output matches one of these regexes."""
+    grammar_trigger_tokens: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GenerateRequest:
+    """One generation job for the engine: a tokenized prompt and how to continue it."""
+
+    prompt_tokens: list[int]
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    max_tokens: int | None = None
+    """None: until EOG or the context is full."""
+    stop: list[str] = field(default_factory=list)
+    ignore_eos: bool = False
+    logprobs: bool = False
+    top_logprobs: int = 0
+    """0..20 alternatives per token (only when logprobs is True)."""
+    cache_key: str | None = None
+    """Hint for the prompt cache (e.g. a conversation id); prefix matching works without it."""
+
+
+@dataclass(slots=True)
+class TopLogprob:
+    token: str
+    token_id: int
+    logprob: float
+    bytes: list[int]
+
+
+@dataclass(slots=True)
+class TokenLogprob:
+    token: str
+    token_id: int
+    logprob: float
+    bytes: list[int]
+    top_logprobs: list[TopLogprob] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens served from the KV/prompt cache instead of being evaluated."""
+    reasoning_tokens: int = 0
+    time_to_first_token_ms: float = 0.0
+    tokens_per_second: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+# --- events -----------------------------------------------------------------
+# Every event carries `choice` so requests with n > 1 can interleave choices.
+
+
+@dataclass(slots=True)
+class TextDelta:
+    """Visible answer text (UTF-8 complete; never part of a stop string)."""
+
+    text: str
+    choice: int = 0
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    """Text inside the model's thinking block (`reasoning_content`)."""
+
+    text: str
+    choice: int = 0
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A piece of a tool call. The first delta of a call has id and name;
+    later ones append to `arguments` (a JSON text fragment)."""
+
+    index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+    choice: int = 0
+
+
+@dataclass(slots=True)
+class Finish:
+    """Last event of a choice."""
+
+    reason: FinishReason
+    usage: Usage
+    choice: int = 0
+
+
+Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, Finish]
