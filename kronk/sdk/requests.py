@@ -1,0 +1,175 @@
+"""Request and result objects of the high-level SDK.
+
+They are API-neutral but shaped like OpenAI's (messages, tools and response_format
+are OpenAI dicts) so the server's OpenAI routes translate almost nothing; the
+Anthropic and Responses routes translate into the same objects.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kronk.engine.types import FinishReason, SamplingParams, TokenLogprob, Usage
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    messages: list[dict[str, Any]]
+    """OpenAI-shaped: role, content (str or parts), tool_calls, tool_call_id, reasoning_content."""
+    model: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    """OpenAI function tools: [{"type": "function", "function": {name, description, parameters}}]."""
+    tool_choice: str | dict[str, Any] = "auto"
+    """"none" | "auto" | "required" | {"type": "function", "function": {"name": ...}}."""
+    parallel_tool_calls: bool = True
+    response_format: dict[str, Any] | None = None
+    """{"type": "text"|"json_object"} or {"type": "json_schema", "json_schema": {"schema": {...}}}."""
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0
+    ignore_eos: bool = False
+    enable_thinking: bool | None = None
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    template: str | None = None
+    """Per-request Jinja chat template override."""
+
+
+@dataclass(slots=True)
+class CompletionRequest:
+    prompt: str | list[int]
+    model: str | None = None
+    suffix: str | None = None
+    """Fill-in-the-middle: text after the gap (needs a model with FIM tokens)."""
+    echo: bool = False
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    max_tokens: int | None = 16
+    stop: list[str] = field(default_factory=list)
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0
+    ignore_eos: bool = False
+    add_special: bool = True
+
+
+@dataclass(slots=True)
+class EmbeddingRequest:
+    input: list[str] | list[list[int]]
+    model: str | None = None
+    normalize: bool = True
+    truncate: bool = True
+    """Cut inputs longer than the context instead of failing."""
+    dimensions: int | None = None
+
+
+@dataclass(slots=True)
+class RerankRequest:
+    query: str
+    documents: list[str]
+    model: str | None = None
+    top_n: int | None = None
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+    """JSON text, as OpenAI sends it."""
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass(slots=True)
+class ChatChoice:
+    index: int
+    content: str | None
+    finish_reason: FinishReason
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(slots=True)
+class ChatResult:
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+    id: str = field(default_factory=lambda: new_id("chatcmpl"))
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass(slots=True)
+class CompletionChoice:
+    index: int
+    text: str
+    finish_reason: FinishReason
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass(slots=True)
+class CompletionResult:
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage
+    id: str = field(default_factory=lambda: new_id("cmpl"))
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass(slots=True)
+class EmbeddingResult:
+    model: str
+    embeddings: list[list[float]]
+    prompt_tokens: int
+
+
+@dataclass(slots=True)
+class RerankItem:
+    index: int
+    relevance_score: float
+    document: str
+
+
+@dataclass(slots=True)
+class RerankResult:
+    model: str
+    results: list[RerankItem]
+    """Sorted by relevance, best first; at most top_n."""
+    prompt_tokens: int
+
+
+@dataclass(slots=True)
+class ModelInfo:
+    id: str
+    path: str
+    loaded: bool
+    owned_by: str = "kronk"
+    created: int = 0
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    """chat, embedding, rerank, fim, tools, reasoning, vision, audio, context_length..."""
+
+
+@dataclass(slots=True)
+class LoadedModelStatus:
+    """One row of `ps`."""
+
+    id: str
+    path: str
+    size_bytes: int
+    context_size: int
+    slots: int
+    active_streams: int
+    queued: int
+    idle_seconds: float
+    expires_in_seconds: float | None
+    kind: Literal["chat", "embedding", "rerank"] = "chat"

@@ -1,0 +1,84 @@
+"""Engine-level settings: how a model is loaded and served, and how the pool behaves.
+
+The server's configuration layer (flags, KRONK_* env, config file) fills these; SDK
+users construct them directly. Values of 0/None mean "pick a sensible default".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def default_threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(slots=True)
+class ModelSettings:
+    """How one model is loaded and how many requests it serves at once."""
+
+    context_size: int = 4096
+    """Total KV cells shared by all slots (0: the model's training context)."""
+    slots: int = 4
+    """Parallel sequences decoded together (continuous batching)."""
+    batch_size: int = 2048
+    ubatch_size: int = 512
+    threads: int = 0
+    """Decode threads (0: all cores)."""
+    threads_batch: int = 0
+    """Prefill threads (0: same as threads)."""
+    gpu_layers: int = -1
+    """Layers offloaded to the GPU (-1: all that the device can take)."""
+    flash_attention: str = "auto"
+    """auto | on | off"""
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    mmap: bool = True
+    mlock: bool = False
+    template: str | None = None
+    """Jinja chat template override for this model."""
+    sampling: dict[str, Any] = field(default_factory=dict)
+    """Default sampling options (names of SamplingParams fields) for requests that set none."""
+    queue_size: int = 64
+    """Requests that may wait for a slot; one more gets BusyError."""
+    prompt_cache_mb: int = 256
+    """RAM for saved sequence states (prompt cache across slot reuse); 0 disables."""
+    max_tokens_default: int | None = None
+    embeddings: bool | None = None
+    """Force embedding mode (None: decided from the model's metadata)."""
+
+    def merged(self, overrides: dict[str, Any]) -> ModelSettings:
+        """A copy with the known keys of `overrides` applied (unknown keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if k in names and v is not None})
+
+    def effective_threads(self) -> int:
+        return self.threads or default_threads()
+
+    def effective_threads_batch(self) -> int:
+        return self.threads_batch or self.effective_threads()
+
+
+@dataclass(slots=True)
+class PoolSettings:
+    """Which models may be in memory at once and for how long."""
+
+    default_model: str | None = None
+    max_models: int = 3
+    ttl_seconds: float = 300.0
+    """Unload a model idle this long (0: never)."""
+    model_defaults: ModelSettings = field(default_factory=ModelSettings)
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Model id -> overrides of ModelSettings fields (from the model config file)."""
+
+    def settings_for(self, model_id: str, catalog_config: dict[str, Any] | None = None) -> ModelSettings:
+        """Defaults, then the catalog's config for the model, then the operator's overrides."""
+        settings = self.model_defaults
+        if catalog_config:
+            settings = settings.merged(catalog_config)
+        if model_id in self.per_model:
+            settings = settings.merged(self.per_model[model_id])
+        return settings
