@@ -110,7 +110,14 @@ class StoreError(KronkError):
 
 
 class SecurityError(KronkError):
-    """Base of authentication and authorization failures."""
+    """Base of authentication and authorization failures.
+
+    `code` is a stable, machine-readable reason (e.g. "token_expired") for the error body.
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        self.code = code
+        super().__init__(message)
 
 
 class AuthenticationError(SecurityError):
@@ -124,6 +131,6 @@ class PermissionDeniedError(SecurityError):
 class RateLimitError(SecurityError):
     """The token's limit for this endpoint and window is used up."""
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, code: str = "rate_limit_exceeded") -> None:
         self.retry_after = retry_after
-        super().__init__(message)
+        super().__init__(message, code)
