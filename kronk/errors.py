@@ -20,6 +20,8 @@ by type, to a status code or an exit code. Never match on message text.
     ├── DownloadError               a download failed
     │   └── ChecksumError           size or sha256 did not match
     ├── StoreError                  model store / catalog problem
+    │   └── InsufficientStorageError not enough free disk for a pull  (HTTP 507)
+    ├── ServerNotRunningError       the CLI found no server at its URL
     └── SecurityError
         ├── AuthenticationError     missing/invalid token             (HTTP 401)
         ├── PermissionDeniedError   token lacks the grant             (HTTP 403)
@@ -107,6 +109,19 @@ class ChecksumError(DownloadError):
 
 class StoreError(KronkError):
     """The model store or catalog is in a state we cannot work with."""
+
+
+class InsufficientStorageError(StoreError):
+    """The disk has less free space than a pull needs; nothing was downloaded."""
+
+    def __init__(self, message: str, needed: int, free: int) -> None:
+        self.needed = needed
+        self.free = free
+        super().__init__(message)
+
+
+class ServerNotRunningError(KronkError):
+    """No Kronk server answered at the URL the CLI was told to use."""
 
 
 class SecurityError(KronkError):
