@@ -1,0 +1,140 @@
+"""The aiohttp edge of security: who may call which route, checked before any handler.
+
+Use `setup_security(app, config)` (state + middleware + cleanup context), or wire the
+pieces yourself: `app[SECURITY_STATE] = SecurityState(config)`,
+`create_security_middleware(config)` and `security_context` in `app.cleanup_ctx`.
+A refused call gets its error response here, so the handler never runs and, for a
+bad token, no counter moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from kronk.errors import AuthenticationError, ConfigError, KronkError
+from kronk.security.config import SecurityConfig, SecurityMode
+from kronk.security.endpoints import Access, Route, RouteKind, classify, is_public_path, required_access
+from kronk.security.responses import response_for
+from kronk.security.runtime import Clock, SecurityRuntime
+
+log = logging.getLogger(__name__)
+
+CLAIMS_KEY = "kronk.claims"
+"""`request[CLAIMS_KEY]`: the verified `TokenClaims`, or None when the route was public."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+_ACCESS_ORDER = (Access.PUBLIC, Access.AUTHENTICATED, Access.GRANT, Access.ADMIN)
+
+
+@dataclass(slots=True)
+class SecurityState:
+    """Per-app holder: the config now, the runtime once the app has started."""
+
+    config: SecurityConfig
+    clock: Clock = time.time
+    runtime: SecurityRuntime | None = None
+
+
+SECURITY_STATE: web.AppKey[SecurityState] = web.AppKey("kronk.security", SecurityState)
+
+
+def extract_token(headers: CIMultiDictProxy[str], max_bytes: int) -> str:
+    """The bearer token from `Authorization: Bearer …`, else from `x-api-key` (Anthropic clients)."""
+    authorization = headers.get("Authorization")
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        token = value.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise AuthenticationError("the Authorization header must be 'Bearer <token>'", code="token_malformed")
+    else:
+        token = headers.get("x-api-key", "").strip()
+        if not token:
+            raise AuthenticationError(
+                "this route needs a token: send 'Authorization: Bearer <token>'", code="token_missing"
+            )
+    if len(token) > max_bytes:
+        raise AuthenticationError(f"token is longer than {max_bytes} bytes", code="token_too_large")
+    return token
+
+
+def _stricter(first: tuple[Route, Access], second: tuple[Route, Access]) -> tuple[Route, Access]:
+    return second if _ACCESS_ORDER.index(second[1]) > _ACCESS_ORDER.index(first[1]) else first
+
+
+def route_access(request: web.Request, config: SecurityConfig) -> tuple[Route, Access]:
+    """Classify both the raw path and the matched route's template; the stricter wins."""
+
+    def access_of(path: str) -> tuple[Route, Access]:
+        route = classify(path)
+        if route.kind is not RouteKind.MANAGEMENT and is_public_path(route.path, config.public_paths):
+            return route, Access.PUBLIC
+        return route, required_access(config.mode, route)
+
+    decided = access_of(request.path)
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else None
+    if canonical and canonical != request.path:
+        decided = _stricter(decided, access_of(canonical))
+    return decided
+
+
+def create_security_middleware(config: SecurityConfig) -> Middleware:
+    """An aiohttp middleware enforcing `config.mode`; needs `SECURITY_STATE` started in the app."""
+
+    @web.middleware
+    async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if config.mode is SecurityMode.OFF:
+            request[CLAIMS_KEY] = None
+            return await handler(request)
+        route, access = route_access(request, config)
+        if access is Access.PUBLIC:
+            request[CLAIMS_KEY] = None
+            return await handler(request)
+        try:
+            state = request.config_dict.get(SECURITY_STATE)
+            runtime = state.runtime if state is not None else None
+            if runtime is None:
+                raise ConfigError("security is on but not started: call setup_security(app, config)")
+            token = extract_token(request.headers, config.max_token_bytes)
+            claims = await asyncio.to_thread(runtime.admit, token, route, access)
+        except KronkError as exc:
+            log.info("refused %s %s: %s", request.method, route.path, getattr(exc, "code", None) or exc)
+            return response_for(exc)
+        request[CLAIMS_KEY] = claims
+        return await handler(request)
+
+    return security_middleware
+
+
+async def security_context(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: open the runtime at startup (first start creates keys), close it after."""
+    state = app[SECURITY_STATE]
+    runtime = await asyncio.to_thread(SecurityRuntime.open, state.config, clock=state.clock)
+    if runtime.bootstrapped is not None:
+        path = runtime.bootstrapped.admin_token_path
+        message = f"security: first start — created a signing key and an admin token in {path}"
+        log.warning(message)
+        print(message, file=sys.stderr, flush=True)
+    state.runtime = runtime
+    try:
+        yield
+    finally:
+        state.runtime = None
+        await asyncio.to_thread(runtime.close)
+
+
+def setup_security(app: web.Application, config: SecurityConfig, *, clock: Clock = time.time) -> None:
+    """Wire security into an app before it starts: state, middleware, cleanup context."""
+    app[SECURITY_STATE] = SecurityState(config, clock)
+    app.middlewares.append(create_security_middleware(config))
+    app.cleanup_ctx.append(security_context)
