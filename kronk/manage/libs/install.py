@@ -1,0 +1,283 @@
+"""The install folder: what goes in it, its version.json, and the atomic swap.
+
+An install is staged in a hidden sibling of its target (`.cpu.staging-*`), verified
+there, then swapped in with two renames (old -> `.cpu.old-*`, staging -> target).
+Whatever happens before the second rename, the previous install is untouched; a
+crash between the renames is repaired by `recover` on the next run. One lock file
+per target keeps two installers from racing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kronk.errors import LibraryNotFoundError, LibsInstallError, NativeError
+from kronk.manage.libs.download import sha256_file
+from kronk.manage.libs.platform import Platform
+from kronk.paths import atomic_write_text
+
+logger = logging.getLogger("kronk.libs")
+
+RECORD_NAME = "version.json"
+TOOLS_DIR = "bin"
+REQUIRED_LIBRARIES = ("llama", "ggml", "ggml-base", "mtmd")
+
+
+def library_filename(stem: str, os_name: str) -> str:
+    """`llama` -> libllama.so / libllama.dylib / llama.dll for the target OS."""
+    if os_name == "windows":
+        return f"{stem}.dll"
+    if os_name == "darwin":
+        return f"lib{stem}.dylib"
+    return f"lib{stem}.so"
+
+
+def is_library(name: str, os_name: str) -> bool:
+    if os_name == "windows":
+        return name.lower().endswith(".dll")
+    if os_name == "darwin":
+        return name.endswith(".dylib")
+    return name.startswith("lib") and (name.endswith(".so") or ".so." in name)
+
+
+def is_tool(path: Path, os_name: str) -> bool:
+    """An executable program of the build (llama-server, llama-bench, ...)."""
+    if path.is_symlink() or not path.is_file() or is_library(path.name, os_name):
+        return False
+    if os_name == "windows":
+        return path.name.lower().endswith(".exe")
+    return "." not in path.name and os.access(path, os.X_OK)
+
+
+@dataclass(frozen=True, slots=True)
+class InstallRecord:
+    """An installed build, as stored in its folder's version.json."""
+
+    path: Path
+    platform: Platform
+    build: int | None
+    source: str
+    installed_at: str | None = None
+    source_tree: str | None = None
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str | None:
+        return None if self.build is None else f"b{self.build}"
+
+    @property
+    def has_tools(self) -> bool:
+        return any(name.startswith(TOOLS_DIR + "/") for name in self.files)
+
+    def version_json(self) -> dict[str, Any]:
+        return {"build": self.build, "processor": self.platform.processor, "os": self.platform.os,
+                "arch": self.platform.arch, "source": self.source, "installed_at": self.installed_at,
+                "source_tree": self.source_tree, "files": dict(sorted(self.files.items()))}
+
+    def to_dict(self) -> dict[str, Any]:
+        """version.json plus where the install lives: what `--json` and the server report."""
+        return {**self.version_json(), "path": str(self.path), "tools": self.has_tools}
+
+
+def read_record(folder: Path) -> InstallRecord | None:
+    """The record of the install in `folder`, None if it has no version.json."""
+    path = folder / RECORD_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return InstallRecord(
+            path=folder,
+            platform=Platform(data["os"], data["arch"], data["processor"]),
+            build=None if data.get("build") is None else int(data["build"]),
+            source=str(data.get("source", "unknown")),
+            installed_at=data.get("installed_at"),
+            source_tree=data.get("source_tree"),
+            files=dict(data.get("files") or {}),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise NativeError(f"{path} is unreadable: {exc}") from exc
+
+
+def write_record(record: InstallRecord) -> None:
+    atomic_write_text(record.path / RECORD_NAME, json.dumps(record.version_json(), indent=2) + "\n", mode=0o644)
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+# --- staging -------------------------------------------------------------------
+
+
+def _copy_entry(entry: Path, dest: Path, payload: Path) -> None:
+    """Copy a file, or recreate a symlink that points at a sibling (libllama.so -> libllama.so.0)."""
+    if entry.is_symlink():
+        link = os.readlink(entry)
+        if os.sep not in link and "/" not in link and (payload / link).exists():
+            os.symlink(link, dest)
+            return
+        if not entry.exists():
+            raise LibsInstallError(f"{entry} is a broken symlink")
+    shutil.copy2(entry, dest)
+
+
+def stage_payload(payload: Path, staging: Path, platform: Platform, *, with_tools: bool) -> dict[str, str]:
+    """Copy the libraries (and tools into bin/) from a build or archive folder; return {name: sha256}."""
+    names = sorted(p.name for p in payload.iterdir())
+    libraries = [n for n in names if is_library(n, platform.os)]
+    if not libraries:
+        raise LibraryNotFoundError(f"{payload} holds no llama.cpp libraries")
+    for name in libraries:
+        _copy_entry(payload / name, staging / name, payload)
+    if with_tools:
+        # Build folders and archives keep tools beside the libraries; a Kronk install keeps them in bin/.
+        tools = {p.name: p for folder in (payload / TOOLS_DIR, payload) if folder.is_dir()
+                 for p in folder.iterdir() if is_tool(p, platform.os)}
+        if not tools:
+            raise LibsInstallError(f"{payload} holds no llama.cpp tools (asked for --with-tools)")
+        bin_dir = staging / TOOLS_DIR
+        bin_dir.mkdir()
+        for name, path in sorted(tools.items()):
+            shutil.copy2(path, bin_dir / name)
+        _link_libraries_into_bin(staging, bin_dir, libraries, platform)
+    return file_digests(staging)
+
+
+def _link_libraries_into_bin(staging: Path, bin_dir: Path, libraries: list[str], platform: Platform) -> None:
+    """Tools look for libraries in their own folder ($ORIGIN, or beside the .exe on Windows)."""
+    for name in libraries:
+        if platform.os == "windows":
+            shutil.copy2(staging / name, bin_dir / name)
+        else:
+            os.symlink(os.path.join("..", name), bin_dir / name)
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every regular file (symlinks excluded), keyed by posix path relative to `folder`."""
+    digests = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink() and path.name != RECORD_NAME:
+            digests[path.relative_to(folder).as_posix()] = sha256_file(path)
+    return digests
+
+
+def check_required(folder: Path, os_name: str) -> None:
+    missing = [library_filename(stem, os_name) for stem in REQUIRED_LIBRARIES
+               if not (folder / library_filename(stem, os_name)).exists()]
+    if missing:
+        raise LibraryNotFoundError(f"the libraries are incomplete: missing {', '.join(missing)}")
+
+
+def verify_staged(folder: Path, platform: Platform) -> bool:
+    """Presence of every library we need, then the binding's ABI check when it can run here.
+
+    Returns whether the ABI check ran (it needs the target's OS and arch).
+    """
+    check_required(folder, platform.os)
+    if not platform.is_host():
+        return False
+    from kronk._native.abi import verify_lib_dir
+
+    verify_lib_dir(folder)
+    return True
+
+
+# --- the target folder ----------------------------------------------------------
+
+
+def staging_dir(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; libraries are for every user of the machine
+    return staging
+
+
+def swap_in(staging: Path, target: Path) -> None:
+    """Make `staging` the install at `target`, keeping the old one until the new one is in place."""
+    old: Path | None = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def recover(target: Path) -> None:
+    """Finish or undo what an interrupted run left beside `target` (call under the lock)."""
+    parent = target.parent
+    if not parent.is_dir():
+        return
+    for stale in parent.glob(f".{target.name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    olds = sorted(parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if olds and not target.exists():
+        logger.warning("restoring %s from the interrupted install %s", target, olds[0].name)
+        os.rename(olds[0], target)
+        olds = olds[1:]
+    for old in olds:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_tree(target: Path) -> None:
+    """Delete an install: rename it out of the way first so a reader never sees half of it."""
+    doomed = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(target, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+@contextmanager
+def install_lock(target: Path) -> Iterator[None]:
+    """Hold the per-target lock; LibsInstallError if another installer has it (never wait forever)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = target.with_name(f".{target.name}.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            _lock(fd)
+        except OSError as exc:
+            raise LibsInstallError(f"another `kronk libs` is working on {target}; try again when it ends") from exc
+        try:
+            yield
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _lock(fd: int) -> None:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
