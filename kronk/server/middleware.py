@@ -1,0 +1,70 @@
+"""The HTTP edge: request metrics and the catch-all error mapping.
+
+`error_middleware` is the one place a raised error becomes an HTTP answer: typed
+Kronk errors and aiohttp's own HTTP errors get their status and the API's error
+shape from kronk.server.errors; anything else is a bug, logged with its traceback
+and answered with a 500 JSON body that leaks no internals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from kronk.errors import KronkError
+from kronk.server.errors import ShuttingDownError, api_style, error_response, spec_for
+from kronk.server.keys import METRICS
+
+log = logging.getLogger("kronk.server")
+
+
+def route_label(request: web.Request) -> str:
+    """The route template (`/v1/models/{id}`), never the raw path, to bound label cardinality."""
+    info = request.match_info
+    resource = info.route.resource if info is not None and info.route is not None else None
+    if resource is None or info.http_exception is not None:
+        return "unmatched"
+    return resource.canonical
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    started = time.monotonic()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = route_label(request)
+        metrics.http_requests.inc(route=route, method=request.method, status=str(status))
+        metrics.http_duration.observe(time.monotonic() - started, route=route)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except (KronkError, ShuttingDownError) as exc:
+        response = error_response(exc, api_style(request.path))
+        log.info("%s %s -> %d %s: %s", request.method, request.path, response.status,
+                 type(exc).__name__, exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(exc, api_style(request.path))
+    except Exception as exc:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        response = error_response(exc, api_style(request.path))
+    else:
+        return response
+    spec = spec_for(exc)
+    request.app[METRICS].http_errors.inc(route=route_label(request), code=spec.code or str(spec.status))
+    return response

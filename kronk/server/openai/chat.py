@@ -1,0 +1,174 @@
+"""POST /v1/chat/completions: parse → AsyncKronk.chat / chat_stream → encode."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from kronk.sdk.requests import ChatRequest, ChatResult, new_id
+from kronk.server.errors import openai_error_body
+from kronk.server.keys import KRONK, METRICS, SETTINGS
+from kronk.server.meter import RequestMeter
+from kronk.server.openai import protocol as p
+from kronk.server.respond import json_response
+from kronk.server.streaming import Frame, stream_response
+from kronk.server.validate import Body, read_json
+
+
+@dataclass(slots=True)
+class ChatCall:
+    request: ChatRequest
+    stream: bool
+    include_usage: bool
+
+
+def parse_chat(body: Body, limits: p.Limits) -> ChatCall:
+    """A chat completion request body as a ChatRequest; raises InvalidRequestError(param=...)."""
+    messages = p.parse_messages(body)
+    tools = p.parse_tools(body)
+    tool_choice = p.parse_tool_choice(body, tools)
+    response_format = p.parse_response_format(body)
+    sampling = p.parse_sampling(body)
+    if sampling.grammar and response_format is not None:
+        raise body.error("grammar", "cannot be combined with response_format")
+    logprobs, top_logprobs = p.parse_logprobs(body)
+    enable_thinking, template_kwargs = p.parse_thinking(body)
+    stream, include_usage = p.parse_stream(body)
+    request = ChatRequest(
+        messages=messages,
+        model=p.parse_model(body),
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=bool(body.boolean("parallel_tool_calls", default=True)),
+        response_format=response_format,
+        sampling=sampling,
+        max_tokens=p.parse_max_tokens(body, limits),
+        stop=p.parse_stop(body),
+        n=p.parse_n(body),
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
+        ignore_eos=bool(body.boolean("ignore_eos", default=False)),
+        enable_thinking=enable_thinking,
+        chat_template_kwargs=template_kwargs,
+        template=body.string("chat_template") or None,
+    )
+    return ChatCall(request, stream, include_usage)
+
+
+def encode_chat_result(result: ChatResult) -> dict[str, Any]:
+    choices = []
+    for choice in result.choices:
+        message: dict[str, Any] = {"role": "assistant", "content": choice.content, "refusal": None}
+        if choice.reasoning_content:
+            message["reasoning_content"] = choice.reasoning_content
+        if choice.tool_calls:
+            message["tool_calls"] = [call.to_openai() for call in choice.tool_calls]
+        choices.append({
+            "index": choice.index,
+            "message": message,
+            "logprobs": p.encode_chat_logprobs(choice.logprobs),
+            "finish_reason": p.finish_reason(choice.finish_reason),
+        })
+    return {
+        "id": result.id,
+        "object": "chat.completion",
+        "created": result.created,
+        "model": result.model,
+        "system_fingerprint": p.SYSTEM_FINGERPRINT,
+        "choices": choices,
+        "usage": p.encode_usage(result.usage),
+    }
+
+
+class ChatStreamEncoder:
+    """`chat.completion.chunk` frames, a final usage chunk if asked, then `[DONE]`."""
+
+    def __init__(self, model: str, *, n: int = 1, include_usage: bool = False, logprobs: bool = False) -> None:
+        self.id = new_id("chatcmpl")
+        self.created = int(time.time())
+        self.model = model
+        self.n = n
+        self.include_usage = include_usage
+        self.logprobs = logprobs
+        self.usages: dict[int, Usage] = {}
+
+    def _chunk(self, choice: int, delta: dict[str, Any], finish: str | None = None,
+               logprobs: dict[str, Any] | None = None) -> Frame:
+        chunk: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": p.SYSTEM_FINGERPRINT,
+            "choices": [{"index": choice, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return None, chunk
+
+    def start(self) -> list[Frame]:
+        return [self._chunk(i, {"role": "assistant", "content": ""}) for i in range(self.n)]
+
+    def encode(self, event: Any) -> list[Frame]:
+        if isinstance(event, TextDelta):
+            logprobs = p.encode_chat_logprobs(event.logprobs) if self.logprobs else None
+            return [self._chunk(event.choice, {"content": event.text}, logprobs=logprobs)]
+        if isinstance(event, ReasoningDelta):
+            return [self._chunk(event.choice, {"reasoning_content": event.text})]
+        if isinstance(event, ToolCallDelta):
+            call: dict[str, Any] = {"index": event.index}
+            function: dict[str, Any] = {}
+            if event.id is not None:
+                call["id"] = event.id
+                call["type"] = "function"
+            if event.name is not None:
+                function["name"] = event.name
+            function["arguments"] = event.arguments
+            call["function"] = function
+            return [self._chunk(event.choice, {"tool_calls": [call]})]
+        if isinstance(event, Finish):
+            self.usages[event.choice] = event.usage
+            return [self._chunk(event.choice, {}, finish=p.finish_reason(event.reason))]
+        return []
+
+    def finish(self) -> list[Frame]:
+        frames: list[Frame] = []
+        if self.include_usage:
+            usage = p.merge_usage(list(self.usages.values()))
+            frames.append((None, {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "system_fingerprint": p.SYSTEM_FINGERPRINT,
+                "choices": [],
+                "usage": p.encode_usage(usage),
+            }))
+        frames.append((None, "[DONE]"))
+        return frames
+
+    def error(self, exc: BaseException) -> list[Frame]:
+        return [(None, openai_error_body(exc))]
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    settings, kronk = request.app[SETTINGS], request.app[KRONK]
+    body = Body(await read_json(request, settings.max_body_size))
+    call = parse_chat(body, p.Limits.from_settings(settings))
+    model = call.request.model or settings.default_model
+    meter = RequestMeter(request.app[METRICS], model, "chat")
+    if call.stream:
+        encoder = ChatStreamEncoder(model, n=call.request.n, include_usage=call.include_usage,
+                                    logprobs=call.request.logprobs)
+        return await stream_response(request, kronk.chat_stream(call.request), encoder, meter)
+    result = await kronk.chat(call.request)
+    meter.on_usage(result.usage)
+    return json_response(encode_chat_result(result))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/chat/completions", chat_completions)

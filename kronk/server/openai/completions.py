@@ -1,0 +1,208 @@
+"""POST /v1/completions: text completion, FIM with `suffix`, echo, legacy logprobs.
+
+`prompt` may be a string, a token list, or an array of either; several prompts run
+concurrently and their choices are numbered prompt-major, as OpenAI does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from kronk.engine.types import Finish, TextDelta, TokenLogprob, Usage
+from kronk.errors import RequestTooLargeError
+from kronk.sdk.requests import CompletionChoice, CompletionRequest, CompletionResult, new_id
+from kronk.server.errors import openai_error_body
+from kronk.server.keys import KRONK, METRICS, SETTINGS
+from kronk.server.meter import RequestMeter
+from kronk.server.openai import protocol as p
+from kronk.server.respond import json_response
+from kronk.server.streaming import Frame, stream_response
+from kronk.server.tasks import gather_or_cancel
+from kronk.server.validate import Body, read_json
+
+MAX_LEGACY_LOGPROBS = 20
+
+
+@dataclass(slots=True)
+class CompletionCall:
+    requests: list[CompletionRequest]
+    """One per prompt."""
+    stream: bool
+    include_usage: bool
+
+
+def _is_tokens(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
+
+
+def parse_prompts(body: Body, limits: p.Limits) -> list[str | list[int]]:
+    raw = body.raw("prompt")
+    if "prompt" not in body.data or raw is None:
+        raise body.error("prompt", "is required")
+    if isinstance(raw, str) or (_is_tokens(raw) and raw):
+        return [raw]
+    if isinstance(raw, list) and raw and all(isinstance(x, str) or (_is_tokens(x) and x) for x in raw):
+        if len(raw) > limits.max_inputs:
+            raise RequestTooLargeError(f"prompt has {len(raw)} entries; the limit is {limits.max_inputs}")
+        return list(raw)
+    raise body.error("prompt", "must be a string, an array of token ids, or an array of those")
+
+
+def parse_completion(body: Body, limits: p.Limits) -> CompletionCall:
+    prompts = parse_prompts(body, limits)
+    stream, include_usage = p.parse_stream(body)
+    if stream and len(prompts) > 1:
+        raise body.error("prompt", "streaming takes a single prompt")
+    top = body.integer("logprobs", min=0, max=MAX_LEGACY_LOGPROBS)
+    suffix = body.string("suffix")
+    n = p.parse_n(body)
+    best_of = body.integer("best_of", min=1, max=p.MAX_N)
+    if best_of is not None and best_of != n:
+        raise body.error("best_of", "is not supported (only best_of == n)")
+    base = CompletionRequest(
+        prompt="",
+        model=p.parse_model(body),
+        suffix=suffix if suffix else None,
+        echo=bool(body.boolean("echo", default=False)),
+        sampling=p.parse_sampling(body),
+        max_tokens=p.parse_max_tokens(body, limits, names=("max_tokens",), default=16),
+        stop=p.parse_stop(body),
+        n=n,
+        logprobs=top is not None,
+        top_logprobs=int(top or 0),
+        ignore_eos=bool(body.boolean("ignore_eos", default=False)),
+        add_special=bool(body.boolean("add_special", default=True)),
+    )
+    return CompletionCall([dataclasses.replace(base, prompt=pr) for pr in prompts], stream, include_usage)
+
+
+def encode_legacy_logprobs(items: list[TokenLogprob] | None, offset: int = 0) -> dict[str, Any] | None:
+    """The completions API's column-wise logprobs object."""
+    if items is None:
+        return None
+    text_offset, position = [], offset
+    for lp in items:
+        text_offset.append(position)
+        position += len(lp.token)
+    return {
+        "tokens": [lp.token for lp in items],
+        "token_logprobs": [lp.logprob for lp in items],
+        "top_logprobs": [{t.token: t.logprob for t in lp.top_logprobs} for lp in items],
+        "text_offset": text_offset,
+    }
+
+
+def encode_completion_results(results: list[CompletionResult], model: str) -> dict[str, Any]:
+    choices: list[dict[str, Any]] = []
+    usages: list[Usage] = []
+    for prompt_index, result in enumerate(results):
+        usages.append(result.usage)
+        for choice in result.choices:
+            choices.append(_encode_choice(choice, prompt_index * len(result.choices) + choice.index))
+    usage = p.merge_usage(usages) if len(results) == 1 else _sum_usage(usages)
+    return {
+        "id": results[0].id if results else new_id("cmpl"),
+        "object": "text_completion",
+        "created": results[0].created if results else int(time.time()),
+        "model": results[0].model if results else model,
+        "system_fingerprint": p.SYSTEM_FINGERPRINT,
+        "choices": choices,
+        "usage": p.encode_usage(usage),
+    }
+
+
+def _encode_choice(choice: CompletionChoice, index: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "text": choice.text,
+        "logprobs": encode_legacy_logprobs(choice.logprobs),
+        "finish_reason": p.finish_reason(choice.finish_reason),
+    }
+
+
+def _sum_usage(usages: list[Usage]) -> Usage:
+    return Usage(
+        prompt_tokens=sum(u.prompt_tokens for u in usages),
+        completion_tokens=sum(u.completion_tokens for u in usages),
+        cached_tokens=sum(u.cached_tokens for u in usages),
+        reasoning_tokens=sum(u.reasoning_tokens for u in usages),
+        time_to_first_token_ms=min((u.time_to_first_token_ms for u in usages), default=0.0),
+        tokens_per_second=sum(u.tokens_per_second for u in usages) / max(1, len(usages)),
+    )
+
+
+class CompletionStreamEncoder:
+    """`text_completion` chunks, an optional usage chunk, then `[DONE]`."""
+
+    def __init__(self, model: str, *, include_usage: bool = False, logprobs: bool = False) -> None:
+        self.id = new_id("cmpl")
+        self.created = int(time.time())
+        self.model = model
+        self.include_usage = include_usage
+        self.logprobs = logprobs
+        self.usages: dict[int, Usage] = {}
+        self.offsets: dict[int, int] = {}
+
+    def _chunk(self, choice: int, text: str, finish: str | None = None,
+               logprobs: dict[str, Any] | None = None) -> Frame:
+        chunk: dict[str, Any] = {
+            "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+            "system_fingerprint": p.SYSTEM_FINGERPRINT,
+            "choices": [{"index": choice, "text": text, "logprobs": logprobs, "finish_reason": finish}],
+        }
+        if self.include_usage:
+            chunk["usage"] = None
+        return None, chunk
+
+    def start(self) -> list[Frame]:
+        return []
+
+    def encode(self, event: Any) -> list[Frame]:
+        if isinstance(event, TextDelta):
+            offset = self.offsets.get(event.choice, 0)
+            self.offsets[event.choice] = offset + len(event.text)
+            logprobs = encode_legacy_logprobs(event.logprobs, offset) if self.logprobs else None
+            return [self._chunk(event.choice, event.text, logprobs=logprobs)]
+        if isinstance(event, Finish):
+            self.usages[event.choice] = event.usage
+            return [self._chunk(event.choice, "", finish=p.finish_reason(event.reason))]
+        return []
+
+    def finish(self) -> list[Frame]:
+        frames: list[Frame] = []
+        if self.include_usage:
+            frames.append((None, {
+                "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
+                "system_fingerprint": p.SYSTEM_FINGERPRINT, "choices": [],
+                "usage": p.encode_usage(p.merge_usage(list(self.usages.values()))),
+            }))
+        frames.append((None, "[DONE]"))
+        return frames
+
+    def error(self, exc: BaseException) -> list[Frame]:
+        return [(None, openai_error_body(exc))]
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    settings, kronk = request.app[SETTINGS], request.app[KRONK]
+    body = Body(await read_json(request, settings.max_body_size))
+    call = parse_completion(body, p.Limits.from_settings(settings))
+    first = call.requests[0]
+    model = first.model or settings.default_model
+    meter = RequestMeter(request.app[METRICS], model, "completions")
+    if call.stream:
+        encoder = CompletionStreamEncoder(model, include_usage=call.include_usage, logprobs=first.logprobs)
+        return await stream_response(request, kronk.complete_stream(first), encoder, meter)
+    results = await gather_or_cancel(kronk.complete(r) for r in call.requests)
+    for result in results:
+        meter.on_usage(result.usage)
+    return json_response(encode_completion_results(results, model))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/v1/completions", completions)

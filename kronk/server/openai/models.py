@@ -1,0 +1,38 @@
+"""GET /v1/models and /v1/models/{id} (ids may contain '/')."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from kronk.sdk.requests import ModelInfo
+from kronk.server.keys import KRONK
+from kronk.server.respond import json_response
+
+
+def encode_model(info: ModelInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "object": "model",
+        "created": info.created,
+        "owned_by": info.owned_by,
+        "loaded": info.loaded,
+        "capabilities": info.capabilities,
+    }
+
+
+async def list_models(request: web.Request) -> web.Response:
+    kronk = request.app[KRONK]
+    models = kronk.list_models()
+    return json_response({"object": "list", "data": [encode_model(m) for m in models]})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    info = await request.app[KRONK].model_info(request.match_info["id"])
+    return json_response(encode_model(info))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{id:.+}", get_model)

@@ -1,0 +1,365 @@
+"""The server's configuration: one table of options, four sources.
+
+Every option has a flag (`--ctx-size`) and an env var (`KRONK_CTX_SIZE`) with
+matching names, and may appear in the YAML config file (`ctx_size:` or `ctx-size:`).
+Precedence, highest first: flag > env > config file > default. Model options
+(slots, ctx size, threads, ...) default to "unset": only values the operator set
+somewhere override what the catalog or the per-model config file says, so a
+catalog entry's tuned context size is not clobbered by a global default.
+
+The per-model config file (`--model-config` / `KRONK_MODEL_CONFIG`) maps a model id
+to ModelSettings overrides; it is the most specific source for that model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kronk.errors import ConfigError
+from kronk.sdk.settings import ModelSettings, PoolSettings
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct-Q4_1"
+"""The catalog's default chat model (alias `smollm2`), used when none is configured."""
+
+SECURITY_MODES = ("off", "management", "full")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+FLASH_ATTN = ("auto", "on", "off")
+CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
+
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+_DURATIONS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_size(value: object) -> int:
+    """Bytes from an int or a text like `32MiB`, `10mb`, `4096`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like 32MiB")
+    if isinstance(value, int):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+    if not match or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"expected a size like 32MiB, got {value!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a text like `90`, `5m`, `1.5h`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 5m")
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhSMH]?)\s*", str(value))
+    if not match:
+        raise ValueError(f"expected a duration like 300, 5m or 1h, got {value!r}")
+    return float(match.group(1)) * _DURATIONS[match.group(2).lower()]
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def parse_int(value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def parse_str(value: object) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected a string, got {value!r}")
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting: its name gives the flag, the env var and the config-file key."""
+
+    name: str
+    parse: Callable[[object], Any]
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    model_field: str | None = None
+    """The ModelSettings field this option sets (model options default to unset)."""
+    metavar: str = "VALUE"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "KRONK_" + self.name.upper()
+
+    def convert(self, value: object, source: str) -> Any:
+        """Parse a raw value; a bad one is a ConfigError naming where it came from."""
+        try:
+            parsed = self.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        if self.choices is not None and parsed not in self.choices:
+            raise ConfigError(f"{source}: must be one of {', '.join(self.choices)}, got {parsed!r}")
+        return parsed
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", parse_str, "127.0.0.1", "Address to listen on.", metavar="HOST"),
+    Option("port", parse_int, 11435, "Port to listen on.", metavar="PORT"),
+    Option("model", parse_str, None, f"Default model: catalog id, alias or GGUF path (default {DEFAULT_MODEL}).",
+           metavar="MODEL"),
+    Option("preload", parse_bool, True, "Load the default model at startup (readiness waits for it).",
+           metavar="BOOL"),
+    Option("slots", parse_int, None, "Parallel sequences per model (continuous batching).", model_field="slots",
+           metavar="N"),
+    Option("threads", parse_int, None, "Decode threads per model (0: all cores).", model_field="threads",
+           metavar="N"),
+    Option("ctx_size", parse_int, None, "KV cells per model, shared by its slots (0: training context).",
+           model_field="context_size", metavar="N"),
+    Option("batch_size", parse_int, None, "Logical batch size for prefill.", model_field="batch_size",
+           metavar="N"),
+    Option("ubatch_size", parse_int, None, "Physical batch size.", model_field="ubatch_size", metavar="N"),
+    Option("gpu_layers", parse_int, None, "Layers to offload to the GPU (-1: all).", model_field="gpu_layers",
+           metavar="N"),
+    Option("flash_attn", parse_str, None, "Flash attention.", choices=FLASH_ATTN, model_field="flash_attention",
+           metavar="MODE"),
+    Option("cache_type_k", parse_str, None, "KV cache type for K.", choices=CACHE_TYPES,
+           model_field="cache_type_k", metavar="TYPE"),
+    Option("cache_type_v", parse_str, None, "KV cache type for V.", choices=CACHE_TYPES,
+           model_field="cache_type_v", metavar="TYPE"),
+    Option("queue_size", parse_int, None, "Requests that may wait for a slot before 429.",
+           model_field="queue_size", metavar="N"),
+    Option("max_models", parse_int, 3, "Models kept in memory at once.", metavar="N"),
+    Option("model_ttl", parse_duration, 300.0, "Unload a model idle this long (0: never); e.g. 300, 5m.",
+           metavar="DURATION"),
+    Option("max_body_size", parse_size, 32 * 1024**2, "Largest request body; e.g. 32MiB.", metavar="SIZE"),
+    Option("max_tokens_limit", parse_int, 32768, "Largest max_tokens a request may ask for.", metavar="N"),
+    Option("max_inputs", parse_int, 2048, "Most inputs in one embeddings/rerank/completions request.",
+           metavar="N"),
+    Option("keepalive", parse_duration, 15.0, "Seconds between SSE keep-alive comments.", metavar="DURATION"),
+    Option("security", parse_str, "off", "Who must present a token: off, management (admin routes) or full.",
+           choices=SECURITY_MODES, metavar="MODE"),
+    Option("log_level", parse_str, "info", "Log level.", choices=LOG_LEVELS, metavar="LEVEL"),
+)
+OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+CONFIG_ENV = "KRONK_CONFIG"
+MODEL_CONFIG_ENV = "KRONK_MODEL_CONFIG"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Resolved server configuration. `explicit` names the options some source set."""
+
+    host: str = "127.0.0.1"
+    port: int = 11435
+    model: str | None = None
+    preload: bool = True
+    slots: int | None = None
+    threads: int | None = None
+    ctx_size: int | None = None
+    batch_size: int | None = None
+    ubatch_size: int | None = None
+    gpu_layers: int | None = None
+    flash_attn: str | None = None
+    cache_type_k: str | None = None
+    cache_type_v: str | None = None
+    queue_size: int | None = None
+    max_models: int = 3
+    model_ttl: float = 300.0
+    max_body_size: int = 32 * 1024**2
+    max_tokens_limit: int = 32768
+    max_inputs: int = 2048
+    keepalive: float = 15.0
+    security: str = "off"
+    log_level: str = "info"
+    config_file: Path | None = None
+    model_config_file: Path | None = None
+    per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Model id -> ModelSettings overrides from the model config file."""
+    explicit: frozenset[str] = frozenset()
+
+    @property
+    def default_model(self) -> str:
+        return self.model or DEFAULT_MODEL
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+    def model_overrides(self) -> dict[str, Any]:
+        """ModelSettings fields the operator set (flag, env or config file)."""
+        out: dict[str, Any] = {}
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            if option.model_field is not None and value is not None:
+                out[option.model_field] = value
+        return out
+
+    def pool_settings(self) -> PoolSettings:
+        """The SDK pool configuration.
+
+        Explicit model options are merged into each per-model entry's base so the
+        model config file still wins for its model; for models without an entry
+        they apply as defaults.
+        """
+        overrides = self.model_overrides()
+        per_model = {model_id: {**overrides, **cfg} for model_id, cfg in self.per_model.items()}
+        return PoolSettings(
+            default_model=self.default_model,
+            max_models=self.max_models,
+            ttl_seconds=self.model_ttl,
+            model_defaults=ModelSettings().merged(overrides),
+            per_model=per_model,
+        )
+
+    def validate(self) -> None:
+        """Range checks that no parser can do alone."""
+        checks: list[tuple[bool, str]] = [
+            (0 <= self.port <= 65535, "port must be between 0 and 65535"),
+            (self.slots is None or self.slots >= 1, "slots must be at least 1"),
+            (self.threads is None or self.threads >= 0, "threads must be 0 or more"),
+            (self.ctx_size is None or self.ctx_size >= 0, "ctx_size must be 0 or more"),
+            (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.ubatch_size is None or self.ubatch_size >= 1, "ubatch_size must be at least 1"),
+            (self.queue_size is None or self.queue_size >= 0, "queue_size must be 0 or more"),
+            (self.max_models >= 1, "max_models must be at least 1"),
+            (self.model_ttl >= 0, "model_ttl must be 0 or more"),
+            (self.max_body_size >= 1024, "max_body_size must be at least 1KiB"),
+            (self.max_tokens_limit >= 1, "max_tokens_limit must be at least 1"),
+            (self.max_inputs >= 1, "max_inputs must be at least 1"),
+            (self.keepalive > 0, "keepalive must be more than 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must be a mapping of setting names to values")
+    return data
+
+
+def _normalise_key(key: object) -> str:
+    return str(key).strip().replace("-", "_").lower()
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Options from the YAML config file; unknown keys are an error (typos must not pass)."""
+    raw = _read_yaml(path, "config file")
+    out: dict[str, Any] = {}
+    allowed = set(OPTIONS_BY_NAME) | {"model_config"}
+    for key, value in raw.items():
+        name = _normalise_key(key)
+        if name not in allowed:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        out[name] = value
+    return out
+
+
+_MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelSettings)}
+_MODEL_ALIASES = {o.name: o.model_field for o in OPTIONS if o.model_field}
+
+
+def read_model_config(path: Path) -> dict[str, dict[str, Any]]:
+    """Model id -> ModelSettings overrides. Accepts `{models: {...}}` or a bare mapping.
+
+    Keys may use ModelSettings names (`context_size`) or flag names (`ctx-size`).
+    """
+    raw = _read_yaml(path, "model config file")
+    models = raw.get("models", raw) if isinstance(raw.get("models"), dict) else raw
+    out: dict[str, dict[str, Any]] = {}
+    for model_id, cfg in models.items():
+        if cfg is None:
+            cfg = {}
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"model config file {path}: entry {model_id!r} must be a mapping")
+        entry: dict[str, Any] = {}
+        for key, value in cfg.items():
+            name = _normalise_key(key)
+            name = _MODEL_ALIASES.get(name, name)
+            if name not in _MODEL_FIELDS:
+                raise ConfigError(f"model config file {path}: {model_id}: unknown setting {key!r}")
+            entry[name] = value
+        out[str(model_id)] = entry
+    return out
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServerSettings:
+    """Resolve every option from flags > env > config file > defaults.
+
+    `flags` holds only values given on the command line (None means not given);
+    `config` and `model_config` keys name the two files.
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    env = os.environ if environ is None else environ
+
+    config_path = flags.get("config") or env.get(CONFIG_ENV) or None
+    file_values: dict[str, Any] = {}
+    if config_path:
+        config_path = Path(str(config_path)).expanduser()
+        file_values = read_config_file(config_path)
+
+    values: dict[str, Any] = {}
+    explicit: set[str] = set()
+    for option in OPTIONS:
+        if option.name in flags:
+            values[option.name] = option.convert(flags[option.name], option.flag)
+        elif env.get(option.env, "") != "":
+            values[option.name] = option.convert(env[option.env], option.env)
+        elif option.name in file_values:
+            values[option.name] = option.convert(file_values[option.name], f"{config_path}: {option.name}")
+        else:
+            continue
+        explicit.add(option.name)
+
+    model_config_path = flags.get("model_config") or env.get(MODEL_CONFIG_ENV) or file_values.get("model_config")
+    per_model: dict[str, dict[str, Any]] = {}
+    if model_config_path:
+        model_config_path = Path(str(model_config_path)).expanduser()
+        per_model = read_model_config(model_config_path)
+
+    settings = ServerSettings(
+        **values,
+        config_file=Path(config_path) if config_path else None,
+        model_config_file=Path(model_config_path) if model_config_path else None,
+        per_model=per_model,
+        explicit=frozenset(explicit),
+    )
+    settings.validate()
+    return settings
