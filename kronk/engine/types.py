@@ -95,6 +95,8 @@ class Usage:
     reasoning_tokens: int = 0
     time_to_first_token_ms: float = 0.0
     tokens_per_second: float = 0.0
+    queue_wait_ms: float = 0.0
+    """Time from submission until a slot took the request (admission queue wait)."""
 
     @property
     def total_tokens(self) -> int:
