@@ -71,14 +71,19 @@ class PoolSettings:
     ttl_seconds: float = 300.0
     """Unload a model idle this long (0: never)."""
     model_defaults: ModelSettings = field(default_factory=ModelSettings)
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """ModelSettings fields the operator set explicitly (flags, env, config file) for every model."""
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Model id -> overrides of ModelSettings fields (from the model config file)."""
 
     def settings_for(self, model_id: str, catalog_config: dict[str, Any] | None = None) -> ModelSettings:
-        """Defaults, then the catalog's config for the model, then the operator's overrides."""
+        """Most specific wins: built-in defaults < the catalog's config for the model <
+        the operator's explicit settings < the operator's per-model config."""
         settings = self.model_defaults
         if catalog_config:
             settings = settings.merged(catalog_config)
+        if self.overrides:
+            settings = settings.merged(self.overrides)
         if model_id in self.per_model:
             settings = settings.merged(self.per_model[model_id])
         return settings

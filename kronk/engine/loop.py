@@ -1,0 +1,548 @@
+"""The continuous-batching engine: one llama context, many slots, one decode thread.
+
+Every step puts one token per generating slot into the batch, then fills the room
+left with prompt chunks of slots still prefilling (chunked prefill: a long new prompt
+never freezes running streams). After the decode, each slot that produced logits
+samples in C, and its text goes through UTF-8 reassembly and the stop-string matcher
+before it is handed to the job's sink. Idle slots keep their KV so a new prompt that
+shares a prefix (the next turn of a chat) only evaluates what is new; a bounded RAM
+cache keeps sequence states that would otherwise be overwritten.
+
+Only the engine thread calls into the context. Other threads talk to it through
+`submit` / `cancel` / `call`, guarded by one condition variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kronk.engine.cache import PromptCache, common_prefix
+from kronk.engine.jobs import Job, Sink
+from kronk.engine.logprobs import token_logprobs
+from kronk.engine.stop import StopMatcher
+from kronk.engine.types import Finish, GenerateRequest, TextDelta, Usage
+from kronk.errors import BusyError, ContextOverflowError, InvalidRequestError, KronkError
+from kronk.llama import Batch, Context, KVCacheFullError, Model, SamplerChain, Utf8Stream
+from kronk.llama.context import ContextParams
+
+logger = logging.getLogger("kronk.engine")
+
+
+@dataclass(slots=True)
+class EngineConfig:
+    n_ctx: int = 4096
+    slots: int = 4
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    threads: int = 0
+    threads_batch: int = 0
+    flash_attn: str = "auto"
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    queue_size: int = 64
+    prompt_cache_bytes: int = 256 * 1024 * 1024
+    embeddings: bool = False
+    pooling: str = "unspecified"
+
+
+@dataclass(slots=True)
+class EngineStats:
+    slots: int
+    active_slots: int
+    queued: int
+    n_ctx: int
+    kv_cells_used: int
+    prompt_tokens_total: int
+    completion_tokens_total: int
+    prompt_tokens_cached_total: int
+    prompt_cache_hits: int
+    prompt_cache_entries: int
+    prompt_cache_bytes: int
+    steps: int
+    python_seconds: float
+    decode_seconds: float
+
+
+class Slot:
+    """One sequence of the context and the job it serves."""
+
+    __slots__ = (
+        "seq_id", "job", "cache", "n_cached", "prompt_pos", "sampler", "next_token", "row", "n_generated",
+        "utf8", "stop", "max_tokens", "n_prompt", "n_prompt_cached", "first_token_at", "last_used",
+        "logprobs", "top_logprobs", "ignore_eos",
+    )
+
+    def __init__(self, seq_id: int, n_ctx: int) -> None:
+        self.seq_id = seq_id
+        self.job: Job | None = None
+        self.cache = np.zeros(n_ctx + 1, dtype=np.int32)
+        self.n_cached = 0
+        self.prompt_pos = 0
+        self.sampler: SamplerChain | None = None
+        self.next_token = -1
+        self.row = -1
+        self.n_generated = 0
+        self.utf8 = Utf8Stream()
+        self.stop = StopMatcher([])
+        self.max_tokens = 0
+        self.n_prompt = 0
+        self.n_prompt_cached = 0
+        self.first_token_at = 0.0
+        self.last_used = 0.0
+        self.logprobs = False
+        self.top_logprobs = 0
+        self.ignore_eos = False
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+    @property
+    def prefilling(self) -> bool:
+        return self.job is not None and self.prompt_pos < self.n_prompt
+
+
+class Engine:
+    """Serves generation jobs for one model. Thread-safe; use as a context manager or close()."""
+
+    def __init__(self, model: Model, config: EngineConfig | None = None) -> None:
+        self.model = model
+        self.config = config = config or EngineConfig()
+        self.vocab = model.vocab
+        params = ContextParams(
+            n_ctx=config.n_ctx,
+            n_batch=config.n_batch,
+            n_ubatch=config.n_batch if config.embeddings else config.n_ubatch,
+            n_seq_max=max(1, config.slots),
+            n_threads=config.threads,
+            n_threads_batch=config.threads_batch,
+            embeddings=config.embeddings,
+            pooling=config.pooling,
+            flash_attn=config.flash_attn,
+            cache_type_k=config.cache_type_k,
+            cache_type_v=config.cache_type_v,
+            kv_unified=True,
+        )
+        self.ctx = Context(model, params)
+        self.n_ctx = self.ctx.n_ctx_seq
+        self.slots = [Slot(i, self.n_ctx) for i in range(self.ctx.n_seq_max)]
+        self.batch = Batch(self.ctx.n_batch, 1)
+        self.prompt_cache = PromptCache(config.prompt_cache_bytes)
+        self._eog = self.vocab.eog_mask()
+        self._piece = self.vocab.piece
+        self._cond = threading.Condition()
+        self._pending: deque[Job] = deque()
+        self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        self._closing = False
+        self._prompt_total = 0
+        self._completion_total = 0
+        self._cached_total = 0
+        self._steps = 0
+        self._python_s = 0.0
+        self._decode_s = 0.0
+        self._thread = threading.Thread(target=self._run, name=f"kronk-engine-{model.path.name}", daemon=True)
+        self._thread.start()
+
+    # --- public, any thread -------------------------------------------------------
+
+    def submit(self, request: GenerateRequest, sink: Sink, choice: int = 0) -> Job:
+        """Queue a generation; events go to `sink`. Raises BusyError when the queue is full."""
+        self._validate(request)
+        job = Job(request, sink, choice)
+        with self._cond:
+            if self._closing:
+                raise BusyError("the model is unloading", retry_after=1.0)
+            if len(self._pending) >= self.config.queue_size:
+                raise BusyError(f"all {len(self.slots)} slots busy and {len(self._pending)} requests queued")
+            self._pending.append(job)
+            self._cond.notify()
+        return job
+
+    def cancel(self, job: Job) -> None:
+        """Stop a job at the next step; its slot is freed and it finishes with 'cancelled'."""
+        with self._cond:
+            job.cancelled = True
+            self._cond.notify()
+
+    def call(self, fn: Callable[[], Any]) -> Future[Any]:
+        """Run `fn` on the engine thread between steps (for embeddings and state work)."""
+        future: Future[Any] = Future()
+        with self._cond:
+            if self._closing:
+                raise BusyError("the model is unloading", retry_after=1.0)
+            self._calls.append((fn, future))
+            self._cond.notify()
+        return future
+
+    @property
+    def active(self) -> int:
+        return sum(1 for slot in self.slots if slot.busy)
+
+    @property
+    def queued(self) -> int:
+        return len(self._pending)
+
+    def stats(self) -> EngineStats:
+        used = sum(slot.n_cached for slot in self.slots)
+        return EngineStats(
+            slots=len(self.slots),
+            active_slots=self.active,
+            queued=self.queued,
+            n_ctx=self.ctx.n_ctx,
+            kv_cells_used=used,
+            prompt_tokens_total=self._prompt_total,
+            completion_tokens_total=self._completion_total,
+            prompt_tokens_cached_total=self._cached_total,
+            prompt_cache_hits=self.prompt_cache.hits,
+            prompt_cache_entries=len(self.prompt_cache),
+            prompt_cache_bytes=self.prompt_cache.used_bytes,
+            steps=self._steps,
+            python_seconds=self._python_s,
+            decode_seconds=self._decode_s,
+        )
+
+    def close(self) -> None:
+        """Cancel everything, stop the thread and free the context (not the model)."""
+        with self._cond:
+            self._closing = True
+            for job in self._pending:
+                job.cancelled = True
+            for slot in self.slots:
+                if slot.job is not None:
+                    slot.job.cancelled = True
+            self._cond.notify()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=60)
+        self.ctx.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- validation ----------------------------------------------------------------
+
+    def _validate(self, request: GenerateRequest) -> None:
+        n = len(request.prompt_tokens)
+        if n == 0:
+            raise InvalidRequestError("the prompt is empty", param="prompt")
+        if n >= self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt has {n} tokens but the context holds {self.n_ctx}", param="messages"
+            )
+        self.vocab.check_tokens(request.prompt_tokens)
+        if request.max_tokens is not None and request.max_tokens < 0:
+            raise InvalidRequestError("max_tokens must be >= 0", param="max_tokens")
+        if not 0 <= request.top_logprobs <= 20:
+            raise InvalidRequestError("top_logprobs must be between 0 and 20", param="top_logprobs")
+
+    # --- the engine thread ------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while (
+                        not self._closing
+                        and not self._pending
+                        and not self._calls
+                        and not any(slot.busy for slot in self.slots)
+                    ):
+                        self._cond.wait()
+                    if self._closing and not any(slot.busy for slot in self.slots) and not self._calls:
+                        for job in self._pending:
+                            self._finish_unstarted(job)
+                        self._pending.clear()
+                        return
+                    calls = list(self._calls)
+                    self._calls.clear()
+                for fn, future in calls:
+                    self._run_call(fn, future)
+                self._reap_cancelled()
+                self._admit()
+                if any(slot.busy for slot in self.slots):
+                    self._step()
+        except BaseException as exc:  # a bug: fail every job rather than hang them
+            logger.exception("engine thread crashed")
+            with self._cond:
+                self._closing = True
+                jobs = list(self._pending) + [s.job for s in self.slots if s.job is not None]
+                self._pending.clear()
+            for job in jobs:
+                job.sink(exc if isinstance(exc, KronkError) else KronkError(f"engine failure: {exc}"))
+
+    def _run_call(self, fn: Callable[[], Any], future: Future[Any]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    def _finish_unstarted(self, job: Job) -> None:
+        job.done = True
+        job.sink(Finish("cancelled", Usage(prompt_tokens=len(job.prompt)), job.choice))
+
+    def _reap_cancelled(self) -> None:
+        with self._cond:
+            cancelled = [job for job in self._pending if job.cancelled]
+            for job in cancelled:
+                self._pending.remove(job)
+        for job in cancelled:
+            self._finish_unstarted(job)
+        for slot in self.slots:
+            if slot.job is not None and slot.job.cancelled:
+                self._finish(slot, "cancelled")
+
+    # --- admission and prefix reuse ------------------------------------------------------
+
+    def _admit(self) -> None:
+        while True:
+            free = [slot for slot in self.slots if not slot.busy]
+            if not free:
+                return
+            with self._cond:
+                if not self._pending:
+                    return
+                job = self._pending.popleft()
+            try:
+                self._assign(job, free)
+            except Exception as exc:
+                job.done = True
+                job.sink(exc if isinstance(exc, KronkError) else KronkError(str(exc)))
+
+    def _assign(self, job: Job, free: list[Slot]) -> None:
+        prompt = job.prompt
+        best, best_len = free[0], -1
+        for slot in free:
+            length = common_prefix(slot.cache[: slot.n_cached], prompt)
+            if length > best_len or (length == best_len and slot.last_used < best.last_used):
+                best, best_len = slot, length
+        slot = best
+        cached_len, entry = self.prompt_cache.best(prompt) if self.prompt_cache.budget_bytes else (0, None)
+        if entry is not None and cached_len > best_len + 16:
+            self._save_slot_state(slot)
+            self.ctx.seq_rm(slot.seq_id)
+            self.ctx.seq_state_load(entry.state, slot.seq_id)
+            slot.cache[: len(entry.tokens)] = entry.tokens
+            slot.n_cached = len(entry.tokens)
+            best_len = cached_len
+        keep = min(best_len, len(prompt) - 1)
+        if slot.n_cached - keep >= self.prompt_cache.min_tokens and keep < slot.n_cached // 2:
+            self._save_slot_state(slot)
+        if not self.ctx.seq_rm(slot.seq_id, keep, -1):
+            self.ctx.seq_rm(slot.seq_id)
+            keep = 0
+        slot.n_cached = keep
+        request = job.request
+        slot.sampler = SamplerChain.from_params(self.model, request.sampling)
+        # Penalty samplers need the prompt history, as llama.cpp's tools feed it.
+        if slot.sampler.names and any(n in ("penalties", "dry") for n in slot.sampler.names):
+            for token in prompt.tolist():
+                slot.sampler.accept(token)
+        slot.job = job
+        slot.prompt_pos = keep
+        slot.n_prompt = len(prompt)
+        slot.n_prompt_cached = keep
+        slot.next_token = -1
+        slot.row = -1
+        slot.n_generated = 0
+        slot.utf8 = Utf8Stream()
+        slot.stop = StopMatcher(request.stop)
+        limit = self.n_ctx - len(prompt)
+        slot.max_tokens = limit if request.max_tokens is None else min(request.max_tokens, limit)
+        slot.logprobs = request.logprobs
+        slot.top_logprobs = request.top_logprobs if request.logprobs else 0
+        slot.ignore_eos = request.ignore_eos
+        slot.first_token_at = 0.0
+        job.started_at = time.perf_counter()
+        self._prompt_total += len(prompt)
+        self._cached_total += keep
+        if slot.max_tokens == 0:
+            self._finish(slot, "length")
+
+    def _save_slot_state(self, slot: Slot) -> None:
+        if self.prompt_cache.budget_bytes <= 0 or slot.n_cached < self.prompt_cache.min_tokens:
+            return
+        tokens = slot.cache[: slot.n_cached]
+        state = self.ctx.seq_state_save(slot.seq_id)
+        self.prompt_cache.put(tokens, state)
+
+    # --- one decode step ----------------------------------------------------------------
+
+    def _step(self) -> None:
+        t0 = time.perf_counter()
+        batch = self.batch
+        batch.clear()
+        generating = []
+        for slot in self.slots:
+            if slot.job is not None and slot.next_token >= 0:
+                slot.row = batch.add(slot.next_token, slot.n_cached, slot.seq_id, True)
+                generating.append(slot)
+        # Chunked prefill: while streams run, each step takes at most one ubatch of prompt.
+        budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - len(generating)))
+        prefilled: list[tuple[Slot, int]] = []
+        for slot in sorted((s for s in self.slots if s.prefilling), key=lambda s: s.job.submitted_at):
+            if budget <= 0:
+                break
+            take = min(budget, slot.n_prompt - slot.prompt_pos)
+            chunk = slot.job.prompt[slot.prompt_pos : slot.prompt_pos + take]
+            last = slot.prompt_pos + take == slot.n_prompt
+            row = batch.add_sequence(chunk, slot.n_cached, slot.seq_id, last)
+            slot.row = row if last else -1
+            prefilled.append((slot, take))
+            budget -= take
+        if batch.n_tokens == 0:
+            return
+        t1 = time.perf_counter()
+        try:
+            self.ctx.decode(batch)
+        except KVCacheFullError:
+            self._relieve_kv_pressure()
+            return
+        t2 = time.perf_counter()
+        for slot in generating:
+            slot.cache[slot.n_cached] = slot.next_token
+            slot.n_cached += 1
+        for slot, take in prefilled:
+            slot.cache[slot.n_cached : slot.n_cached + take] = slot.job.prompt[slot.prompt_pos : slot.prompt_pos + take]
+            slot.n_cached += take
+            slot.prompt_pos += take
+        now = time.perf_counter()
+        for slot in self.slots:
+            if slot.job is not None and slot.row >= 0:
+                self._sample(slot, now)
+                slot.row = -1
+        self._steps += 1
+        t3 = time.perf_counter()
+        self._decode_s += t2 - t1
+        self._python_s += (t1 - t0) + (t3 - t2)
+
+    def _sample(self, slot: Slot, now: float) -> None:
+        job = slot.job
+        assert job is not None and slot.sampler is not None
+        logprob_entries = None
+        if slot.logprobs:
+            logits = self.ctx.logits(slot.row)
+        token = slot.sampler.sample(self.ctx, slot.row)
+        if slot.logprobs:
+            logprob_entries = [token_logprobs(logits, token, slot.top_logprobs, self._piece)]
+        if slot.n_generated == 0:
+            slot.first_token_at = now
+        slot.n_generated += 1
+        if not slot.ignore_eos and self._eog[token]:
+            self._finish(slot, "stop")
+            return
+        text = slot.utf8.push(self._piece(token))
+        emit, stopped = slot.stop.push(text) if text else ("", False)
+        if emit or logprob_entries:
+            job.sink(TextDelta(emit, job.choice, logprob_entries))
+        if stopped:
+            self._finish(slot, "stop", flush=False)
+        elif slot.n_generated >= slot.max_tokens or slot.n_cached + 1 >= self.n_ctx:
+            self._finish(slot, "length")
+        else:
+            slot.next_token = token
+
+    def _finish(self, slot: Slot, reason: Any, flush: bool = True) -> None:
+        job = slot.job
+        assert job is not None
+        if flush and reason != "cancelled":
+            tail = slot.stop.push(slot.utf8.flush())[0] + slot.stop.flush()
+            if tail:
+                job.sink(TextDelta(tail, job.choice))
+        elapsed = (time.perf_counter() - slot.first_token_at) if slot.first_token_at else 0.0
+        usage = Usage(
+            prompt_tokens=slot.n_prompt,
+            completion_tokens=slot.n_generated,
+            cached_tokens=slot.n_prompt_cached,
+            time_to_first_token_ms=((slot.first_token_at - job.submitted_at) * 1000.0) if slot.first_token_at else 0.0,
+            tokens_per_second=(slot.n_generated - 1) / elapsed if elapsed > 0 and slot.n_generated > 1 else 0.0,
+        )
+        self._completion_total += slot.n_generated
+        if slot.sampler is not None:
+            slot.sampler.close()
+            slot.sampler = None
+        slot.job = None
+        slot.next_token = -1
+        slot.row = -1
+        slot.last_used = time.perf_counter()
+        job.done = True
+        job.sink(Finish(reason, usage, job.choice))
+
+    def _relieve_kv_pressure(self) -> None:
+        """The KV cache is full: drop idle slots' caches, else end the largest job."""
+        idle = [slot for slot in self.slots if not slot.busy and slot.n_cached > 0]
+        if idle:
+            for slot in idle:
+                self._save_slot_state(slot)
+                self.ctx.seq_rm(slot.seq_id)
+                slot.n_cached = 0
+            return
+        busy = [slot for slot in self.slots if slot.busy]
+        victim = max(busy, key=lambda s: s.n_cached)
+        logger.warning("KV cache full: ending the longest request (%d tokens)", victim.n_cached)
+        if victim.prefilling:
+            job = victim.job
+            assert job is not None
+            self.ctx.seq_rm(victim.seq_id, victim.n_prompt_cached, -1)
+            victim.n_cached = victim.n_prompt_cached
+            if victim.sampler is not None:
+                victim.sampler.close()
+                victim.sampler = None
+            victim.job = None
+            job.done = True
+            job.sink(ContextOverflowError("the KV cache is full; retry with a shorter prompt or fewer parallel requests"))
+        else:
+            self._finish(victim, "length")
+
+    # --- embeddings (run on the engine thread via call()) ---------------------------------
+
+    def embed_tokens(self, inputs: list[list[int]], normalize: bool = True) -> list[np.ndarray]:
+        """Pooled embeddings for many inputs, decoding as many sequences per batch as fit."""
+        if not self.config.embeddings:
+            raise InvalidRequestError("this model was not loaded for embeddings")
+        for tokens in inputs:
+            if not tokens:
+                raise InvalidRequestError("an input is empty", param="input")
+            if len(tokens) > self.ctx.n_batch or len(tokens) > self.n_ctx:
+                raise ContextOverflowError(
+                    f"an input has {len(tokens)} tokens; the model takes at most {min(self.ctx.n_batch, self.n_ctx)}",
+                    param="input",
+                )
+            self.vocab.check_tokens(tokens)
+        results: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(inputs)
+        batch = self.batch
+        index = 0
+        n_seq = len(self.slots)
+        while index < len(inputs):
+            batch.clear()
+            members: list[tuple[int, int]] = []
+            while index < len(inputs) and len(members) < n_seq and len(inputs[index]) <= batch.room:
+                seq = len(members)
+                batch.add_sequence(inputs[index], 0, seq, True)
+                batch.logits[batch.n_tokens - len(inputs[index]) : batch.n_tokens] = 1
+                members.append((index, seq))
+                index += 1
+            self.ctx.clear()
+            self.ctx.decode(batch)
+            for item, seq in members:
+                vector = self.ctx.embeddings_seq(seq)
+                if normalize:
+                    norm = float(np.linalg.norm(vector))
+                    if norm > 0 and math.isfinite(norm):
+                        vector = vector / norm
+                results[item] = vector
+        self.ctx.clear()
+        return results

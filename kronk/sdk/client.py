@@ -1,0 +1,511 @@
+"""`AsyncKronk`: the high-level asyncio SDK (the server calls exactly this).
+
+    kronk = AsyncKronk(PoolSettings(default_model="smollm2"))
+    await kronk.start()
+    result = await kronk.chat(ChatRequest(messages=[{"role": "user", "content": "Hi"}]))
+    async for event in kronk.chat_stream(request): ...
+    await kronk.close()
+
+Streams are async generators: closing one (or cancelling the task iterating it)
+cancels the generation and frees its slot at the engine's next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+
+from kronk.engine.jobs import AsyncEventQueue, Job
+from kronk.engine.types import Event, Finish, GenerateRequest, ReasoningDelta, SamplingParams, TextDelta, ToolCallDelta, Usage
+from kronk.errors import CapabilityError, ContextOverflowError, InvalidRequestError, KronkError
+from kronk.sdk.pool import LoadedModel, ModelPool, Resolver
+from kronk.sdk.requests import (
+    ChatChoice,
+    ChatRequest,
+    ChatResult,
+    CompletionChoice,
+    CompletionRequest,
+    CompletionResult,
+    EmbeddingRequest,
+    EmbeddingResult,
+    LoadedModelStatus,
+    ModelInfo,
+    RerankItem,
+    RerankRequest,
+    RerankResult,
+    ToolCall,
+)
+from kronk.sdk.settings import PoolSettings
+
+
+def _with_defaults(sampling: SamplingParams, defaults: dict[str, Any], explicit: set[str] | None) -> SamplingParams:
+    """Apply a model's default sampling options to fields the request left at their defaults."""
+    if not defaults:
+        return sampling
+    base = SamplingParams()
+    updates = {}
+    for name, value in defaults.items():
+        if not hasattr(base, name):
+            continue
+        if explicit is not None and name in explicit:
+            continue
+        if explicit is None and getattr(sampling, name) != getattr(base, name):
+            continue
+        updates[name] = value
+    return dataclasses.replace(sampling, **updates) if updates else sampling
+
+
+class AsyncKronk:
+    def __init__(self, pool_settings: PoolSettings | None = None, resolver: Resolver | None = None) -> None:
+        self.pool = ModelPool(pool_settings, resolver)
+
+    async def start(self) -> None:
+        await self.pool.start()
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def __aenter__(self) -> AsyncKronk:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def load(self, model: str | None = None) -> ModelInfo:
+        """Load a model now (e.g. the default model at server start)."""
+        loaded = await self.pool.get(model)
+        return self._info(loaded)
+
+    # --- shared plumbing ---------------------------------------------------------------
+
+    @staticmethod
+    def _require(loaded: LoadedModel, kind: str, what: str) -> None:
+        if loaded.kind != kind:
+            raise CapabilityError(f"model {loaded.id!r} is a {loaded.kind} model and cannot serve {what}", param="model")
+
+    async def _generate(
+        self, loaded: LoadedModel, request: GenerateRequest, n: int
+    ) -> AsyncIterator[Event]:
+        """Run `n` choices of one request and yield their events (interleaved) until all finish."""
+        sink = AsyncEventQueue()
+        jobs: list[Job] = []
+        try:
+            for choice in range(n):
+                choice_request = request
+                if n > 1 and request.sampling.seed is not None:
+                    sampling = dataclasses.replace(request.sampling, seed=request.sampling.seed + choice)
+                    choice_request = dataclasses.replace(request, sampling=sampling)
+                jobs.append(loaded.engine.submit(choice_request, sink, choice))
+            remaining = n
+            while remaining:
+                item = await sink.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Finish):
+                    remaining -= 1
+                yield item
+        finally:
+            for job in jobs:
+                if not job.done:
+                    loaded.engine.cancel(job)
+
+    def _sampling(self, loaded: LoadedModel, sampling: SamplingParams, explicit: set[str] | None) -> SamplingParams:
+        return _with_defaults(sampling, loaded.settings.sampling, explicit)
+
+    def _max_tokens(self, loaded: LoadedModel, requested: int | None) -> int | None:
+        return requested if requested is not None else loaded.settings.max_tokens_default
+
+    # --- chat ----------------------------------------------------------------------------
+
+    async def _chat_prompt(self, loaded: LoadedModel, request: ChatRequest) -> tuple[Any, list[int]]:
+        from kronk.chat.plan import prepare_chat
+
+        self._require(loaded, "chat", "chat completions")
+        self._reject_media(loaded, request.messages)
+        vocab = loaded.model.vocab
+        bos = vocab.token_text(vocab.bos) if vocab.bos >= 0 else ""
+        eos = vocab.token_text(vocab.eos) if vocab.eos >= 0 else ""
+        template = request.template or loaded.template
+        plan = await asyncio.to_thread(prepare_chat, request, template_source=template, bos_token=bos, eos_token=eos)
+        tokens = await asyncio.to_thread(self._tokenize_prompt, loaded, plan.prompt)
+        return plan, tokens
+
+    @staticmethod
+    def _tokenize_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
+        vocab = loaded.model.vocab
+        tokens = vocab.tokenize(prompt, add_special=True, parse_special=True)
+        if len(tokens) >= 2 and tokens[0] == tokens[1] == vocab.bos:
+            tokens = tokens[1:]  # the template wrote BOS and the tokenizer added one
+        return tokens
+
+    @staticmethod
+    def _reject_media(loaded: LoadedModel, messages: list[dict[str, Any]]) -> None:
+        for index, message in enumerate(messages):
+            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(content, list):
+                continue
+            for part in content:
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind in ("image_url", "input_image", "image", "input_audio", "audio"):
+                    if loaded.projector is None:
+                        raise CapabilityError(
+                            f"model {loaded.id!r} has no vision/audio projector loaded; it accepts text only",
+                            param=f"messages[{index}].content",
+                        )
+                    raise CapabilityError(
+                        "image and audio input is not supported by the server yet",
+                        param=f"messages[{index}].content",
+                    )
+
+    async def chat_stream(self, request: ChatRequest, *, explicit: set[str] | None = None) -> AsyncIterator[Event]:
+        """Events of a chat completion: text, reasoning and tool-call deltas, then Finish per choice.
+
+        `explicit`: names of sampling fields the caller set (so model defaults apply to the rest).
+        """
+        if request.n < 1:
+            raise InvalidRequestError("n must be at least 1", param="n")
+        async with self.pool.use(request.model) as loaded:
+            plan, tokens = await self._chat_prompt(loaded, request)
+            sampling = self._sampling(loaded, request.sampling, explicit)
+            if plan.grammar and not request.sampling.grammar:
+                sampling = dataclasses.replace(
+                    sampling,
+                    grammar=plan.grammar,
+                    grammar_lazy_patterns=list(getattr(plan, "grammar_lazy_patterns", []) or []),
+                    grammar_trigger_tokens=list(getattr(plan, "grammar_trigger_tokens", []) or []),
+                )
+            generate = GenerateRequest(
+                prompt_tokens=tokens,
+                sampling=sampling,
+                max_tokens=self._max_tokens(loaded, request.max_tokens),
+                stop=list(request.stop) + list(getattr(plan, "extra_stop", []) or []),
+                ignore_eos=request.ignore_eos,
+                logprobs=request.logprobs,
+                top_logprobs=request.top_logprobs,
+            )
+            parsers = [plan.new_parser() for _ in range(request.n)]
+            called = [False] * request.n
+            async for event in self._generate(loaded, generate, request.n):
+                parser = parsers[event.choice]
+                if isinstance(event, TextDelta):
+                    out = parser.feed(event.text) if event.text else []
+                    if event.logprobs:
+                        out = self._attach_logprobs(out, event)
+                    for item in out:
+                        item.choice = event.choice
+                        called[event.choice] |= isinstance(item, ToolCallDelta)
+                        yield item
+                elif isinstance(event, Finish):
+                    for item in parser.finish():
+                        item.choice = event.choice
+                        called[event.choice] |= isinstance(item, ToolCallDelta)
+                        yield item
+                    if called[event.choice] and event.reason == "stop":
+                        event.reason = "tool_calls"
+                    yield event
+
+    @staticmethod
+    def _attach_logprobs(out: list[Event], event: TextDelta) -> list[Event]:
+        """Keep logprobs even when the parser held the text back or turned it into a tool call."""
+        for item in out:
+            if isinstance(item, TextDelta):
+                item.logprobs = (item.logprobs or []) + list(event.logprobs or [])
+                return out
+        return out + [TextDelta("", event.choice, event.logprobs)]
+
+    async def chat(self, request: ChatRequest, *, explicit: set[str] | None = None) -> ChatResult:
+        choices: dict[int, dict[str, Any]] = {}
+        usage = Usage()
+        async for event in self.chat_stream(request, explicit=explicit):
+            state = choices.setdefault(
+                event.choice, {"content": [], "reasoning": [], "calls": {}, "logprobs": [], "finish": "stop"}
+            )
+            if isinstance(event, TextDelta):
+                state["content"].append(event.text)
+                if event.logprobs:
+                    state["logprobs"].extend(event.logprobs)
+            elif isinstance(event, ReasoningDelta):
+                state["reasoning"].append(event.text)
+            elif isinstance(event, ToolCallDelta):
+                call = state["calls"].setdefault(event.index, {"id": event.id, "name": event.name, "arguments": []})
+                call["id"] = call["id"] or event.id
+                call["name"] = call["name"] or event.name
+                call["arguments"].append(event.arguments)
+            elif isinstance(event, Finish):
+                state["finish"] = event.reason
+                usage = _add_usage(usage, event.usage, first=event.choice == 0)
+        model_id = (await asyncio.to_thread(self.pool.resolve, request.model)).id
+        result_choices = []
+        for index in sorted(choices):
+            state = choices[index]
+            calls = [
+                ToolCall(id=c["id"] or f"call_{index}_{i}", name=c["name"] or "", arguments="".join(c["arguments"]))
+                for i, c in sorted(state["calls"].items())
+            ]
+            content = "".join(state["content"])
+            reasoning = "".join(state["reasoning"])
+            result_choices.append(
+                ChatChoice(
+                    index=index,
+                    content=content if (content or not calls) else None,
+                    finish_reason=state["finish"],
+                    reasoning_content=reasoning or None,
+                    tool_calls=calls,
+                    logprobs=state["logprobs"] if request.logprobs else None,
+                )
+            )
+        return ChatResult(model=model_id, choices=result_choices, usage=usage)
+
+    async def tokenize_chat(self, request: ChatRequest) -> list[int]:
+        """The prompt tokens a chat request would evaluate (count_tokens)."""
+        async with self.pool.use(request.model) as loaded:
+            _plan, tokens = await self._chat_prompt(loaded, request)
+            return tokens
+
+    async def render_chat(self, request: ChatRequest) -> str:
+        """The prompt text the model's template renders for a chat request."""
+        async with self.pool.use(request.model) as loaded:
+            plan, _tokens = await self._chat_prompt(loaded, request)
+            return str(plan.prompt)
+
+    # --- completions --------------------------------------------------------------------
+
+    def _completion_tokens(self, loaded: LoadedModel, request: CompletionRequest) -> list[int]:
+        vocab = loaded.model.vocab
+        if request.suffix is not None:
+            if not vocab.supports_fim:
+                raise CapabilityError(
+                    f"model {loaded.id!r} has no fill-in-the-middle tokens; `suffix` is not supported", param="suffix"
+                )
+            if not isinstance(request.prompt, str):
+                raise InvalidRequestError("prompt must be a string when suffix is given", param="prompt")
+            prefix = vocab.tokenize(request.prompt, add_special=False, parse_special=False)
+            suffix = vocab.tokenize(request.suffix, add_special=False, parse_special=False)
+            tokens = [vocab.fim_pre, *prefix, vocab.fim_suf, *suffix, vocab.fim_mid]
+            if vocab.add_bos and vocab.bos >= 0:
+                tokens.insert(0, vocab.bos)
+            return tokens
+        if isinstance(request.prompt, str):
+            if not request.prompt:
+                raise InvalidRequestError("prompt is empty", param="prompt")
+            return vocab.tokenize(request.prompt, add_special=request.add_special, parse_special=True)
+        tokens = [int(t) for t in request.prompt]
+        vocab.check_tokens(tokens)
+        return tokens
+
+    async def complete_stream(self, request: CompletionRequest, *, explicit: set[str] | None = None) -> AsyncIterator[Event]:
+        if request.n < 1:
+            raise InvalidRequestError("n must be at least 1", param="n")
+        async with self.pool.use(request.model) as loaded:
+            self._require(loaded, "chat", "completions")
+            tokens = await asyncio.to_thread(self._completion_tokens, loaded, request)
+            generate = GenerateRequest(
+                prompt_tokens=tokens,
+                sampling=self._sampling(loaded, request.sampling, explicit),
+                max_tokens=self._max_tokens(loaded, request.max_tokens),
+                stop=list(request.stop),
+                ignore_eos=request.ignore_eos,
+                logprobs=request.logprobs,
+                top_logprobs=request.top_logprobs,
+            )
+            if request.echo:
+                echo = request.prompt if isinstance(request.prompt, str) else loaded.model.vocab.detokenize(tokens)
+                for choice in range(request.n):
+                    yield TextDelta(echo, choice)
+            async for event in self._generate(loaded, generate, request.n):
+                yield event
+
+    async def complete(self, request: CompletionRequest, *, explicit: set[str] | None = None) -> CompletionResult:
+        texts: dict[int, list[str]] = {}
+        logprobs: dict[int, list[Any]] = {}
+        finish: dict[int, Any] = {}
+        usage = Usage()
+        async for event in self.complete_stream(request, explicit=explicit):
+            if isinstance(event, TextDelta):
+                texts.setdefault(event.choice, []).append(event.text)
+                if event.logprobs:
+                    logprobs.setdefault(event.choice, []).extend(event.logprobs)
+            elif isinstance(event, Finish):
+                finish[event.choice] = event.reason
+                usage = _add_usage(usage, event.usage, first=event.choice == 0)
+        model_id = (await asyncio.to_thread(self.pool.resolve, request.model)).id
+        return CompletionResult(
+            model=model_id,
+            choices=[
+                CompletionChoice(
+                    index=i,
+                    text="".join(texts.get(i, [])),
+                    finish_reason=finish.get(i, "stop"),
+                    logprobs=logprobs.get(i, []) if request.logprobs else None,
+                )
+                for i in range(request.n)
+            ],
+            usage=usage,
+        )
+
+    # --- embeddings and rerank --------------------------------------------------------------
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        if not request.input:
+            raise InvalidRequestError("input is empty", param="input")
+        async with self.pool.use(request.model) as loaded:
+            if loaded.kind == "chat":
+                raise CapabilityError(
+                    f"model {loaded.id!r} is a chat model; load an embedding model for /v1/embeddings", param="model"
+                )
+            engine = loaded.engine
+            limit = min(engine.n_ctx, engine.ctx.n_batch)
+            vocab = loaded.model.vocab
+
+            def tokenize_all() -> list[list[int]]:
+                out = []
+                for index, item in enumerate(request.input):
+                    tokens = vocab.tokenize(item, add_special=True, parse_special=False) if isinstance(item, str) else [int(t) for t in item]
+                    if len(tokens) > limit:
+                        if not request.truncate:
+                            raise ContextOverflowError(
+                                f"input[{index}] has {len(tokens)} tokens; the model takes at most {limit}",
+                                param=f"input[{index}]",
+                            )
+                        tokens = tokens[:limit]
+                    out.append(tokens)
+                return out
+
+            token_lists = await asyncio.to_thread(tokenize_all)
+            vectors = await asyncio.wrap_future(engine.call(lambda: engine.embed_tokens(token_lists, normalize=False)))
+            n_embd = len(vectors[0]) if vectors else 0
+            if request.dimensions is not None and not 0 < request.dimensions <= n_embd:
+                raise InvalidRequestError(
+                    f"dimensions must be between 1 and {n_embd} for this model", param="dimensions"
+                )
+            out = []
+            for vector in vectors:
+                if request.dimensions is not None:
+                    vector = vector[: request.dimensions]
+                if request.normalize:
+                    norm = float(np.linalg.norm(vector))
+                    if norm > 0:
+                        vector = vector / norm
+                out.append([float(x) for x in vector])
+            return EmbeddingResult(model=loaded.id, embeddings=out, prompt_tokens=sum(len(t) for t in token_lists))
+
+    async def rerank(self, request: RerankRequest) -> RerankResult:
+        if not request.documents:
+            raise InvalidRequestError("documents is empty", param="documents")
+        async with self.pool.use(request.model) as loaded:
+            if loaded.kind != "rerank":
+                raise CapabilityError(f"model {loaded.id!r} is not a reranking model", param="model")
+            engine = loaded.engine
+            vocab = loaded.model.vocab
+
+            def pair_tokens() -> list[list[int]]:
+                query = vocab.tokenize(request.query, add_special=False)
+                bos, eos, sep = vocab.bos, vocab.eos, vocab.sep
+                out = []
+                for doc in request.documents:
+                    tokens = ([bos] if bos >= 0 else []) + query + ([eos] if eos >= 0 else [])
+                    tokens += ([sep] if sep >= 0 else []) + vocab.tokenize(doc, add_special=False)
+                    tokens += [eos] if eos >= 0 else []
+                    out.append(tokens)
+                return out
+
+            token_lists = await asyncio.to_thread(pair_tokens)
+            scores = await asyncio.wrap_future(engine.call(lambda: engine.embed_tokens(token_lists, normalize=False)))
+            items = [
+                RerankItem(index=i, relevance_score=1.0 / (1.0 + math.exp(-float(s[0]))), document=request.documents[i])
+                for i, s in enumerate(scores)
+            ]
+            items.sort(key=lambda item: item.relevance_score, reverse=True)
+            if request.top_n is not None:
+                items = items[: max(0, request.top_n)]
+            return RerankResult(model=loaded.id, results=items, prompt_tokens=sum(len(t) for t in token_lists))
+
+    # --- tokens ------------------------------------------------------------------------------
+
+    async def tokenize(
+        self, model: str | None, text: str, *, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
+        async with self.pool.use(model) as loaded:
+            return await asyncio.to_thread(
+                loaded.model.vocab.tokenize, text, add_special=add_special, parse_special=parse_special
+            )
+
+    async def detokenize(self, model: str | None, tokens: list[int]) -> str:
+        async with self.pool.use(model) as loaded:
+            return await asyncio.to_thread(loaded.model.vocab.detokenize, list(tokens))
+
+    async def token_pieces(self, model: str | None, tokens: list[int]) -> list[str]:
+        async with self.pool.use(model) as loaded:
+            vocab = loaded.model.vocab
+            vocab.check_tokens(list(tokens))
+            return [vocab.piece(int(t), special=True).decode("utf-8", "replace") for t in tokens]
+
+    # --- models and status ---------------------------------------------------------------------
+
+    def _info(self, loaded: LoadedModel) -> ModelInfo:
+        caps = loaded.model.info()
+        caps["kind"] = loaded.kind
+        caps["chat"] = loaded.kind == "chat"
+        caps["vision"] = bool(loaded.projector and loaded.projector.supports_vision)
+        caps["audio"] = bool(loaded.projector and loaded.projector.supports_audio)
+        return ModelInfo(
+            id=loaded.id, path=str(loaded.resolved.path), loaded=True, created=int(loaded.loaded_at), capabilities=caps
+        )
+
+    def list_models(self) -> list[ModelInfo]:
+        """Installed models (from the store) plus whatever is loaded."""
+        infos: dict[str, ModelInfo] = {}
+        try:
+            from kronk.manage.store import ModelStore
+
+            for entry in ModelStore().list():
+                caps = entry.capabilities
+                infos[entry.id] = ModelInfo(
+                    id=entry.id,
+                    path=str(entry.path),
+                    loaded=False,
+                    capabilities=dataclasses.asdict(caps) if dataclasses.is_dataclass(caps) else dict(caps or {}),
+                )
+        except (ImportError, KronkError, OSError, AttributeError, TypeError):
+            pass
+        for loaded in self.pool.models():
+            infos[loaded.id] = self._info(loaded)
+        return sorted(infos.values(), key=lambda info: info.id)
+
+    async def model_info(self, model: str | None) -> ModelInfo:
+        resolved = await asyncio.to_thread(self.pool.resolve, model)
+        loaded = self.pool.loaded(resolved.id)
+        if loaded is not None:
+            return self._info(loaded)
+        for info in self.list_models():
+            if info.id == resolved.id:
+                return info
+        return ModelInfo(id=resolved.id, path=str(resolved.path), loaded=False)
+
+    def ps(self) -> list[LoadedModelStatus]:
+        return self.pool.ps()
+
+    async def unload(self, model_id: str) -> bool:
+        return await self.pool.unload(model_id)
+
+    def stats(self) -> dict[str, Any]:
+        """Per loaded model: engine statistics (slots, queue, KV use, token totals, cache hits)."""
+        return {loaded.id: loaded.engine.stats() for loaded in self.pool.models()}
+
+
+def _add_usage(total: Usage, usage: Usage, *, first: bool) -> Usage:
+    """Sum completion tokens over choices; prompt tokens count once."""
+    return Usage(
+        prompt_tokens=usage.prompt_tokens if first else total.prompt_tokens or usage.prompt_tokens,
+        completion_tokens=total.completion_tokens + usage.completion_tokens,
+        cached_tokens=usage.cached_tokens if first else total.cached_tokens,
+        reasoning_tokens=total.reasoning_tokens + usage.reasoning_tokens,
+        time_to_first_token_ms=usage.time_to_first_token_ms if first else total.time_to_first_token_ms,
+        tokens_per_second=usage.tokens_per_second if first else total.tokens_per_second,
+    )

@@ -1,0 +1,303 @@
+"""The model pool: load models on demand, keep at most N, unload idle ones after a TTL.
+
+Concurrent requests for a model that is loading wait for the same load (coalesced).
+A model with active streams is never unloaded: eviction picks idle models only, and
+an explicit unload waits for its streams to end. Loading and freeing run in worker
+threads so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from kronk.engine.loop import Engine, EngineConfig
+from kronk.errors import BusyError, ModelNotFoundError
+from kronk.sdk.requests import LoadedModelStatus
+from kronk.sdk.settings import ModelSettings, PoolSettings
+
+logger = logging.getLogger("kronk.pool")
+
+
+class Resolved(Protocol):
+    """What a resolver returns (kronk.manage.store.ResolvedModel satisfies it)."""
+
+    id: str
+    path: Path
+    projector: Path | None
+    config: dict[str, Any]
+
+
+Resolver = Callable[[str], Resolved]
+
+
+@dataclass(slots=True)
+class PathResolution:
+    id: str
+    path: Path
+    projector: Path | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def path_resolver(model: str) -> PathResolution:
+    """Resolve a GGUF path (the id is the path as given)."""
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf" and path.exists():
+        return PathResolution(id=model, path=path)
+    raise ModelNotFoundError(model)
+
+
+def default_resolver() -> Resolver:
+    """The model store's resolver (ids, aliases, paths), or paths only if it is unavailable."""
+    try:
+        from kronk.manage.store import ModelStore
+    except ImportError:  # pragma: no cover - the store ships with kronk
+        return path_resolver
+    store = ModelStore()
+
+    def resolve(model: str) -> Resolved:
+        try:
+            return store.resolve(model)
+        except ModelNotFoundError:
+            return path_resolver(model)
+
+    return resolve
+
+
+class LoadedModel:
+    """A model in memory with its engine. `active` counts requests using it right now."""
+
+    def __init__(self, model_id: str, resolved: Resolved, model: Any, engine: Engine, settings: ModelSettings,
+                 kind: str, projector: Any | None) -> None:
+        self.id = model_id
+        self.resolved = resolved
+        self.model = model
+        self.engine = engine
+        self.settings = settings
+        self.kind = kind
+        self.projector = projector
+        self.template: str | None = settings.template or model.chat_template()
+        self.loaded_at = time.time()
+        self.last_used = time.monotonic()
+        self.active = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def enter(self) -> None:
+        self.active += 1
+        self.idle.clear()
+        self.last_used = time.monotonic()
+
+    def leave(self) -> None:
+        self.active -= 1
+        self.last_used = time.monotonic()
+        if self.active == 0:
+            self.idle.set()
+
+    def close(self) -> None:
+        """Blocking: stop the engine, free the projector and the model."""
+        self.engine.close()
+        if self.projector is not None:
+            self.projector.close()
+        self.model.close()
+
+
+def _model_kind(model: Any) -> str:
+    if model.is_rerank_model:
+        return "rerank"
+    if model.is_embedding_model:
+        return "embedding"
+    return "chat"
+
+
+def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -> LoadedModel:
+    from kronk.llama import Model, Projector
+
+    model = Model.load(resolved.path, gpu_layers=settings.gpu_layers, mmap=settings.mmap, mlock=settings.mlock)
+    try:
+        kind = _model_kind(model)
+        if settings.embeddings is True and kind == "chat":
+            kind = "embedding"
+        embeddings = kind != "chat"
+        n_ctx = settings.context_size or model.n_ctx_train
+        if embeddings:
+            n_ctx = min(n_ctx, model.n_ctx_train) if model.n_ctx_train > 0 else n_ctx
+        config = EngineConfig(
+            n_ctx=n_ctx,
+            slots=max(1, settings.slots),
+            n_batch=max(settings.batch_size, n_ctx) if embeddings else settings.batch_size,
+            n_ubatch=settings.ubatch_size,
+            threads=settings.effective_threads(),
+            threads_batch=settings.effective_threads_batch(),
+            flash_attn=settings.flash_attention,
+            cache_type_k=settings.cache_type_k,
+            cache_type_v=settings.cache_type_v,
+            queue_size=settings.queue_size,
+            prompt_cache_bytes=settings.prompt_cache_mb * 1024 * 1024,
+            embeddings=embeddings,
+            pooling="rank" if kind == "rerank" else ("unspecified" if model.pooling_type > 0 else "mean"),
+        )
+        engine = Engine(model, config)
+        projector = None
+        try:
+            if resolved.projector is not None:
+                projector = Projector(resolved.projector, model, use_gpu=settings.gpu_layers != 0)
+        except BaseException:
+            engine.close()
+            raise
+        return LoadedModel(model_id, resolved, model, engine, settings, kind, projector)
+    except BaseException:
+        model.close()
+        raise
+
+
+class ModelPool:
+    def __init__(self, settings: PoolSettings | None = None, resolver: Resolver | None = None) -> None:
+        self.settings = settings or PoolSettings()
+        self._resolver = resolver or default_resolver()
+        self._loaded: dict[str, LoadedModel] = {}
+        self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._reaper is None and self.settings.ttl_seconds > 0:
+            self._reaper = asyncio.create_task(self._reap_idle(), name="kronk-pool-reaper")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+            self._reaper = None
+        for model_id in list(self._loaded):
+            await self._unload(model_id, wait=False)
+
+    # --- resolving and loading ----------------------------------------------------
+
+    def resolve(self, model: str | None) -> Resolved:
+        name = model or self.settings.default_model
+        if not name:
+            raise ModelNotFoundError("", "no model given and no default model configured")
+        return self._resolver(name)
+
+    def loaded(self, model_id: str) -> LoadedModel | None:
+        return self._loaded.get(model_id)
+
+    async def get(self, model: str | None) -> LoadedModel:
+        """The loaded model (loading it first, once, however many callers ask at once)."""
+        if self._closed:
+            raise BusyError("the server is shutting down")
+        resolved = await asyncio.to_thread(self.resolve, model)
+        model_id = resolved.id
+        current = self._loaded.get(model_id)
+        if current is not None:
+            current.last_used = time.monotonic()
+            return current
+        pending = self._loading.get(model_id)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._loading[model_id] = pending
+            try:
+                await self._make_room()
+                settings = self.settings.settings_for(model_id, resolved.config)
+                loaded = await asyncio.to_thread(_load_blocking, model_id, resolved, settings)
+                self._loaded[model_id] = loaded
+                pending.set_result(loaded)
+                logger.info("loaded %s (%s, %d slots, ctx %d)", model_id, loaded.kind, len(loaded.engine.slots),
+                            loaded.engine.n_ctx)
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # mark retrieved: waiters re-raise it
+                raise
+            finally:
+                self._loading.pop(model_id, None)
+        return await asyncio.shield(pending)
+
+    @contextlib.asynccontextmanager
+    async def use(self, model: str | None) -> AsyncIterator[LoadedModel]:
+        """Hold a model for the duration of a request (it cannot be unloaded meanwhile)."""
+        loaded = await self.get(model)
+        loaded.enter()
+        try:
+            yield loaded
+        finally:
+            loaded.leave()
+
+    async def _make_room(self) -> None:
+        while len(self._loaded) >= max(1, self.settings.max_models):
+            idle = [m for m in self._loaded.values() if m.active == 0]
+            if not idle:
+                raise BusyError(
+                    f"{len(self._loaded)} models are loaded and all are busy (max_models={self.settings.max_models})"
+                )
+            victim = min(idle, key=lambda m: m.last_used)
+            await self._unload(victim.id, wait=False)
+
+    # --- unloading -----------------------------------------------------------------
+
+    async def unload(self, model_id: str, *, wait: bool = True) -> bool:
+        """Unload a model; with `wait`, after its active streams finish. False if not loaded."""
+        try:
+            resolved_id = self._loaded[model_id].id if model_id in self._loaded else self.resolve(model_id).id
+        except ModelNotFoundError:
+            return False
+        return await self._unload(resolved_id, wait=wait)
+
+    async def _unload(self, model_id: str, *, wait: bool) -> bool:
+        loaded = self._loaded.get(model_id)
+        if loaded is None:
+            return False
+        if wait:
+            await loaded.idle.wait()
+        if self._loaded.get(model_id) is not loaded:
+            return False
+        del self._loaded[model_id]
+        await asyncio.to_thread(loaded.close)
+        logger.info("unloaded %s", model_id)
+        return True
+
+    async def _reap_idle(self) -> None:
+        ttl = self.settings.ttl_seconds
+        while True:
+            await asyncio.sleep(min(5.0, max(0.05, ttl / 4)))
+            now = time.monotonic()
+            for loaded in list(self._loaded.values()):
+                if loaded.active == 0 and loaded.engine.active == 0 and now - loaded.last_used >= ttl:
+                    await self._unload(loaded.id, wait=False)
+
+    # --- status ----------------------------------------------------------------------
+
+    def ps(self) -> list[LoadedModelStatus]:
+        now = time.monotonic()
+        ttl = self.settings.ttl_seconds
+        rows = []
+        for loaded in self._loaded.values():
+            idle = 0.0 if loaded.active else now - loaded.last_used
+            rows.append(
+                LoadedModelStatus(
+                    id=loaded.id,
+                    path=str(loaded.resolved.path),
+                    size_bytes=loaded.model.size_bytes,
+                    context_size=loaded.engine.n_ctx,
+                    slots=len(loaded.engine.slots),
+                    active_streams=loaded.active,
+                    queued=loaded.engine.queued,
+                    idle_seconds=round(idle, 1),
+                    expires_in_seconds=(max(0.0, ttl - idle) if ttl > 0 and not loaded.active else None),
+                    kind=loaded.kind,  # type: ignore[arg-type]
+                )
+            )
+        return rows
+
+    def models(self) -> list[LoadedModel]:
+        return list(self._loaded.values())

@@ -1,0 +1,120 @@
+"""`Kronk`: the synchronous SDK — the same API as AsyncKronk, for scripts and threads.
+
+It runs an AsyncKronk on a private event loop in a background thread; every method
+blocks until its result is ready, and streams are plain iterators (closing one, or
+breaking out of the loop, cancels the generation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+from kronk.engine.types import Event
+from kronk.sdk.client import AsyncKronk
+from kronk.sdk.pool import Resolver
+from kronk.sdk.requests import (
+    ChatRequest,
+    ChatResult,
+    CompletionRequest,
+    CompletionResult,
+    EmbeddingRequest,
+    EmbeddingResult,
+    LoadedModelStatus,
+    ModelInfo,
+    RerankRequest,
+    RerankResult,
+)
+from kronk.sdk.settings import PoolSettings
+
+T = TypeVar("T")
+
+
+class Kronk:
+    def __init__(self, pool_settings: PoolSettings | None = None, resolver: Resolver | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kronk-sdk-loop", daemon=True)
+        self._thread.start()
+        self._async = self._run(self._create(pool_settings, resolver))
+        self._closed = False
+
+    @staticmethod
+    async def _create(pool_settings: PoolSettings | None, resolver: Resolver | None) -> AsyncKronk:
+        kronk = AsyncKronk(pool_settings, resolver)
+        await kronk.start()
+        return kronk
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _iterate(self, stream: AsyncIterator[Event]) -> Iterator[Event]:
+        try:
+            while True:
+                try:
+                    yield self._run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._run(stream.aclose())  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._run(self._async.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+    def __enter__(self) -> Kronk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def load(self, model: str | None = None) -> ModelInfo:
+        return self._run(self._async.load(model))
+
+    def chat(self, request: ChatRequest) -> ChatResult:
+        return self._run(self._async.chat(request))
+
+    def chat_stream(self, request: ChatRequest) -> Iterator[Event]:
+        return self._iterate(self._async.chat_stream(request))
+
+    def complete(self, request: CompletionRequest) -> CompletionResult:
+        return self._run(self._async.complete(request))
+
+    def complete_stream(self, request: CompletionRequest) -> Iterator[Event]:
+        return self._iterate(self._async.complete_stream(request))
+
+    def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        return self._run(self._async.embed(request))
+
+    def rerank(self, request: RerankRequest) -> RerankResult:
+        return self._run(self._async.rerank(request))
+
+    def tokenize(self, model: str | None, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        return self._run(self._async.tokenize(model, text, add_special=add_special, parse_special=parse_special))
+
+    def tokenize_chat(self, request: ChatRequest) -> list[int]:
+        return self._run(self._async.tokenize_chat(request))
+
+    def detokenize(self, model: str | None, tokens: list[int]) -> str:
+        return self._run(self._async.detokenize(model, tokens))
+
+    def list_models(self) -> list[ModelInfo]:
+        return self._async.list_models()
+
+    def model_info(self, model: str | None) -> ModelInfo:
+        return self._run(self._async.model_info(model))
+
+    def ps(self) -> list[LoadedModelStatus]:
+        return self._run(self._ps())
+
+    async def _ps(self) -> list[LoadedModelStatus]:
+        return self._async.ps()
+
+    def unload(self, model_id: str) -> bool:
+        return self._run(self._async.unload(model_id))
