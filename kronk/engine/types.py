@@ -143,6 +143,8 @@ class Finish:
     reason: FinishReason
     usage: Usage
     choice: int = 0
+    stop_sequence: str | None = None
+    """The stop string that ended the choice (reason "stop"), None for EOG/length."""
 
 
 Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, Finish]

@@ -98,6 +98,8 @@ class ChatChoice:
     reasoning_content: str | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     logprobs: list[TokenLogprob] | None = None
+    stop_sequence: str | None = None
+    """The stop string that ended this choice, if one did (Anthropic's stop_reason)."""
 
 
 @dataclass(slots=True)
