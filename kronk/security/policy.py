@@ -103,28 +103,42 @@ class PolicyEngine:
 
     def _build(self, sources: Mapping[str, str]) -> None:
         self._worker = threading.current_thread()
+        failure: str | None = None
+        try:
+            self._engine = self._compile(sources)
+            self._evaluate(_PROBE_INPUT)  # a policy without a decision rule fails now, not per request
+        except Exception as exc:  # noqa: BLE001 - re-raised below as one ConfigError
+            failure = str(exc) if isinstance(exc, ConfigError) else f"policy engine failed: {_first_line(exc)}"
+            self._engine = None  # dropped here, on its own thread (the traceback is gone with `exc`)
+        if failure is not None:
+            raise ConfigError(failure)
+
+    def _compile(self, sources: Mapping[str, str]) -> regorus.Engine:
         engine = regorus.Engine()
         for name, text in sources.items():
             try:
                 engine.add_policy(name, text)
             except RuntimeError as exc:
                 raise ConfigError(f"policy {self.directory / name} does not compile: {_first_line(exc)}") from None
-        self._engine = engine
-        self._evaluate(_PROBE_INPUT)  # a policy that lacks a decision rule fails now, not per request
+        return engine
 
     def _evaluate(self, facts: Mapping[str, Any]) -> PolicyResult:
-        engine = self._engine
-        if engine is None:
+        # The engine is only reached through `self`: a local reference kept alive by a
+        # traceback would be dropped on whichever thread handles the error.
+        if self._engine is None:
             raise ConfigError("the policy engine is closed")
-        engine.set_input_json(json.dumps(facts))
-        results: list[Decision] = []
+        self._engine.set_input_json(json.dumps(facts))
+        values: list[Any] = []
+        failure: str | None = None
         for rule in (AUTHENTICATION_RULE, AUTHORIZATION_RULE):
             try:
-                value = engine.eval_rule(rule)
+                values.append(self._engine.eval_rule(rule))
             except RuntimeError as exc:
-                raise ConfigError(f"policy rule {rule} failed: {_first_line(exc)}") from None
-            results.append(_decision(rule, value))
-        return PolicyResult(results[0], results[1])
+                failure = f"policy rule {rule} failed: {_first_line(exc)}"
+                break
+        if failure is not None:
+            raise ConfigError(failure)
+        return PolicyResult(_decision(AUTHENTICATION_RULE, values[0]), _decision(AUTHORIZATION_RULE, values[1]))
 
     def evaluate(self, facts: Mapping[str, Any]) -> PolicyResult:
         """Both decisions for one request's facts (see authentication.rego for the input)."""

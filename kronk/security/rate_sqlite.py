@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kronk.errors import ConfigError, SecurityError
@@ -32,8 +33,9 @@ PURGE_EVERY = 1024
 class SQLiteRateStore:
     """Counters in `path`; one connection shared by threads under a lock."""
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 10.0, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self._clock = clock
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
@@ -49,7 +51,7 @@ class SQLiteRateStore:
         self._purge()
 
     def _purge(self) -> None:
-        self._conn.execute("DELETE FROM rate_counters WHERE expires_at <= ?", (int(time.time()),))
+        self._conn.execute("DELETE FROM rate_counters WHERE expires_at <= ?", (int(self._clock()),))
 
     def hit(self, key: str, limit: int, expires_at: int) -> Hit:
         if limit <= 0:

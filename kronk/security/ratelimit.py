@@ -8,6 +8,8 @@ atomic check-and-increment: a call over the limit is refused and not counted.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -85,12 +87,15 @@ class RateLimiter:
         return hit
 
 
-def open_rate_store(url: str) -> RateStore:
-    """A store for a `KRONK_RATE_STORE` URL (blocking: call it off the event loop)."""
+def open_rate_store(url: str, *, clock: Callable[[], float] = time.time) -> RateStore:
+    """A store for a `KRONK_RATE_STORE` URL (blocking: call it off the event loop).
+
+    `clock` only decides which stale SQLite counters get purged (Redis expires its own).
+    """
     if rate_store_kind(url) == "redis":
         from kronk.security.rate_redis import RedisRateStore
 
         return RedisRateStore(url)
     from kronk.security.rate_sqlite import SQLiteRateStore
 
-    return SQLiteRateStore(sqlite_path(url))
+    return SQLiteRateStore(sqlite_path(url), clock=clock)

@@ -71,7 +71,7 @@ class SecurityRuntime:
         limiter: RateLimiter | None = None
         try:
             if config.mode is SecurityMode.FULL:
-                limiter = RateLimiter(open_rate_store(config.rate_store_url))
+                limiter = RateLimiter(open_rate_store(config.rate_store_url, clock=clock))
         except BaseException:
             policy.close()
             raise

@@ -22,8 +22,15 @@ reasons contains "signature_invalid" if not input.signature_valid == true
 
 reasons contains "claim_missing" if {
 	some name in ["iss", "sub", "iat", "exp"]
-	not claims[name]
+	not present(name)
 }
+
+present(name) if {
+	is_string(claims[name])
+	claims[name] != ""
+}
+
+present(name) if is_number(claims[name])
 
 reasons contains "token_expired" if input.now >= claims.exp + input.leeway
 
