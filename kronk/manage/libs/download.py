@@ -104,6 +104,15 @@ def _content_length(response: requests.Response) -> int | None:
 
 
 def _reason(exc: BaseException) -> str:
-    """The innermost cause: requests wraps the useful part several layers deep."""
-    text = str(exc)
-    return text if len(text) <= 300 else text[:300] + "…"
+    """The innermost cause: requests wraps it in urllib3's MaxRetryError, which wraps the socket error."""
+    inner: object = exc
+    while True:
+        args = getattr(inner, "args", ())
+        nested = getattr(inner, "reason", None) or (args[0] if args and isinstance(args[0], BaseException) else None)
+        if not isinstance(nested, BaseException) or nested is inner:
+            break
+        inner = nested
+    text = str(inner)
+    if "): " in text and text.startswith(("HTTPConnection", "HTTPSConnection", "<urllib3")):
+        text = text.split("): ", 1)[1]  # drop urllib3's "HTTPSConnection(host=..., port=...)" prefix
+    return text if len(text) <= 200 else text[:200] + "…"

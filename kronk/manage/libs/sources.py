@@ -97,7 +97,8 @@ def from_release(ctx: Context, platform: Platform, build_number: int, work: Path
         ctx.progress(ProgressEvent(Stage.DOWNLOAD, f"fetching {url}", source="release"))
         try:
             expected = fetch_sha256(ctx.session, url)
-            path = download(ctx.session, url, work / asset, progress=ctx.progress, sha256=expected, source="release")
+            path = work / asset
+            download(ctx.session, url, path, progress=ctx.progress, sha256=expected, source="release")
         except AssetMissingError:
             missing.append(asset)
             continue
