@@ -42,6 +42,7 @@ _TABLE: tuple[tuple[type[BaseException], ErrorSpec], ...] = (
     (E.ModelLoadError, ErrorSpec(503, "server_error", "api_error", "model_load_failed")),
     (E.DownloadError, ErrorSpec(502, "server_error", "api_error", "download_failed")),
     (E.ConfigError, ErrorSpec(500, "server_error", "api_error", "config_error")),
+    (E.InsufficientStorageError, ErrorSpec(507, "server_error", "api_error", "insufficient_storage")),
     (E.StoreError, ErrorSpec(500, "server_error", "api_error", "store_error")),
     (E.NativeError, ErrorSpec(500, "server_error", "api_error", "native_error")),
     (E.KronkError, ErrorSpec(500, "server_error", "api_error", "internal_error")),
@@ -88,6 +89,14 @@ def error_message(exc: BaseException) -> str:
     return "internal server error"
 
 
+def error_code(exc: BaseException) -> str | None:
+    """The machine-readable code: the error's own (security errors carry one) or the table's."""
+    own = getattr(exc, "code", None)
+    if isinstance(exc, E.SecurityError) and isinstance(own, str) and own:
+        return own
+    return spec_for(exc).code
+
+
 def openai_error_body(exc: BaseException) -> dict[str, Any]:
     spec = spec_for(exc)
     return {
@@ -95,7 +104,7 @@ def openai_error_body(exc: BaseException) -> dict[str, Any]:
             "message": error_message(exc),
             "type": spec.openai_type,
             "param": getattr(exc, "param", None),
-            "code": spec.code,
+            "code": error_code(exc),
         }
     }
 

@@ -46,14 +46,10 @@ class RequestMeter:
             m.tokens.inc(usage.cached_tokens, model=model, kind="cached")
         if usage.reasoning_tokens:
             m.tokens.inc(usage.reasoning_tokens, model=model, kind="reasoning")
-        engine_ttft = max(0.0, usage.time_to_first_token_ms / 1000.0)
-        if not streamed and usage.completion_tokens:
-            edge_ttft = engine_ttft
-            m.ttft.observe(engine_ttft, model=model)
-        else:
-            edge_ttft = (self._first - self._started) if self._first is not None else None
-        if edge_ttft is not None and usage.completion_tokens:
-            m.queue_wait.observe(max(0.0, edge_ttft - engine_ttft) if streamed else 0.0, model=model)
+        if not streamed and usage.completion_tokens and usage.time_to_first_token_ms > 0:
+            m.ttft.observe(usage.time_to_first_token_ms / 1000.0, model=model)
+        if usage.queue_wait_ms > 0:
+            m.queue_wait.observe(usage.queue_wait_ms / 1000.0, model=model)
         if usage.tokens_per_second > 0:
             m.tokens_per_second.observe(usage.tokens_per_second, model=model,
                                         context=context_bucket(usage.prompt_tokens))

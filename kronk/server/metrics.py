@@ -204,8 +204,7 @@ class ServerMetrics:
         self.itl = r.histogram("kronk_inter_token_latency_seconds",
                                "Time between consecutive streamed deltas.", ("model",), TOKEN_LATENCY_BUCKETS)
         self.queue_wait = r.histogram("kronk_queue_wait_seconds",
-                                      "Time from request arrival until its prefill began (edge TTFT minus "
-                                      "the engine's own time to first token).", ("model",), QUEUE_BUCKETS)
+                                      "Time a request waited for a free slot.", ("model",), QUEUE_BUCKETS)
         self.tokens_per_second = r.histogram("kronk_generation_tokens_per_second",
                                              "Generation speed per request, by prompt-length bucket.",
                                              ("model", "context"), TPS_BUCKETS)
@@ -232,7 +231,7 @@ class ServerMetrics:
         self.models_loaded.set(len(stats))
         for model, s in stats.items():
             used = float(_stat(s, "kv_cells_used"))
-            total = float(_stat(s, "kv_cells_total"))
+            total = float(_stat(s, "kv_cells_total") or _stat(s, "n_ctx"))
             self.slots_active.set(_stat(s, "active_slots"), model=model)
             self.requests_queued.set(_stat(s, "queued"), model=model)
             self.kv_used.set(used, model=model)

@@ -32,7 +32,7 @@ def route_label(request: web.Request) -> str:
 
 @web.middleware
 async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    metrics = request.app[METRICS]
+    metrics = request.config_dict[METRICS]
     started = time.monotonic()
     status = 500
     try:
@@ -51,20 +51,21 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        response = await handler(request)
+        return await handler(request)
     except (KronkError, ShuttingDownError) as exc:
-        response = error_response(exc, api_style(request.path))
-        log.info("%s %s -> %d %s: %s", request.method, request.path, response.status,
+        log.info("%s %s -> %d %s: %s", request.method, request.path, spec_for(exc).status,
                  type(exc).__name__, exc)
+        return _answer(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        response = error_response(exc, api_style(request.path))
+        return _answer(request, exc)
     except Exception as exc:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        response = error_response(exc, api_style(request.path))
-    else:
-        return response
+        return _answer(request, exc)
+
+
+def _answer(request: web.Request, exc: BaseException) -> web.Response:
     spec = spec_for(exc)
-    request.app[METRICS].http_errors.inc(route=route_label(request), code=spec.code or str(spec.status))
-    return response
+    request.config_dict[METRICS].http_errors.inc(route=route_label(request), code=spec.code or str(spec.status))
+    return error_response(exc, api_style(request.path))

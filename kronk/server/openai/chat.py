@@ -24,6 +24,8 @@ class ChatCall:
     request: ChatRequest
     stream: bool
     include_usage: bool
+    explicit: set[str]
+    """Sampling fields the request set (model defaults fill the rest)."""
 
 
 def parse_chat(body: Body, limits: p.Limits) -> ChatCall:
@@ -32,7 +34,7 @@ def parse_chat(body: Body, limits: p.Limits) -> ChatCall:
     tools = p.parse_tools(body)
     tool_choice = p.parse_tool_choice(body, tools)
     response_format = p.parse_response_format(body)
-    sampling = p.parse_sampling(body)
+    sampling, explicit = p.parse_sampling(body)
     if sampling.grammar and response_format is not None:
         raise body.error("grammar", "cannot be combined with response_format")
     logprobs, top_logprobs = p.parse_logprobs(body)
@@ -56,7 +58,7 @@ def parse_chat(body: Body, limits: p.Limits) -> ChatCall:
         chat_template_kwargs=template_kwargs,
         template=body.string("chat_template") or None,
     )
-    return ChatCall(request, stream, include_usage)
+    return ChatCall(request, stream, include_usage, explicit)
 
 
 def encode_chat_result(result: ChatResult) -> dict[str, Any]:
@@ -164,8 +166,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if call.stream:
         encoder = ChatStreamEncoder(model, n=call.request.n, include_usage=call.include_usage,
                                     logprobs=call.request.logprobs)
-        return await stream_response(request, kronk.chat_stream(call.request), encoder, meter)
-    result = await kronk.chat(call.request)
+        return await stream_response(request, kronk.chat_stream(call.request, explicit=call.explicit), encoder, meter)
+    result = await kronk.chat(call.request, explicit=call.explicit)
     meter.on_usage(result.usage)
     return json_response(encode_chat_result(result))
 

@@ -34,6 +34,7 @@ class CompletionCall:
     """One per prompt."""
     stream: bool
     include_usage: bool
+    explicit: set[str]
 
 
 def _is_tokens(value: object) -> bool:
@@ -64,12 +65,13 @@ def parse_completion(body: Body, limits: p.Limits) -> CompletionCall:
     best_of = body.integer("best_of", min=1, max=p.MAX_N)
     if best_of is not None and best_of != n:
         raise body.error("best_of", "is not supported (only best_of == n)")
+    sampling, explicit = p.parse_sampling(body)
     base = CompletionRequest(
         prompt="",
         model=p.parse_model(body),
         suffix=suffix if suffix else None,
         echo=bool(body.boolean("echo", default=False)),
-        sampling=p.parse_sampling(body),
+        sampling=sampling,
         max_tokens=p.parse_max_tokens(body, limits, names=("max_tokens",), default=16),
         stop=p.parse_stop(body),
         n=n,
@@ -78,7 +80,8 @@ def parse_completion(body: Body, limits: p.Limits) -> CompletionCall:
         ignore_eos=bool(body.boolean("ignore_eos", default=False)),
         add_special=bool(body.boolean("add_special", default=True)),
     )
-    return CompletionCall([dataclasses.replace(base, prompt=pr) for pr in prompts], stream, include_usage)
+    return CompletionCall([dataclasses.replace(base, prompt=pr) for pr in prompts], stream, include_usage,
+                          explicit)
 
 
 def encode_legacy_logprobs(items: list[TokenLogprob] | None, offset: int = 0) -> dict[str, Any] | None:
@@ -197,8 +200,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
     meter = RequestMeter(request.app[METRICS], model, "completions")
     if call.stream:
         encoder = CompletionStreamEncoder(model, include_usage=call.include_usage, logprobs=first.logprobs)
-        return await stream_response(request, kronk.complete_stream(first), encoder, meter)
-    results = await gather_or_cancel(kronk.complete(r) for r in call.requests)
+        return await stream_response(request, kronk.complete_stream(first, explicit=call.explicit), encoder, meter)
+    results = await gather_or_cancel(kronk.complete(r, explicit=call.explicit) for r in call.requests)
     for result in results:
         meter.on_usage(result.usage)
     return json_response(encode_completion_results(results, model))

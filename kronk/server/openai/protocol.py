@@ -68,17 +68,14 @@ _SAMPLING: dict[str, tuple[str, str, float | None, float | None]] = {
 SAMPLING_FIELDS = tuple(_SAMPLING) + ("seed", "logit_bias", "dry_sequence_breakers", "grammar")
 
 
-def parse_sampling(body: Body, *, aliases: dict[str, str] | None = None) -> SamplingParams:
-    """Every sampler option the request sets; the rest keep SamplingParams defaults.
+def parse_sampling(body: Body) -> tuple[SamplingParams, set[str]]:
+    """Every sampler option the request sets, and their names.
 
-    `aliases` maps another API's field names onto ours (e.g. Anthropic's names are
-    the same, the Responses API has none extra).
+    The names go to the SDK as `explicit`, so a model's default sampling options
+    apply to exactly the fields the request left out.
     """
     values: dict[str, Any] = {}
-    names = dict(_SAMPLING)
-    for alias, target in (aliases or {}).items():
-        names[alias] = _SAMPLING[target]
-    for name, (target, kind, lo, hi) in names.items():
+    for name, (target, kind, lo, hi) in _SAMPLING.items():
         if not body.has(name):
             continue
         if kind == "i":
@@ -97,7 +94,7 @@ def parse_sampling(body: Body, *, aliases: dict[str, str] | None = None) -> Samp
     grammar = body.string("grammar")
     if grammar:
         values["grammar"] = grammar
-    return SamplingParams(**values)
+    return SamplingParams(**values), set(values)
 
 
 def parse_logit_bias(body: Body) -> dict[int, float]:

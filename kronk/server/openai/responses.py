@@ -30,6 +30,7 @@ _MESSAGE_ROLES = ("user", "system", "developer", "assistant")
 class ResponsesCall:
     request: ChatRequest
     stream: bool
+    explicit: set[str]
     echo: dict[str, Any]
     """Request fields the Response object repeats back (instructions, tools, text ...)."""
 
@@ -172,6 +173,7 @@ def parse_responses(body: Body, limits: p.Limits) -> ResponsesCall:
     kwargs = dict(body.mapping("chat_template_kwargs") or {})
     top_logprobs = int(body.integer("top_logprobs", default=0, min=0, max=p.MAX_TOP_LOGPROBS))
     include = body.strings("include", max_items=32)
+    sampling, explicit = p.parse_sampling(body)
     if effort is not None:
         kwargs.setdefault("reasoning_effort", effort)
     request = ChatRequest(
@@ -181,7 +183,7 @@ def parse_responses(body: Body, limits: p.Limits) -> ResponsesCall:
         tool_choice=tool_choice,
         parallel_tool_calls=bool(body.boolean("parallel_tool_calls", default=True)),
         response_format=parse_text_format(body),
-        sampling=p.parse_sampling(body),
+        sampling=sampling,
         max_tokens=p.parse_max_tokens(body, limits, names=("max_output_tokens",)),
         logprobs=top_logprobs > 0 or "message.output_text.logprobs" in include,
         top_logprobs=top_logprobs,
@@ -201,7 +203,7 @@ def parse_responses(body: Body, limits: p.Limits) -> ResponsesCall:
         "metadata": body.mapping("metadata") or {},
         "user": body.string("user"),
     }
-    return ResponsesCall(request, bool(body.boolean("stream", default=False)), echo)
+    return ResponsesCall(request, bool(body.boolean("stream", default=False)), explicit, echo)
 
 
 # --- output ------------------------------------------------------------------
@@ -414,8 +416,9 @@ async def responses(request: web.Request) -> web.StreamResponse:
     meter = RequestMeter(request.app[METRICS], model, "responses")
     shell = ResponseShell(model, call.echo)
     if call.stream:
-        return await stream_response(request, kronk.chat_stream(call.request), ResponsesStreamEncoder(shell), meter)
-    result = await kronk.chat(call.request)
+        return await stream_response(request, kronk.chat_stream(call.request, explicit=call.explicit),
+                                     ResponsesStreamEncoder(shell), meter)
+    result = await kronk.chat(call.request, explicit=call.explicit)
     meter.on_usage(result.usage)
     shell.model = result.model
     return json_response(encode_response(result, shell))
