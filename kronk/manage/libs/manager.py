@@ -37,8 +37,9 @@ LIB_PATH_ENV = "KRONK_LIB_PATH"
 class LibsManager:
     """Installs of llama.cpp under one Kronk home.
 
-    `environ` (default: os.environ) supplies KRONK_OS/ARCH/PROCESSOR, KRONK_LIB_PATH,
-    KRONK_LIBS_BASE_URL, PATH and pip's settings, so callers and tests can pass their own.
+    `environ` (default: a copy of os.environ, taken now) supplies KRONK_OS/ARCH/PROCESSOR,
+    KRONK_LIB_PATH, KRONK_LIBS_BASE_URL, PATH and pip's settings. Every method blocks
+    (network, disk, compilers): async callers run them with `asyncio.to_thread`.
     """
 
     def __init__(self, home: Path | None = None, *, environ: Mapping[str, str] | None = None,
