@@ -43,7 +43,8 @@ TINY_SOURCES = {
     "ggml.c": "int base_answer(void);\nint ggml_answer(void) { return base_answer() + 1; }\n",
     "llama.c": "int ggml_answer(void);\nint llama_answer(void) { return ggml_answer() + 1; }\n",
     "mtmd.c": "int llama_answer(void);\nint mtmd_answer(void) { return llama_answer(); }\n",
-    "tool.c": '#include <stdio.h>\nint mtmd_answer(void);\nint main(void) { printf("%d\\n", mtmd_answer()); return 0; }\n',
+    "tool.c": '#include <stdio.h>\nint mtmd_answer(void);\n'
+              'int main(void) { printf("%d\\n", mtmd_answer()); return 0; }\n',
 }
 
 
@@ -150,6 +151,7 @@ REAL_BUILD_DIR = Path(os.environ.get("KRONK_TEST_LIBS_BUILD_DIR", Path.home() / 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # the first run compiles llama.cpp; later runs reuse REAL_BUILD_DIR
 @needs_cmake
 def test_real_llama_cpp_source_build(libs_env: Path) -> None:
     if not (REAL_TREE / "include" / "llama.h").exists():

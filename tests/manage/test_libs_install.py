@@ -23,7 +23,10 @@ def _snapshot(folder: Path) -> dict[str, str]:
     result = {}
     for path in sorted(folder.rglob("*")):
         key = path.relative_to(folder).as_posix()
-        result[key] = f"-> {os.readlink(path)}" if path.is_symlink() else (support.sha256(path) if path.is_file() else "/")
+        if path.is_symlink():
+            result[key] = f"-> {os.readlink(path)}"
+        else:
+            result[key] = support.sha256(path) if path.is_file() else "/"
     return result
 
 
@@ -214,9 +217,8 @@ def test_crash_between_the_renames_is_repaired(installed: Path, libs_env: Path) 
 
 
 def test_a_second_installer_is_refused(installed: Path, libs_real_bin: Path) -> None:
-    with inst.install_lock(installed):
-        with pytest.raises(LibsInstallError, match="another"):
-            LibsManager().install(from_dir=libs_real_bin, platform=CPU)
+    with inst.install_lock(installed), pytest.raises(LibsInstallError, match="another"):
+        LibsManager().install(from_dir=libs_real_bin, platform=CPU)
 
 
 # --- folders, idempotence, list, remove ----------------------------------------------------------

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
-class Stage(str, enum.Enum):
+class Stage(enum.StrEnum):
     """What the installer is doing; `ATTEMPT` and `FAILED` frame each source tried."""
 
     ATTEMPT = "attempt"

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +116,7 @@ def write_record(record: InstallRecord) -> None:
 
 
 def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 # --- staging -------------------------------------------------------------------
@@ -247,9 +247,12 @@ def remove_tree(target: Path) -> None:
 @contextmanager
 def install_lock(target: Path) -> Iterator[None]:
     """Hold the per-target lock; LibsInstallError if another installer has it (never wait forever)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     lock_path = target.with_name(f".{target.name}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LibsInstallError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
     try:
         try:
             _lock(fd)

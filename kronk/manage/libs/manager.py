@@ -161,7 +161,10 @@ class LibsManager:
                 raise LibraryNotFoundError(f"no llama.cpp libraries are installed for {platform} ({target})")
             if record.source == "external":
                 raise ConfigError(f"{LIB_PATH_ENV}={target} holds libraries Kronk does not manage; not removing")
-            inst.remove_tree(target)
+            try:
+                inst.remove_tree(target)
+            except OSError as exc:
+                raise LibsInstallError(f"cannot remove {target}: {exc.strerror or exc}") from exc
         return record
 
     # --- internals -----------------------------------------------------------------
