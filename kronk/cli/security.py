@@ -1,8 +1,8 @@
 """`kronk security`: keys, tokens and the security settings, on the local $KRONK_HOME files.
 
-    kronk security key list|create|delete KID
-    kronk security token create [--admin] [--duration 24h] [--endpoints chat-completions:1000/day,…]
-    kronk security sec
+kronk security key list|create|delete KID
+kronk security token create [--admin] [--duration 24h] [--endpoints chat-completions:1000/day,…]
+kronk security sec
 """
 
 from __future__ import annotations
@@ -103,9 +103,16 @@ def token() -> None:
 
 @token.command("create")
 @click.option("--admin", is_flag=True, help="An admin token: management APIs, every endpoint, no limits.")
-@click.option("--duration", default=None, metavar="DURATION", help="Lifetime, e.g. 30m, 24h, 30d, 1y (default: KRONK_TOKEN_DURATION or 24h).")
+@click.option(
+    "--duration",
+    default=None,
+    metavar="DURATION",
+    help="Lifetime, e.g. 30m, 24h, 30d, 1y (default: KRONK_TOKEN_DURATION or 24h).",
+)
 @click.option("--endpoints", default="", metavar="GRANTS", help=ENDPOINTS_HELP)
-@click.option("--subject", default=None, metavar="NAME", help="Who the token is for (the `sub` claim; default a random id).")
+@click.option(
+    "--subject", default=None, metavar="NAME", help="Who the token is for (the `sub` claim; default a random id)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the token and its claims as JSON.")
 def token_create(admin: bool, duration: str | None, endpoints: str, subject: str | None, as_json: bool) -> None:
     """Create a token; prints only the token, so `TOKEN=$(kronk security token create …)` works."""

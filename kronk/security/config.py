@@ -134,14 +134,12 @@ class SecurityConfig:
 
 
 def rate_store_kind(url: str) -> str:
-    """"redis" or "sqlite" for a rate-store URL; anything else is a config error."""
+    """ "redis" or "sqlite" for a rate-store URL; anything else is a config error."""
     if url.startswith(_REDIS_SCHEMES):
         return "redis"
     if url.startswith(_SQLITE_SCHEME + "/") and len(url) > len(_SQLITE_SCHEME) + 1:
         return "sqlite"
-    raise ConfigError(
-        f"invalid {ENV_RATE_STORE} {url!r}: use redis://host:port/db or sqlite:///absolute/path/file.db"
-    )
+    raise ConfigError(f"invalid {ENV_RATE_STORE} {url!r}: use redis://host:port/db or sqlite:///absolute/path/file.db")
 
 
 def sqlite_path(url: str) -> Path:

@@ -13,10 +13,12 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDictProxy
 
 from kronk.errors import AuthenticationError, ConfigError, KronkError
@@ -24,14 +26,15 @@ from kronk.security.config import SecurityConfig, SecurityMode
 from kronk.security.endpoints import Access, Route, RouteKind, classify, is_public_path, required_access
 from kronk.security.responses import response_for
 from kronk.security.runtime import Clock, SecurityRuntime
+from kronk.security.tokens import TokenClaims
 
 log = logging.getLogger(__name__)
 
-CLAIMS_KEY = "kronk.claims"
-"""`request[CLAIMS_KEY]`: the verified `TokenClaims`, or None when the route was public."""
+CLAIMS_KEY: Any = web.RequestKey("kronk.claims", TokenClaims) if hasattr(web, "RequestKey") else "kronk.claims"
+"""`request[CLAIMS_KEY]`: the verified `TokenClaims`, or None when the route was public.
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+A typed `web.RequestKey` named "kronk.claims" (a plain string key on aiohttp < 3.14)."""
+
 
 _ACCESS_ORDER = (Access.PUBLIC, Access.AUTHENTICATED, Access.GRANT, Access.ADMIN)
 

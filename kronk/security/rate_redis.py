@@ -32,9 +32,7 @@ class RedisRateStore:
     def __init__(self, url: str, *, timeout_s: float = 2.0) -> None:
         self._where = redact_url(url)
         try:
-            self._client: Any = redis.Redis.from_url(
-                url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-            )
+            self._client: Any = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
             self._client.ping()
         except (redis.RedisError, ValueError) as exc:
             raise ConfigError(f"cannot reach the rate-limit store {self._where}: {exc}") from exc
@@ -46,9 +44,7 @@ class RedisRateStore:
         try:
             allowed, count = self._script(keys=[key], args=[limit, expires_at])
         except redis.RedisError as exc:
-            raise SecurityError(
-                f"rate-limit store {self._where} failed: {exc}", code="rate_store_unavailable"
-            ) from exc
+            raise SecurityError(f"rate-limit store {self._where} failed: {exc}", code="rate_store_unavailable") from exc
         return Hit(bool(allowed), int(count))
 
     def count(self, key: str) -> int:

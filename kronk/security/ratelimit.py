@@ -77,7 +77,9 @@ class RateLimiter:
         retry_after = max(1, math.ceil(end - now))
         if grant.limit <= 0:
             raise RateLimitError(f"the token's {endpoint} limit is 0 per {grant.window.value}", retry_after)
-        hit = self.store.hit(counter_key(counter_id, endpoint, grant.window, start), grant.limit, end + EXPIRY_MARGIN_SECONDS)
+        hit = self.store.hit(
+            counter_key(counter_id, endpoint, grant.window, start), grant.limit, end + EXPIRY_MARGIN_SECONDS
+        )
         if not hit.allowed:
             raise RateLimitError(
                 f"rate limit reached: {grant.limit} {endpoint} calls per {grant.window.value}; "

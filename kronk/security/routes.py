@@ -1,10 +1,10 @@
 """Admin HTTP endpoints for keys and tokens (admin-only unless security is off).
 
-    GET    /v1/security/config        mode and settings
-    GET    /v1/security/keys          every key, the signing one marked
-    POST   /v1/security/keys          create a key (it signs from now on)
-    DELETE /v1/security/keys/{kid}    delete a key, revoking its tokens
-    POST   /v1/security/tokens        {admin?, duration?, endpoints?, subject?} -> {token, …}
+GET    /v1/security/config        mode and settings
+GET    /v1/security/keys          every key, the signing one marked
+POST   /v1/security/keys          create a key (it signs from now on)
+DELETE /v1/security/keys/{kid}    delete a key, revoking its tokens
+POST   /v1/security/tokens        {admin?, duration?, endpoints?, subject?} -> {token, …}
 """
 
 from __future__ import annotations
@@ -128,9 +128,7 @@ async def create_token(request: web.Request) -> web.Response:
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidRequestError("the body is not valid JSON") from None
     fields = _token_body(body)
-    issued, _ = await asyncio.to_thread(
-        admin.create_token, runtime.keys, runtime.config, now=runtime.clock(), **fields
-    )
+    issued, _ = await asyncio.to_thread(admin.create_token, runtime.keys, runtime.config, now=runtime.clock(), **fields)
     return web.json_response(_token_json(issued), status=201)
 
 

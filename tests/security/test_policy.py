@@ -31,7 +31,12 @@ def facts(**changes: Any) -> dict[str, Any]:
         "issuer": "kronk",
         "mode": "full",
         "token": {"header": {"alg": "RS256", "kid": "k"}, "claims": claims},
-        "route": {"path": "/v1/chat/completions", "kind": "inference", "access": "grant", "endpoint": "chat-completions"},
+        "route": {
+            "path": "/v1/chat/completions",
+            "kind": "inference",
+            "access": "grant",
+            "endpoint": "chat-completions",
+        },
     }
     base.update(changes)
     return base
@@ -80,8 +85,12 @@ def test_leeway_tolerates_small_skew(engine: PolicyEngine) -> None:
         ({"access": "authenticated", "endpoint": None}, False, True, None),
     ],
 )
-def test_authorization(engine: PolicyEngine, route: dict[str, Any], admin: bool, allowed: bool, reason: str | None) -> None:
-    decision = engine.evaluate(facts(route={"path": "/x", "kind": "other", **route}, claims={"admin": admin})).authorization
+def test_authorization(
+    engine: PolicyEngine, route: dict[str, Any], admin: bool, allowed: bool, reason: str | None
+) -> None:
+    decision = engine.evaluate(
+        facts(route={"path": "/x", "kind": "other", **route}, claims={"admin": admin})
+    ).authorization
     assert decision.allow is allowed
     assert decision.reason == reason
 
@@ -118,26 +127,49 @@ def _copy_defaults(tmp_path: Path) -> Path:
     return folder
 
 
+OPERATOR_AUTHORIZATION = """
+package kronk.authorization
+
+import rego.v1
+
+# An operator's own rule set: admins everywhere, nobody named mallory anywhere.
+blocked if input.token.claims.sub == "mallory"
+
+default allow := false
+
+allow if {
+	not blocked
+	input.token.claims.admin == true
+}
+
+allow if {
+	not blocked
+	input.route.access == "grant"
+	is_object(input.token.claims.endpoints[input.route.endpoint])
+}
+
+reasons contains "blocked_subject" if blocked
+
+decision := {"allow": allow, "reasons": sort(reasons)}
+"""
+
+
 def test_operator_policy_replaces_the_shipped_one(tmp_path: Path) -> None:
     folder = _copy_defaults(tmp_path)
-    text = (folder / "authorization.rego").read_text()
-    (folder / "authorization.rego").write_text(
-        text + '\nreasons contains "night_shift" if input.token.claims.sub == "mallory"\n'
-        'allow := false if input.token.claims.sub == "mallory"\n'
-    )
-    with pytest.raises(ConfigError):  # conflicting complete rule definitions are a compile/eval error
-        with PolicyEngine(folder) as policy:
-            policy.evaluate(facts(claims={"sub": "mallory"}))
-    (folder / "authorization.rego").write_text(
-        text.replace("allow if claims.admin == true", 'allow if claims.admin == true\n\nblocked if claims.sub == "mallory"')
-        .replace('allow if input.route.access == "authenticated"', 'allow if {\n\tnot blocked\n\tinput.route.access == "authenticated"\n}')
-        .replace('\tinput.route.access == "grant"\n\tis_object', '\tnot blocked\n\tinput.route.access == "grant"\n\tis_object')
-        + '\nreasons contains "blocked_subject" if blocked\n'
-    )
+    (folder / "authorization.rego").write_text(OPERATOR_AUTHORIZATION)
     with PolicyEngine(folder) as policy:
         assert policy.evaluate(facts()).authorization.allow
         denied = policy.evaluate(facts(claims={"sub": "mallory"})).authorization
-        assert not denied.allow and "blocked_subject" in denied.reasons
+        assert not denied.allow and denied.reasons == ("blocked_subject",)
+
+
+def test_policy_failing_at_evaluation_is_a_config_error(tmp_path: Path) -> None:
+    folder = _copy_defaults(tmp_path)
+    text = (folder / "authorization.rego").read_text()
+    # two values for one complete rule: regorus reports a conflict when it is evaluated
+    (folder / "authorization.rego").write_text(text + '\nallow := false if input.token.claims.sub == "mallory"\n')
+    with PolicyEngine(folder) as policy, pytest.raises(ConfigError, match="failed"):
+        policy.evaluate(facts(claims={"sub": "mallory"}))
 
 
 def test_missing_policy_file_is_a_config_error(tmp_path: Path) -> None:
@@ -166,7 +198,7 @@ def test_policy_without_decision_fails_at_load(tmp_path: Path) -> None:
 
 def test_decision_of_wrong_shape_fails_at_load(tmp_path: Path) -> None:
     folder = _copy_defaults(tmp_path)
-    (folder / "authorization.rego").write_text("package kronk.authorization\nimport rego.v1\ndecision := \"yes\"\n")
+    (folder / "authorization.rego").write_text('package kronk.authorization\nimport rego.v1\ndecision := "yes"\n')
     with pytest.raises(ConfigError, match="boolean 'allow'"):
         PolicyEngine(folder)
 

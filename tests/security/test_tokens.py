@@ -39,9 +39,18 @@ def test_parse_grants_spec() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["chat:1/day", "chat-completions", "chat-completions:", "chat-completions:10", "chat-completions:x/day",
-     "chat-completions:10/week", "chat-completions:-1/day", "chat-completions:0/day",
-     "embeddings:1/day,embeddings:2/day", "*:unlimited,rerank:1/day"],
+    [
+        "chat:1/day",
+        "chat-completions",
+        "chat-completions:",
+        "chat-completions:10",
+        "chat-completions:x/day",
+        "chat-completions:10/week",
+        "chat-completions:-1/day",
+        "chat-completions:0/day",
+        "embeddings:1/day,embeddings:2/day",
+        "*:unlimited,rerank:1/day",
+    ],
 )
 def test_bad_grant_specs_are_refused(spec: str) -> None:
     with pytest.raises(InvalidRequestError):
@@ -51,7 +60,12 @@ def test_bad_grant_specs_are_refused(spec: str) -> None:
 def test_grants_from_json() -> None:
     assert grants_from_json({"tokenize": {"limit": 3, "window": "year"}}) == {"tokenize": Grant(Window.YEAR, 3)}
     assert grants_from_json({"tokenize": {"window": "unlimited"}}) == {"tokenize": Grant(Window.UNLIMITED)}
-    for bad in ([1], {"tokenize": 3}, {"tokenize": {"limit": "3", "window": "day"}}, {"tokenize": {"limit": True, "window": "day"}}):
+    for bad in (
+        [1],
+        {"tokenize": 3},
+        {"tokenize": {"limit": "3", "window": "day"}},
+        {"tokenize": {"limit": True, "window": "day"}},
+    ):
         with pytest.raises(InvalidRequestError):
             grants_from_json(bad)
 
@@ -118,7 +132,8 @@ def test_hostile_tokens_fail_verification(keys: KeyStore, clock: FakeClock) -> N
         "alg none, empty signature": (forge.alg_none(header, dict(claims)), "token_malformed"),
         "alg none, fake signature": (forge.alg_none(header, dict(claims), "AAAA"), "algorithm_not_allowed"),
         "HS256 keyed with the public key": (
-            forge.hs256_with_public_key(header, dict(claims), private.public_key()), "algorithm_not_allowed"
+            forge.hs256_with_public_key(header, dict(claims), private.public_key()),
+            "algorithm_not_allowed",
         ),
         "tampered payload": (forge.with_payload(good, admin=True), "signature_invalid"),
         "tampered signature": (forge.flip_signature(good), "signature_invalid"),
@@ -135,7 +150,10 @@ def test_hostile_tokens_fail_verification(keys: KeyStore, clock: FakeClock) -> N
         "huge": ("a" * (1024 * 1024), "token_too_large"),
         "admin claim not a bool": (forge.rs256(header, {**claims, "admin": "yes"}, private), "claims_invalid"),
         "exp not a number": (forge.rs256(header, {**claims, "exp": "never"}, private), "claims_invalid"),
-        "bad grant": (forge.rs256(header, {**claims, "endpoints": {"rerank": {"window": "week"}}}, private), "claims_invalid"),
+        "bad grant": (
+            forge.rs256(header, {**claims, "endpoints": {"rerank": {"window": "week"}}}, private),
+            "claims_invalid",
+        ),
         "payload not an object": (forge.rs256(header, [1, 2], private), "token_malformed"),  # type: ignore[arg-type]
     }
     for name, (token, code) in cases.items():
