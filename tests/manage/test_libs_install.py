@@ -293,3 +293,17 @@ def test_cross_platform_zip_install(libs_env: Path, libs_server: support.LocalSe
                                     "bin/llama.dll", "bin/mtmd.dll", "ggml-base.dll", "ggml-cpu.dll", "ggml.dll",
                                     "llama.dll", "mtmd.dll"]
     assert any("ABI check skipped" in e.message for e in events)
+
+
+def test_windows_cuda_falls_back_to_the_next_archive_name_and_brings_its_runtime(
+        libs_env: Path, libs_server: support.LocalServer, libs_server_root: Path,
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    members = {f"{name}.dll": b"dll" for name in ("llama", "ggml", "ggml-base", "mtmd", "ggml-cuda")}
+    archive = support.make_zip(tmp_path / "c.zip", members)
+    runtime = support.make_zip(tmp_path / "r.zip", {"cudart64_12.dll": b"rt", "cublas64_12.dll": b"blas"})
+    _publish(libs_server_root, "wincuda", 11434, "llama-b11434-bin-win-cuda-12.4-x64.zip", archive.read_bytes())
+    _publish(libs_server_root, "wincuda", 11434, "cudart-llama-bin-win-cuda-12.4-x64.zip", runtime.read_bytes())
+    monkeypatch.setenv("KRONK_LIBS_BASE_URL", f"{libs_server.url}/wincuda")
+    record = LibsManager().install(source="release", platform=Platform("windows", "x64", "cuda"))
+    assert {"cudart64_12.dll", "cublas64_12.dll", "ggml-cuda.dll"} <= set(record.files)
+    assert any(path.endswith("win-cuda-13.3-x64.zip") for path in libs_server.requests)  # tried first

@@ -64,6 +64,14 @@ def release_assets(platform: Platform, build: int) -> list[str]:
     return [f"llama-b{build}-bin-{variant}" for variant in _RELEASE_VARIANTS.get(platform.parts(), ())]
 
 
+def companion_assets(asset: str) -> list[str]:
+    """Archives that must be unpacked beside `asset`: the CUDA runtime DLLs of a Windows CUDA build."""
+    marker = "-bin-win-cuda-"
+    if marker not in asset:
+        return []
+    return ["cudart-llama-bin-win-cuda-" + asset.split(marker, 1)[1]]
+
+
 def release_url(base: str, build: int, asset: str) -> str:
     return f"{base}/releases/download/b{build}/{asset}"
 

@@ -107,6 +107,13 @@ def from_release(ctx: Context, platform: Platform, build_number: int, work: Path
         archive.extract(path, extracted)
         path.unlink()
         folder = find_lib_folder(extracted, platform.os)
+        for extra in assets.companion_assets(asset):
+            extra_url = assets.release_url(base, build_number, extra)
+            extra_path = work / extra
+            download(ctx.session, extra_url, extra_path, progress=ctx.progress,
+                     sha256=fetch_sha256(ctx.session, extra_url), source="release")
+            archive.extract(extra_path, folder)
+            extra_path.unlink()
         return Payload(folder, "release", build_number, ctx.cached_tree(build_number))
     raise LibsInstallError(f"b{build_number} has no {' or '.join(missing)} (HTTP 404)")
 
