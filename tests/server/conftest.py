@@ -22,7 +22,6 @@ from kronk.server.app import create_app
 from kronk.server.keys import HEALTH, KRONK, METRICS
 from kronk.settings import ServerSettings
 
-pytestmark = pytest.mark.requires_libs
 
 
 @dataclass(slots=True)
