@@ -1,0 +1,326 @@
+"""The management HTTP API: models, catalog and libs, as an aiohttp sub-application.
+
+The server mounts `create_management_app(ctx)` at `/v1/kronk/`. Handlers are thin:
+they validate the body, run the blocking work (downloads, hashing, GGUF reading) in a
+thread, and return JSON. Long jobs (pulls, libs installs) stream progress as SSE;
+the stream opens only when the first real progress arrives, so a bad id, a bad URL
+or a full disk is still a plain JSON error with its own status code. Errors use the
+OpenAI shape `{"error": {"message", "type", "code", "param"}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from kronk import errors as E
+from kronk.manage.context import LibsView, ManagementContext, PoolView
+
+__all__ = ["ManagementContext", "PoolView", "LibsView", "create_management_app", "error_body"]
+
+log = logging.getLogger(__name__)
+
+CONTEXT = web.AppKey("kronk_management_context", ManagementContext)
+KEEPALIVE_SECONDS = 15.0
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+# Most specific first: (type, HTTP status, OpenAI error type, code).
+_ERRORS: tuple[tuple[type[E.KronkError], int, str, str], ...] = (
+    (E.InsufficientStorageError, 507, "server_error", "insufficient_storage"),
+    (E.ModelNotFoundError, 404, "invalid_request_error", "model_not_found"),
+    (E.LibraryNotFoundError, 404, "invalid_request_error", "libs_not_found"),
+    (E.InvalidRequestError, 400, "invalid_request_error", "invalid_value"),
+    (E.ConfigError, 400, "invalid_request_error", "invalid_config"),
+    (E.ChecksumError, 502, "server_error", "checksum_mismatch"),
+    (E.DownloadError, 502, "server_error", "download_failed"),
+    (E.LibsInstallError, 502, "server_error", "libs_install_failed"),
+    (E.ModelLoadError, 422, "invalid_request_error", "invalid_model_file"),
+    (E.StoreError, 409, "server_error", "store_conflict"),
+)
+
+
+def error_status(exc: BaseException) -> tuple[int, str, str]:
+    for kind, status, kind_name, code in _ERRORS:
+        if isinstance(exc, kind):
+            return status, kind_name, code
+    return 500, "server_error", "internal_error"
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    _, kind, code = error_status(exc)
+    message = str(exc) if isinstance(exc, E.KronkError) else "internal server error"
+    return {"error": {"message": message, "type": kind, "code": code, "param": getattr(exc, "param", None)}}
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                  ) -> web.StreamResponse:
+    """Map the store/download/libs errors once; anything else goes to the server's middleware."""
+    try:
+        return await handler(request)
+    except E.KronkError as exc:
+        if not any(isinstance(exc, kind) for kind, *_ in _ERRORS):
+            raise
+        return web.json_response(error_body(exc), status=error_status(exc)[0])
+
+
+def create_management_app(ctx: ManagementContext) -> web.Application:
+    """The sub-application; mount it with `app.add_subapp("/v1/kronk/", ...)`."""
+    app = web.Application(middlewares=[_errors])
+    app[CONTEXT] = ctx
+    app.router.add_get("/models", list_models)
+    app.router.add_get("/models/ps", models_ps)
+    app.router.add_post("/models/index", index_models)
+    app.router.add_post("/models/pull", pull_model)
+    app.router.add_post("/models/unload", unload_model)
+    app.router.add_get("/models/{id:.+}", show_model)
+    app.router.add_delete("/models/{id:.+}", remove_model)
+    app.router.add_get("/catalog", list_catalog)
+    app.router.add_post("/catalog/update", update_catalog)
+    app.router.add_post("/catalog/{id:.+}/pull", pull_catalog)
+    app.router.add_get("/catalog/{id:.+}", show_catalog)
+    app.router.add_get("/libs", list_libs)
+    app.router.add_post("/libs/pull", pull_libs)
+    app.router.add_post("/libs/upgrade", upgrade_libs)
+    return app
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _ctx(request: web.Request) -> ManagementContext:
+    return request.app[CONTEXT]
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    """The JSON object body (an empty body is `{}`)."""
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise E.InvalidRequestError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise E.InvalidRequestError("request body must be a JSON object")
+    return data
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise E.InvalidRequestError(f"`{key}` must be a non-empty string", param=key)
+    return value.strip()
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise E.InvalidRequestError(f"`{key}` must be true or false", param=key)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of a result object (to_dict, dataclass, or as is)."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _sse(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+
+
+async def _stream_job(
+    request: web.Request,
+    work: Callable[[Callable[[Any], None]], Any],
+    starts_stream: Callable[[dict[str, Any]], bool],
+) -> web.StreamResponse:
+    """Run `work(progress)` in a thread and stream its progress events as SSE.
+
+    Until an event passes `starts_stream`, nothing is sent: an early failure becomes a
+    JSON error response. After that, a failure is an `error` event. A client that goes
+    away does not stop the work (a pull finishes and is indexed for the next caller).
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def progress(event: Any) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, ("progress", _plain(event)))
+
+    task = asyncio.ensure_future(asyncio.to_thread(work, progress))
+    task.add_done_callback(lambda _: queue.put_nowait(("end", None)))
+    response: web.StreamResponse | None = None
+    pending: list[dict[str, Any]] = []
+    try:
+        while True:
+            try:
+                kind, payload = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            except asyncio.TimeoutError:
+                if response is not None:
+                    await response.write(b": keep-alive\n\n")
+                continue
+            if kind == "progress" and response is None and not starts_stream(payload):
+                pending.append(payload)
+                continue
+            if response is None:
+                exc = task.exception() if kind == "end" else None
+                if exc is not None:
+                    raise exc
+                response = web.StreamResponse(headers=SSE_HEADERS)
+                await response.prepare(request)
+                for early in pending:
+                    await response.write(_sse("progress", early))
+            if kind == "progress":
+                await response.write(_sse("progress", payload))
+                continue
+            exc = task.exception()
+            if exc is None:
+                await response.write(_sse("done", _plain(task.result())))
+            else:
+                if not isinstance(exc, E.KronkError):
+                    log.error("management job failed", exc_info=exc)
+                await response.write(_sse("error", error_body(exc)))
+            await response.write_eof()
+            return response
+    except (ConnectionResetError, asyncio.CancelledError):
+        task.add_done_callback(_log_orphan)
+        raise
+
+
+def _log_orphan(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("management job finished with an error after its client left: %s", task.exception())
+
+
+def _pull_started(event: dict[str, Any]) -> bool:
+    return event.get("status") not in ("resolving", "retrying")
+
+
+# --- models --------------------------------------------------------------------
+
+
+async def list_models(request: web.Request) -> web.Response:
+    return web.json_response(await asyncio.to_thread(_ctx(request).service.list_models))
+
+
+async def show_model(request: web.Request) -> web.Response:
+    model = request.match_info["id"]
+    return web.json_response(await asyncio.to_thread(_ctx(request).service.show_model, model))
+
+
+async def remove_model(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    stored = await asyncio.to_thread(ctx.service.store.get, request.match_info["id"])
+    unloaded = await ctx.pool.unload(stored.id) if ctx.pool is not None else False
+    result = await asyncio.to_thread(ctx.service.remove_model, stored.id)
+    return web.json_response({**result, "unloaded": unloaded})
+
+
+async def index_models(request: web.Request) -> web.Response:
+    return web.json_response(await asyncio.to_thread(_ctx(request).service.rebuild_index))
+
+
+async def models_ps(request: web.Request) -> web.Response:
+    pool = _ctx(request).pool
+    rows = pool.ps() if pool is not None else []
+    return web.json_response({"object": "list", "data": [dataclasses.asdict(r) for r in rows]})
+
+
+async def unload_model(request: web.Request) -> web.Response:
+    ctx = _ctx(request)
+    model = _text(await _body(request), "id", required=True)
+    assert model is not None
+    stored = await asyncio.to_thread(ctx.service.store.find, model)
+    model_id = stored.id if stored is not None else model
+    unloaded = await ctx.pool.unload(model_id) if ctx.pool is not None else False
+    if not unloaded and ctx.pool is not None and model_id != model:
+        unloaded = await ctx.pool.unload(model)
+    return web.json_response({"id": model_id, "unloaded": unloaded})
+
+
+async def pull_model(request: web.Request) -> web.StreamResponse:
+    body = await _body(request)
+    spec = _text(body, "model", required=True)
+    projector = _text(body, "projector")
+    force = _flag(body, "force")
+    service = _ctx(request).service
+    return await _stream_job(
+        request,
+        lambda progress: service.pull(spec or "", projector=projector, force=force, progress=progress),
+        _pull_started,
+    )
+
+
+# --- catalog -------------------------------------------------------------------
+
+
+async def list_catalog(request: web.Request) -> web.Response:
+    category = request.query.get("category") or None
+    return web.json_response(await asyncio.to_thread(_ctx(request).service.catalog_list, category))
+
+
+async def show_catalog(request: web.Request) -> web.Response:
+    return web.json_response(await asyncio.to_thread(_ctx(request).service.catalog_show, request.match_info["id"]))
+
+
+async def pull_catalog(request: web.Request) -> web.StreamResponse:
+    body = await _body(request)
+    force = _flag(body, "force")
+    service = _ctx(request).service
+    model = request.match_info["id"]
+    service.catalog.get(model)  # unknown id: 404 before anything starts
+    return await _stream_job(
+        request, lambda progress: service.catalog_pull(model, force=force, progress=progress), _pull_started
+    )
+
+
+async def update_catalog(request: web.Request) -> web.Response:
+    url = _text(await _body(request), "url")
+    return web.json_response(await asyncio.to_thread(_ctx(request).service.catalog_update, url))
+
+
+# --- libs ----------------------------------------------------------------------
+
+
+async def list_libs(request: web.Request) -> web.Response:
+    libs = _ctx(request).libs_manager()
+    records = await asyncio.to_thread(libs.list_installs)
+    return web.json_response({"object": "list", "data": [_plain(r) for r in records]})
+
+
+async def _install_libs(request: web.Request, upgrade: bool) -> web.StreamResponse:
+    body = await _body(request)
+    version = body.get("version")
+    if version is not None and not isinstance(version, (str, int)):
+        raise E.InvalidRequestError("`version` must be a build number like b11434", param="version")
+    source = _text(body, "source")
+    with_tools = _flag(body, "with_tools")
+    libs: LibsView = _ctx(request).libs_manager()
+    return await _stream_job(
+        request,
+        lambda progress: libs.install(version=version, source=source, with_tools=with_tools, upgrade=upgrade,
+                                      progress=progress),
+        lambda event: True,
+    )
+
+
+async def pull_libs(request: web.Request) -> web.StreamResponse:
+    return await _install_libs(request, upgrade=False)
+
+
+async def upgrade_libs(request: web.Request) -> web.StreamResponse:
+    return await _install_libs(request, upgrade=True)

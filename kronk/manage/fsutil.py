@@ -1,0 +1,103 @@
+"""File-system helpers the store and the downloader share: hashing, free space, locks.
+
+Cross-process exclusion uses `flock` on a lock file: the lock dies with the process,
+so a crashed pull never leaves the store locked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from kronk.errors import InsufficientStorageError
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks; `on_bytes` gets the running total."""
+    digest = hashlib.sha256()
+    done = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            if on_bytes is not None:
+                on_bytes(done)
+    return digest.hexdigest()
+
+
+def existing_dir(path: Path) -> Path:
+    """The nearest folder of `path` that exists (for disk_usage before mkdir)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return probe
+
+
+def free_bytes(path: Path) -> int:
+    return shutil.disk_usage(existing_dir(path)).free
+
+
+def check_free_space(path: Path, needed: int, what: str) -> None:
+    """Raise InsufficientStorageError when `needed` bytes do not fit on the disk of `path`."""
+    free = free_bytes(path)
+    if needed > free:
+        raise InsufficientStorageError(
+            f"not enough disk space for {what}: needs {format_bytes(needed)}, "
+            f"{format_bytes(free)} free at {existing_dir(path)}",
+            needed=needed,
+            free=free,
+        )
+
+
+def format_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{count} B"
+
+
+def remove_empty_dirs(start: Path, stop: Path) -> None:
+    """Remove `start` and its parents while they are empty, never `stop` or above."""
+    current = start
+    while current != stop and stop in current.parents:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent
+
+
+class FileLock:
+    """An exclusive flock on `path`, held for the `with` block (blocks until free)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def __enter__(self) -> FileLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

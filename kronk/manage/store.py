@@ -1,0 +1,534 @@
+"""The model store: GGUF files under `models/<provider>/<name>/` and an index of them.
+
+`models/index.json` maps each model id to its files (all shards, an optional
+projector), sizes, sha256 and the capabilities read from the GGUF metadata. Every
+pull and remove updates it under a lock file; `rebuild_index()` rescans the folder
+(for files added or deleted by hand), reusing hashes and metadata of unchanged files.
+`resolve()` is what the engine's model pool calls to turn a name into files + config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kronk.errors import ModelNotFoundError, StoreError
+from kronk.manage.capabilities import CAPABILITY_NAMES, Capabilities
+from kronk.manage.catalog import Catalog
+from kronk.manage.fsutil import FileLock, remove_empty_dirs, sha256_file
+from kronk.manage.gguf_info import GGUFInfo, read_gguf_info
+from kronk.manage.naming import (
+    default_alias,
+    is_projector_name,
+    model_stem,
+    safe_segment,
+    shard_names,
+    split_info,
+    validate_model_id,
+)
+from kronk.paths import atomic_write_text, models_dir
+
+log = logging.getLogger(__name__)
+
+INDEX_VERSION = 1
+INDEX_NAME = "index.json"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """One file of a model; `path` is relative to the models folder (POSIX form)."""
+
+    path: str
+    size: int
+    sha256: str | None
+    mtime_ns: int
+
+    def key(self) -> tuple[str, int, int]:
+        return (self.path, self.size, self.mtime_ns)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256, "mtime_ns": self.mtime_ns}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoredFile:
+        return cls(path=str(data["path"]), size=int(data["size"]), sha256=data.get("sha256"),
+                   mtime_ns=int(data.get("mtime_ns", 0)))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredModel:
+    """An index entry: a model's files, metadata and capabilities."""
+
+    id: str
+    files: tuple[StoredFile, ...]
+    info: GGUFInfo
+    capabilities: Capabilities
+    alias: str | None = None
+    projector: StoredFile | None = None
+    projector_info: GGUFInfo | None = None
+    source: dict[str, Any] | None = None
+    added_at: float = 0.0
+    root: Path | None = field(default=None, compare=False)
+    """The models folder this entry was read from (not stored in the index)."""
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the GGUF (first shard); needs an entry that came from a store."""
+        if self.root is None:
+            raise StoreError(f"model {self.id!r} is not attached to a store folder")
+        return self.root / self.files[0].path
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files) + (self.projector.size if self.projector else 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The index form (paths relative to the models folder)."""
+        return {
+            "id": self.id,
+            "alias": self.alias,
+            "files": [f.to_dict() for f in self.files],
+            "projector": self.projector.to_dict() if self.projector else None,
+            "info": self.info.to_dict(),
+            "projector_info": self.projector_info.to_dict() if self.projector_info else None,
+            "capabilities": self.capabilities.to_dict(),
+            "source": self.source,
+            "added_at": self.added_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StoredModel:
+        projector = data.get("projector")
+        projector_info = data.get("projector_info")
+        return cls(
+            id=str(data["id"]),
+            alias=data.get("alias"),
+            files=tuple(StoredFile.from_dict(f) for f in data["files"]),
+            projector=StoredFile.from_dict(projector) if projector else None,
+            info=GGUFInfo.from_dict(data["info"]),
+            projector_info=GGUFInfo.from_dict(projector_info) if projector_info else None,
+            capabilities=Capabilities.from_dict(data.get("capabilities", {})),
+            source=data.get("source"),
+            added_at=float(data.get("added_at", 0.0)),
+        )
+
+    def describe(self, root: Path) -> dict[str, Any]:
+        """The API form: absolute paths, total size and a flat capability list."""
+        return {
+            "id": self.id,
+            "object": "model",
+            "alias": self.alias,
+            "path": str(root / self.files[0].path),
+            "files": [{**f.to_dict(), "path": str(root / f.path)} for f in self.files],
+            "projector": {**self.projector.to_dict(), "path": str(root / self.projector.path)}
+            if self.projector else None,
+            "size": self.size,
+            "metadata": self.info.to_dict(),
+            "projector_metadata": self.projector_info.to_dict() if self.projector_info else None,
+            "capabilities": self.capabilities.to_dict(),
+            "capability_names": self.capabilities.names(),
+            "source": self.source,
+            "added_at": self.added_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedModel:
+    """Everything the model pool needs to load a model."""
+
+    id: str
+    path: Path
+    """The GGUF file (first shard of a split model; llama.cpp finds the others)."""
+    projector: Path | None
+    config: dict[str, Any]
+    """Default ModelSettings fields from the catalog: context_size, slots, sampling, template."""
+    capabilities: Capabilities
+    files: tuple[Path, ...] = ()
+    alias: str | None = None
+    size: int = 0
+
+
+@dataclass(slots=True)
+class IndexResult:
+    models: list[StoredModel]
+    problems: list[str] = field(default_factory=list)
+
+
+class _Default:
+    """Marks "load the shipped (plus updated) catalog" apart from an explicit None."""
+
+
+DEFAULT_CATALOG = _Default()
+
+
+class ModelStore:
+    """Index and files of the local models; safe to use from several threads and processes.
+
+    With no `catalog` argument the store loads the catalog itself, so `resolve()` returns
+    the catalog's default config; pass `catalog=None` for a store that ignores it.
+    """
+
+    def __init__(self, root: Path | None = None, catalog: Catalog | None | _Default = DEFAULT_CATALOG) -> None:
+        self.root = Path(root) if root is not None else models_dir()
+        if isinstance(catalog, _Default):
+            catalog = Catalog.load()
+        self.catalog: Catalog | None = catalog
+
+    # --- layout ------------------------------------------------------------
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / INDEX_NAME
+
+    def model_dir(self, model_id: str) -> Path:
+        provider, name = validate_model_id(model_id)
+        return self.root / provider / name
+
+    def staging_dir(self, model_id: str) -> Path:
+        """Where a pull keeps `.part` files: inside the models folder (same disk, so renames
+        are atomic) but hidden, so no half-downloaded file ever sits in a model folder."""
+        provider, name = validate_model_id(model_id)
+        return self.root / ".staging" / provider / name
+
+    def pull_lock(self, model_id: str) -> FileLock:
+        provider, name = validate_model_id(model_id)
+        return FileLock(self.root / ".locks" / f"{provider}--{name}.lock")
+
+    def _index_lock(self) -> FileLock:
+        return FileLock(self.root / ".locks" / "index.lock")
+
+    # --- reading -----------------------------------------------------------
+
+    def _load(self) -> dict[str, StoredModel]:
+        try:
+            text = self.index_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        try:
+            data = json.loads(text)
+            if data.get("version") != INDEX_VERSION:
+                raise ValueError(f"unsupported index version {data.get('version')!r}")
+            models = [replace(StoredModel.from_dict(entry), root=self.root) for entry in data["models"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(f"model index {self.index_path} is unreadable ({exc}); run `kronk model index`") from exc
+        return {m.id: m for m in models}
+
+    def _save(self, models: dict[str, StoredModel]) -> None:
+        data = {"version": INDEX_VERSION, "models": [models[k].to_dict() for k in sorted(models)]}
+        atomic_write_text(self.index_path, json.dumps(data, indent=2) + "\n")
+
+    def list(self) -> list[StoredModel]:
+        return sorted(self._load().values(), key=lambda m: m.id.lower())
+
+    def find(self, model: str) -> StoredModel | None:
+        """By id, alias (both case-insensitive), or a catalog alias of a stored id."""
+        models = self._load()
+        if model in models:
+            return models[model]
+        wanted = model.lower()
+        for candidate in models.values():
+            if candidate.id.lower() == wanted or (candidate.alias or "").lower() == wanted:
+                return candidate
+        if self.catalog is not None:
+            entry = self.catalog.find(model)
+            if entry is not None and entry.id in models:
+                return models[entry.id]
+        return None
+
+    def get(self, model: str) -> StoredModel:
+        found = self.find(model)
+        if found is None:
+            raise ModelNotFoundError(model, self._not_found_message(model))
+        return found
+
+    def _not_found_message(self, model: str) -> str:
+        if self.catalog is not None and self.catalog.find(model) is not None:
+            return f"model {model!r} is in the catalog but not downloaded; run `kronk catalog pull {model}`"
+        return f"model {model!r} not found; see `kronk model list`"
+
+    def path_of(self, stored: StoredFile) -> Path:
+        return self.root / stored.path
+
+    # --- resolving ---------------------------------------------------------
+
+    def resolve(self, model: str) -> ResolvedModel:
+        """Turn an id, alias or path to a .gguf file into files + config + capabilities."""
+        if not model or not model.strip():
+            raise ModelNotFoundError(model, "no model given")
+        candidate = Path(model).expanduser()
+        if model.lower().endswith(".gguf") or os.sep in model and candidate.exists():
+            if not candidate.is_file():
+                if self.find(model) is None:
+                    raise ModelNotFoundError(model, f"model file {model!r} does not exist")
+            else:
+                return self._resolve_path(candidate.resolve())
+        stored = self.get(model)
+        paths = tuple(self.root / f.path for f in stored.files)
+        missing = [str(p) for p in paths if not p.is_file()]
+        projector = self.root / stored.projector.path if stored.projector else None
+        if projector is not None and not projector.is_file():
+            missing.append(str(projector))
+        if missing:
+            raise ModelNotFoundError(
+                model, f"files of model {stored.id!r} are missing ({', '.join(missing)}); run `kronk model index`"
+            )
+        config: dict[str, Any] = {}
+        capabilities = stored.capabilities
+        entry = self.catalog.find(stored.id) if self.catalog is not None else None
+        if entry is not None:
+            config = entry.model_config()
+            capabilities = _with_catalog(capabilities, entry.capabilities, has_projector=projector is not None,
+                                         has_template=bool(config.get("template")))
+        return ResolvedModel(id=stored.id, path=paths[0], projector=projector, config=config,
+                             capabilities=capabilities, files=paths, alias=stored.alias, size=stored.size)
+
+    def _resolve_path(self, path: Path) -> ResolvedModel:
+        names = shard_names(path.name)
+        files = tuple(path.parent / n for n in names)
+        missing = [str(p) for p in files if not p.is_file()]
+        if missing:
+            raise ModelNotFoundError(str(path), f"split model {path.name} is missing shards: {', '.join(missing)}")
+        info = read_gguf_info(list(files))
+        return ResolvedModel(id=str(path), path=files[0], projector=None, config={},
+                             capabilities=info.capabilities(), files=files,
+                             size=sum(p.stat().st_size for p in files))
+
+    # --- writing -----------------------------------------------------------
+
+    def register(
+        self,
+        model_id: str,
+        files: list[Path],
+        *,
+        info: GGUFInfo,
+        sha256: dict[str, str],
+        projector: Path | None = None,
+        projector_info: GGUFInfo | None = None,
+        source: dict[str, Any] | None = None,
+    ) -> StoredModel:
+        """Add (or replace) the entry of files that are already in place under the store."""
+        validate_model_id(model_id)
+        stored_files = tuple(self._stored_file(p, sha256.get(p.name)) for p in files)
+        stored_projector = self._stored_file(projector, sha256.get(projector.name)) if projector else None
+        with self._index_lock():
+            models = self._load()
+            alias = self._pick_alias(model_id, models)
+            entry = StoredModel(
+                id=model_id, alias=alias, files=stored_files, info=info,
+                capabilities=info.capabilities(projector_info), projector=stored_projector,
+                projector_info=projector_info, source=source, added_at=time.time(), root=self.root,
+            )
+            models[model_id] = entry
+            self._save(models)
+        return entry
+
+    def _stored_file(self, path: Path, sha: str | None) -> StoredFile:
+        stat = path.stat()
+        return StoredFile(path=path.relative_to(self.root).as_posix(), size=stat.st_size,
+                          sha256=sha, mtime_ns=stat.st_mtime_ns)
+
+    def _pick_alias(self, model_id: str, models: dict[str, StoredModel]) -> str | None:
+        taken = {m.alias.lower() for m in models.values() if m.alias and m.id != model_id}
+        taken |= {m.id.lower() for m in models.values() if m.id != model_id}
+        candidates = []
+        if self.catalog is not None:
+            entry = self.catalog.find(model_id)
+            if entry is not None and entry.id == model_id and entry.alias:
+                candidates.append(entry.alias)
+        candidates.append(default_alias(model_id))
+        for alias in candidates:
+            if alias.lower() not in taken:
+                return alias
+        return None
+
+    def remove(self, model: str) -> StoredModel:
+        """Delete a model's files and its index entry."""
+        with self._index_lock():
+            models = self._load()
+            stored = self.find(model)
+            if stored is None or stored.id not in models:
+                raise ModelNotFoundError(model, self._not_found_message(model))
+            paths = [self.root / f.path for f in stored.files]
+            if stored.projector is not None and not self._shared_projector(stored, models):
+                paths.append(self.root / stored.projector.path)
+            for path in paths:
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    pass
+            for folder in {p.parent for p in paths}:
+                remove_empty_dirs(folder, self.root)
+            del models[stored.id]
+            self._save(models)
+        return stored
+
+    @staticmethod
+    def _shared_projector(stored: StoredModel, models: dict[str, StoredModel]) -> bool:
+        assert stored.projector is not None
+        return any(m.projector and m.projector.path == stored.projector.path
+                   for m in models.values() if m.id != stored.id)
+
+    # --- rebuilding --------------------------------------------------------
+
+    def rebuild_index(self) -> IndexResult:
+        """Rescan the models folder and rewrite the index to match what is on disk."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._index_lock():
+            try:
+                old = self._load()
+            except StoreError:
+                old = {}
+            result = _Scanner(self, old).scan()
+            models = {m.id: m for m in result.models}
+            self._save(models)
+        result.models.sort(key=lambda m: m.id.lower())
+        return result
+
+
+def _with_catalog(found: Capabilities, curated: Capabilities, *, has_projector: bool,
+                  has_template: bool) -> Capabilities:
+    """GGUF facts plus what the catalog knows; media needs a projector on disk."""
+    merged = found.union(curated)
+    flags = {name: getattr(merged, name) for name in CAPABILITY_NAMES}
+    if not has_projector:
+        flags["vision"] = flags["audio"] = False
+    if has_template and merged.completion:
+        flags["chat"] = True
+    return Capabilities(tool_format=merged.tool_format, **flags)
+
+
+class _Scanner:
+    """One rebuild pass: groups files into models, reusing cached hashes and metadata."""
+
+    def __init__(self, store: ModelStore, old: dict[str, StoredModel]) -> None:
+        self.store = store
+        self.root = store.root
+        self.old = old
+        self.file_cache: dict[tuple[str, int, int], str | None] = {}
+        self.model_cache: dict[tuple[tuple[str, int, int], ...], StoredModel] = {}
+        self.projector_cache: dict[tuple[str, int, int], GGUFInfo] = {}
+        for model in old.values():
+            for f in model.files:
+                self.file_cache[f.key()] = f.sha256
+            self.model_cache[tuple(f.key() for f in model.files)] = model
+            if model.projector is not None and model.projector_info is not None:
+                self.file_cache[model.projector.key()] = model.projector.sha256
+                self.projector_cache[model.projector.key()] = model.projector_info
+        self.problems: list[str] = []
+
+    def scan(self) -> IndexResult:
+        models: dict[str, StoredModel] = {}
+        for folder, names in self._folders():
+            for model in self._scan_folder(folder, names):
+                if model.id in models:
+                    self.problems.append(f"{model.files[0].path}: id {model.id!r} already used; skipped")
+                    continue
+                models[model.id] = model
+        for model_id in list(models):
+            alias = self.store._pick_alias(model_id, models)
+            models[model_id] = replace(models[model_id], alias=alias)
+        return IndexResult(models=list(models.values()), problems=self.problems)
+
+    def _folders(self) -> Iterable[tuple[Path, list[str]]]:
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            ggufs = sorted(n for n in filenames if n.lower().endswith(".gguf") and not n.startswith("."))
+            if ggufs:
+                yield Path(dirpath), ggufs
+
+    def _stored(self, path: Path) -> StoredFile:
+        stat = path.stat()
+        rel = path.relative_to(self.root).as_posix()
+        key = (rel, stat.st_size, stat.st_mtime_ns)
+        sha = self.file_cache.get(key)
+        if sha is None:
+            sha = sha256_file(path)
+            self.file_cache[key] = sha
+        return StoredFile(path=rel, size=stat.st_size, sha256=sha, mtime_ns=stat.st_mtime_ns)
+
+    def _scan_folder(self, folder: Path, names: list[str]) -> list[StoredModel]:
+        projectors: dict[str, tuple[StoredFile, GGUFInfo]] = {}
+        groups: dict[str, list[str]] = {}
+        fresh: dict[str, GGUFInfo] = {}
+        for name in names:
+            stored = self._stored(folder / name)
+            shard = split_info(name)
+            known_model = (stored.key(),) in self.model_cache
+            if not known_model and (shard is None or shard[1] == 1 and is_projector_name(name)):
+                info = self.projector_cache.get(stored.key()) or self._read([folder / name])
+                if info is None:
+                    continue
+                if info.is_projector:
+                    projectors[name] = (stored, info)
+                    continue
+                if shard is None:
+                    fresh[name] = info
+            groups.setdefault(model_stem(name), []).append(name)
+        models = []
+        for stem, members in sorted(groups.items()):
+            model = self._model(folder, stem, members, projectors, fresh, single=len(groups) == 1)
+            if model is not None:
+                models.append(model)
+        return models
+
+    def _model(self, folder: Path, stem: str, members: list[str],
+               projectors: dict[str, tuple[StoredFile, GGUFInfo]], fresh: dict[str, GGUFInfo],
+               single: bool) -> StoredModel | None:
+        rel = folder.relative_to(self.root).as_posix()
+        if len(members) > 1 and not all(split_info(n) for n in members):
+            self.problems.append(f"{rel}: several files share the name {stem!r}; skipped")
+            return None
+        expected = shard_names(members[0])
+        missing = sorted(set(expected) - set(members))
+        if missing:
+            self.problems.append(f"{rel}/{stem}: split model is missing {', '.join(missing)}; skipped")
+            return None
+        files = tuple(self._stored(folder / n) for n in expected)
+        model_id = self._id_for(folder, stem, single)
+        cached = self.model_cache.get(tuple(f.key() for f in files))
+        info = cached.info if cached is not None else fresh.get(expected[0]) if len(expected) == 1 else None
+        if info is None:
+            info = self._read([folder / n for n in expected])
+            if info is None or info.is_projector:
+                return None
+        projector, projector_info = self._projector_for(stem, projectors)
+        previous = self.old.get(model_id)
+        return StoredModel(
+            id=model_id, files=files, info=info, capabilities=info.capabilities(projector_info),
+            projector=projector, projector_info=projector_info,
+            source=previous.source if previous else {"kind": "local"},
+            added_at=previous.added_at if previous else time.time(), root=self.root,
+        )
+
+    def _projector_for(self, stem: str, projectors: dict[str, tuple[StoredFile, GGUFInfo]]
+                       ) -> tuple[StoredFile | None, GGUFInfo | None]:
+        if not projectors:
+            return None, None
+        if len(projectors) == 1:
+            return next(iter(projectors.values()))
+        for name, pair in sorted(projectors.items()):
+            if stem.lower() in name.lower():
+                return pair
+        return None, None
+
+    def _read(self, paths: list[Path]) -> GGUFInfo | None:
+        try:
+            return read_gguf_info(paths)
+        except Exception as exc:  # one unreadable file must not stop the rebuild
+            self.problems.append(f"{paths[0].relative_to(self.root).as_posix()}: {exc}; skipped")
+            return None
+
+    def _id_for(self, folder: Path, stem: str, single: bool) -> str:
+        parts = folder.relative_to(self.root).parts
+        if not parts:
+            return f"local/{safe_segment(stem)}"
+        provider = safe_segment(parts[0])
+        if len(parts) == 2 and single:
+            return f"{provider}/{safe_segment(parts[1])}"
+        return f"{provider}/{safe_segment(stem)}"
