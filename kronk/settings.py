@@ -220,18 +220,16 @@ class ServerSettings:
     def pool_settings(self) -> PoolSettings:
         """The SDK pool configuration.
 
-        Explicit model options are merged into each per-model entry's base so the
-        model config file still wins for its model; for models without an entry
-        they apply as defaults.
+        Explicit model options become the pool's `overrides` (above the catalog's
+        config for a model); the model config file's entries stay above those.
         """
         overrides = self.model_overrides()
-        per_model = {model_id: {**overrides, **cfg} for model_id, cfg in self.per_model.items()}
         return PoolSettings(
             default_model=self.default_model,
             max_models=self.max_models,
             ttl_seconds=self.model_ttl,
-            model_defaults=ModelSettings().merged(overrides),
-            per_model=per_model,
+            overrides=overrides,
+            per_model={model_id: dict(cfg) for model_id, cfg in self.per_model.items()},
         )
 
     def validate(self) -> None:

@@ -130,7 +130,8 @@ def parse_logit_bias(body: Body) -> dict[int, float]:
 
 
 def parse_model(body: Body) -> str | None:
-    return body.string("model", nonempty=True) or None
+    """The requested model; absent or "" means the server's default model."""
+    return body.string("model") or None
 
 
 def parse_stream(body: Body) -> tuple[bool, bool]:
