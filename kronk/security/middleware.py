@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -124,10 +123,12 @@ async def security_context(app: web.Application) -> AsyncIterator[None]:
     state = app[SECURITY_STATE]
     runtime = await asyncio.to_thread(SecurityRuntime.open, state.config, clock=state.clock)
     if runtime.bootstrapped is not None:
-        path = runtime.bootstrapped.admin_token_path
-        message = f"security: first start — created a signing key and an admin token in {path}"
-        log.warning(message)
-        print(message, file=sys.stderr, flush=True)
+        # WARNING level: shown even where logging is not configured (Python's last-resort handler).
+        log.warning(
+            "security: first start: created signing key %s and an admin token in %s",
+            runtime.bootstrapped.key.kid,
+            runtime.bootstrapped.admin_token_path,
+        )
     state.runtime = runtime
     try:
         yield

@@ -287,12 +287,12 @@ async def test_modes_below_full_leave_inference_open(mode: SecurityMode, clock: 
         assert handler_calls(client)[0][1] is None  # public calls carry no claims
 
 
-async def test_first_start_creates_keys_and_admin_token(clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_first_start_creates_keys_and_admin_token(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     assert not paths.keys_dir().exists()
     app = build_app(SecurityConfig(mode=SecurityMode.FULL), clock)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         admin_file = paths.keys_dir() / "admin.jwt"
-        assert str(admin_file) in capsys.readouterr().err
+        assert str(admin_file) in caplog.text
         token = admin_file.read_text().strip()
         assert (await client.get("/v1/security/keys", headers=bearer(token))).status == 200
         assert (await client.post("/v1/rerank", headers=bearer(token), json={})).status == 200
