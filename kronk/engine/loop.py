@@ -14,6 +14,7 @@ Only the engine thread calls into the context. Other threads talk to it through
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -139,6 +140,7 @@ class Engine:
         self.batch = Batch(self.ctx.n_batch, 1)
         self.prompt_cache = PromptCache(config.prompt_cache_bytes)
         self._eog = self.vocab.eog_mask()
+        self._eog_ids = np.flatnonzero(self._eog)
         self._piece = self.vocab.piece
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
@@ -346,7 +348,13 @@ class Engine:
             keep = 0
         slot.n_cached = keep
         request = job.request
-        slot.sampler = SamplerChain.from_params(self.model, request.sampling)
+        sampling = request.sampling
+        if request.ignore_eos:
+            # as llama.cpp does: end-of-generation tokens can never be sampled
+            bias = dict(sampling.logit_bias)
+            bias.update({int(t): -math.inf for t in self._eog_ids})
+            sampling = dataclasses.replace(sampling, logit_bias=bias)
+        slot.sampler = SamplerChain.from_params(self.model, sampling)
         # Penalty samplers need the prompt history, as llama.cpp's tools feed it.
         if slot.sampler.names and any(n in ("penalties", "dry") for n in slot.sampler.names):
             for token in prompt.tolist():
