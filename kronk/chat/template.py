@@ -1,0 +1,181 @@
+"""Render a model's own Jinja chat template, the way Hugging Face does.
+
+The template text comes from GGUF metadata (`tokenizer.chat_template`), a per-request
+override, or `CHATML_TEMPLATE` when the model has none. It runs in Jinja's immutable
+sandbox (a template is untrusted input) with HF's settings and helpers:
+`trim_blocks`/`lstrip_blocks`, the `loopcontrols` extension, `raise_exception`,
+`strftime_now`, and a `tojson` filter with HF semantics (non-ASCII kept, `indent`,
+`separators`, `sort_keys`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import jinja2
+import jinja2.ext
+import jinja2.meta
+import jinja2.sandbox
+
+from kronk.chat.messages import normalize_messages
+from kronk.errors import InvalidRequestError
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+"""Used when a model carries no template: ChatML is the most widely trained format."""
+
+_THINKING_MARKERS = ("<think>", "[THINK]", "<|START_THINKING|>", "enable_thinking", "reasoning_content")
+_PROBE_ARG = "kronk_probe_argument"
+
+
+def _tojson(
+    value: Any,
+    ensure_ascii: bool = False,
+    indent: int | None = None,
+    separators: tuple[str, str] | None = None,
+    sort_keys: bool = False,
+) -> str:
+    """HF's `tojson`: plain `json.dumps` (Jinja's own escapes HTML characters)."""
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _raise_exception(message: str) -> None:
+    """Templates call this to refuse a conversation (e.g. roles that do not alternate)."""
+    raise InvalidRequestError(f"chat template refused the messages: {message}", param="messages")
+
+
+class ChatTemplate:
+    """A compiled chat template plus what it can do (tools, thinking).
+
+    `clock` gives `strftime_now` its time (tests pin it).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        bos_token: str = "",
+        eos_token: str = "",
+        clock: Callable[[], datetime] = datetime.now,
+    ) -> None:
+        if not isinstance(source, str) or not source.strip():
+            raise InvalidRequestError("chat template is empty", param="template")
+        self.source = source
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        self._clock = clock
+        env = jinja2.sandbox.ImmutableSandboxedEnvironment(
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=[jinja2.ext.loopcontrols],
+        )
+        env.filters["tojson"] = _tojson
+        env.globals["raise_exception"] = _raise_exception
+        env.globals["strftime_now"] = self._strftime_now
+        try:
+            parsed = env.parse(source)
+            self._template = env.from_string(parsed)
+        except jinja2.TemplateError as exc:
+            raise InvalidRequestError(f"chat template does not compile: {exc}", param="template") from None
+        self._variables = jinja2.meta.find_undeclared_variables(parsed)
+
+    def _strftime_now(self, fmt: str) -> str:
+        return self._clock().strftime(fmt)
+
+    @property
+    def supports_tools(self) -> bool:
+        """The template renders a `tools` list itself."""
+        return "tools" in self._variables
+
+    @property
+    def supports_thinking(self) -> bool:
+        """The template knows a thinking block or an `enable_thinking` switch."""
+        return any(marker in self.source for marker in _THINKING_MARKERS)
+
+    @cached_property
+    def supports_system_role(self) -> bool:
+        """A system message is rendered (some templates refuse or drop it)."""
+        probe = "kronk-system-probe"
+        try:
+            text = self._render_raw([{"role": "system", "content": probe}, {"role": "user", "content": "hi"}], None, True, {})
+        except (InvalidRequestError, jinja2.TemplateError, TypeError, ValueError):
+            return False
+        return probe in text
+
+    @cached_property
+    def wants_object_arguments(self) -> bool:
+        """Tool-call `arguments` must be a dict (the template uses `tojson`/`items()`), not a JSON string.
+
+        Probed like llama.cpp does: render a past tool call both ways and see which
+        one shows the argument as JSON.
+        """
+        for as_object in (True, False):
+            args: Any = {_PROBE_ARG: 1} if as_object else json.dumps({_PROBE_ARG: 1})
+            messages = [
+                {"role": "user", "content": "hi"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "probe0001", "type": "function", "function": {"name": "probe", "arguments": args}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "probe0001", "name": "probe", "content": "ok"},
+            ]
+            try:
+                text = self._render_raw(messages, None, False, {})
+            except (InvalidRequestError, jinja2.TemplateError, TypeError, ValueError, AttributeError):
+                continue
+            if f'"{_PROBE_ARG}"' in text:
+                return as_object
+        return True
+
+    def render(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        add_generation_prompt: bool = True,
+        **kwargs: Any,
+    ) -> str:
+        """The prompt text for `messages` (OpenAI-shaped; normalised first).
+
+        Extra keyword arguments (`enable_thinking`, `chat_template_kwargs` entries)
+        become template variables. A template's `raise_exception` and any rendering
+        failure raise `InvalidRequestError`.
+        """
+        normalized = normalize_messages(messages, object_arguments=self.wants_object_arguments)
+        return self._render_raw(normalized.messages, tools, add_generation_prompt, kwargs)
+
+    def _render_raw(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        add_generation_prompt: bool,
+        extra: dict[str, Any],
+    ) -> str:
+        context: dict[str, Any] = {
+            **extra,
+            "messages": messages,
+            "add_generation_prompt": add_generation_prompt,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+        }
+        if tools:
+            context["tools"] = tools
+        try:
+            return self._template.render(context)
+        except InvalidRequestError:
+            raise
+        except jinja2.exceptions.SecurityError as exc:
+            raise InvalidRequestError(f"chat template did something unsafe: {exc}", param="template") from None
+        except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise InvalidRequestError(f"chat template failed on these messages: {exc}", param="messages") from None

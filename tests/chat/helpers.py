@@ -1,0 +1,83 @@
+"""Helpers shared by the chat tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import Any
+
+from kronk.chat.output import ChatOutputParser
+from kronk.engine.types import Event, ReasoningDelta, SamplingParams, TextDelta, ToolCallDelta
+
+FIXED_NOW = datetime(2024, 7, 26, 12, 0, 0)
+
+
+def fixed_clock() -> datetime:
+    return FIXED_NOW
+
+
+def run_parser(parser: ChatOutputParser, text: str, chunks: str | int = "all", seed: int = 0) -> list[Event]:
+    """Feed `text` whole, one character at a time ("chars"), or in random chunks (an int: max size)."""
+    events: list[Event] = []
+    if chunks == "all":
+        events += parser.feed(text)
+    elif chunks == "chars":
+        for ch in text:
+            events += parser.feed(ch)
+    else:
+        rng = random.Random(seed)
+        i = 0
+        while i < len(text):
+            n = rng.randint(1, int(chunks))
+            events += parser.feed(text[i : i + n])
+            i += n
+    events += parser.finish()
+    return events
+
+
+def summarize(events: list[Event]) -> dict[str, Any]:
+    """Content, reasoning and complete tool calls assembled from events."""
+    content = "".join(e.text for e in events if isinstance(e, TextDelta))
+    reasoning = "".join(e.text for e in events if isinstance(e, ReasoningDelta))
+    calls: dict[int, dict[str, Any]] = {}
+    for e in events:
+        if isinstance(e, ToolCallDelta):
+            if e.index not in calls:
+                assert e.id and e.name, "the first delta of a call must carry its id and name"
+                calls[e.index] = {"id": e.id, "name": e.name, "arguments": ""}
+            else:
+                assert e.id is None and e.name is None
+            calls[e.index]["arguments"] += e.arguments
+    return {"content": content, "reasoning": reasoning, "calls": [calls[i] for i in sorted(calls)]}
+
+
+def generate(model: Any, prompt: str, sampling: SamplingParams, *, max_tokens: int = 200) -> tuple[str, bool]:
+    """Decode `prompt` and sample up to `max_tokens` with the full sampler chain.
+
+    Returns the text and whether generation stopped at an end-of-generation token.
+    """
+    from kronk.llama import Batch, Context, SamplerChain, Utf8Stream
+
+    vocab = model.vocab
+    tokens = vocab.tokenize(prompt, add_special=True, parse_special=True)
+    pieces: list[str] = []
+    stream = Utf8Stream()
+    with Context(model, n_ctx=max(512, len(tokens) + max_tokens + 8)) as ctx, SamplerChain.from_params(
+        model, sampling
+    ) as chain:
+        batch = Batch(max(len(tokens), 1) + 1)
+        row = batch.add_sequence(tokens, 0, 0, True)
+        ctx.decode(batch)
+        pos = len(tokens)
+        for _ in range(max_tokens):
+            token = chain.sample(ctx, row)
+            if vocab.is_eog(token):
+                pieces.append(stream.flush())
+                return "".join(pieces), True
+            pieces.append(stream.push(vocab.piece(token, special=True)))
+            batch.clear()
+            row = batch.add(token, pos, 0, True)
+            pos += 1
+            ctx.decode(batch)
+    pieces.append(stream.flush())
+    return "".join(pieces), False
