@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -142,21 +142,28 @@ def logs(follow: bool, lines: int) -> None:
 
 
 def _follow(path: Path, poll: float = 0.25) -> None:
-    """Print lines appended to `path`; reopen it if it is rotated or truncated."""
-    handle = open(path, "rb")
-    try:
-        handle.seek(0, os.SEEK_END)
-        while True:
-            chunk = handle.readline()
-            if chunk:
-                click.echo(chunk.decode("utf-8", "replace").rstrip("\n"))
-                continue
+    """Print lines appended to `path`; start over when it is rotated or truncated."""
+    from_end = True
+    while True:
+        try:
+            with open(path, "rb") as handle:
+                if from_end:
+                    handle.seek(0, os.SEEK_END)
+                while not _replaced(path, handle):
+                    line = handle.readline()
+                    if line:
+                        click.echo(line.decode("utf-8", "replace").rstrip("\n"))
+                    else:
+                        time.sleep(poll)
+        except FileNotFoundError:
             time.sleep(poll)
-            try:
-                if path.stat().st_ino != os.fstat(handle.fileno()).st_ino or path.stat().st_size < handle.tell():
-                    handle.close()
-                    handle = open(path, "rb")
-            except FileNotFoundError:
-                continue
-    finally:
-        handle.close()
+        from_end = False
+
+
+def _replaced(path: Path, handle: BinaryIO) -> bool:
+    """True if `path` now names another file (rotation) or was truncated below our position."""
+    try:
+        current = path.stat()
+    except FileNotFoundError:
+        return False
+    return current.st_ino != os.fstat(handle.fileno()).st_ino or current.st_size < handle.tell()

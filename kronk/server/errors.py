@@ -72,11 +72,12 @@ def spec_for(exc: BaseException) -> ErrorSpec:
     if isinstance(exc, web.HTTPException):
         kinds = _HTTP_TYPES.get(exc.status)
         if kinds is None:
-            kind = "server_error" if exc.status >= 500 else "invalid_request_error"
-            return ErrorSpec(exc.status, kind, "api_error" if exc.status >= 500 else "invalid_request_error")
+            server_side = exc.status >= 500
+            return ErrorSpec(exc.status, "server_error" if server_side else "invalid_request_error",
+                             "api_error" if server_side else "invalid_request_error")
         return ErrorSpec(exc.status, *kinds)
-    for kind, spec in _TABLE:
-        if isinstance(exc, kind):
+    for error_type, spec in _TABLE:
+        if isinstance(exc, error_type):
             return spec
     return _INTERNAL
 

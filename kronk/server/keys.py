@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from kronk.server.state import HealthState
 from kronk.server.metrics import ServerMetrics
 from kronk.server.sse import StreamRegistry
+from kronk.server.state import HealthState
 from kronk.settings import ServerSettings
 
 if TYPE_CHECKING:

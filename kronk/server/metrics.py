@@ -48,7 +48,7 @@ def _format_value(value: float) -> str:
 
 
 def _labels(names: tuple[str, ...], values: LabelValues, extra: tuple[tuple[str, str], ...] = ()) -> str:
-    pairs = [*zip(names, values), *extra]
+    pairs = [*zip(names, values, strict=True), *extra]
     if not pairs:
         return ""
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
@@ -135,7 +135,7 @@ class Histogram(_Metric):
         yield f"# TYPE {self.name} histogram"
         for key, series in sorted(self.series.items()):
             running = 0
-            for edge, count in zip(self.buckets, series.counts):
+            for edge, count in zip(self.buckets, series.counts, strict=True):
                 running += count
                 le = (("le", _format_value(edge)),)
                 yield f"{self.name}_bucket{_labels(self.labelnames, key, le)} {running}"

@@ -127,7 +127,7 @@ def spawn_detached(args: list[str], log: Path) -> subprocess.Popen[bytes]:
 def readiness(url: str, timeout: float = 2.0) -> tuple[int, dict[str, object]]:
     """(status, body) of GET /v1/readiness; (0, {}) if nothing answers."""
     try:
-        with urllib.request.urlopen(url + "/v1/readiness", timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(url + "/v1/readiness", timeout=timeout) as response:
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         try:

@@ -131,11 +131,12 @@ class EventPump(Generic[T]):
         if self._pending is None:
             self._pending = asyncio.ensure_future(self._anext())
         pending = self._pending
-        stopper = asyncio.ensure_future(self._stopped.wait())
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(self._stopped.wait())
+        waiting: set[asyncio.Future[Any]] = {pending, stopper}
         try:
             while not pending.done():
                 tick = min(_DISCONNECT_POLL, max(0.0, self._keepalive - (time.monotonic() - self._last_write)))
-                await asyncio.wait({pending, stopper}, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiting, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
                 if pending.done():
                     break
                 if self._stopped.is_set():

@@ -103,5 +103,3 @@ def test_local_only_flags_need_local() -> None:
     result = chat("--ctx-size", "512", input="")
     assert result.exit_code == 2
     assert "--local" in result.output
-
-

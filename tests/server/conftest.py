@@ -23,7 +23,6 @@ from kronk.server.keys import HEALTH, KRONK, METRICS
 from kronk.settings import ServerSettings
 
 
-
 @dataclass(slots=True)
 class RunningServer:
     app: web.Application

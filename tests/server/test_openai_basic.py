@@ -68,7 +68,7 @@ async def test_embeddings_float_and_base64(client: openai.AsyncOpenAI, tiny: dic
     as_base64 = await client.embeddings.create(model=model, input=["hello world", "the cat"])  # client asks base64
     as_float = await client.embeddings.create(model=model, input=["hello world", "the cat"], encoding_format="float")
     assert [d.index for d in as_float.data] == [0, 1]
-    for a, b in zip(as_base64.data, as_float.data):
+    for a, b in zip(as_base64.data, as_float.data, strict=True):
         assert np.allclose(a.embedding, b.embedding, atol=1e-6)
         assert math.isclose(float(np.linalg.norm(b.embedding)), 1.0, rel_tol=1e-4)
     assert as_float.usage.prompt_tokens > 0

@@ -61,7 +61,7 @@ def test_anthropic_blocks_thinking_text_tool_use() -> None:
 def test_anthropic_stop_sequence_reason() -> None:
     encoder = MessagesStreamEncoder("m", input_tokens=1)
     encoder.encode(Finish("stop", Usage(), stop_sequence="END"))
-    delta = [p for name, p in encoder.finish() if name == "message_delta"][0]
+    delta = next(p for name, p in encoder.finish() if name == "message_delta")
     assert delta["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}  # type: ignore[index]
 
 
@@ -74,7 +74,7 @@ def test_responses_items_for_reasoning_text_and_call() -> None:
     assert kinds.count("response.output_item.done") == 3
     assert "response.reasoning_text.delta" in kinds
     assert kinds.index("response.reasoning_text.done") < kinds.index("response.output_text.delta")
-    done = [p for name, p in frames if name == "response.function_call_arguments.done"][0]
+    done = next(p for name, p in frames if name == "response.function_call_arguments.done")
     assert done["arguments"] == '{"city":"paris"}' and done["name"] == "get_weather"  # type: ignore[index]
     final = frames[-1][1]
     assert frames[-1][0] == "response.completed"

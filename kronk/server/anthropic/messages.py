@@ -44,7 +44,7 @@ class MessagesStreamEncoder:
         return kind, {"type": kind, **payload}
 
     def start(self) -> list[Frame]:
-        message = {
+        message: dict[str, Any] = {
             "id": self.id, "type": "message", "role": "assistant", "model": self.model, "content": [],
             "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": self.input_tokens, "output_tokens": 0,

@@ -162,7 +162,7 @@ def parse_messages(body: Body) -> list[dict[str, Any]]:
 
 
 def parse_tools(body: Body) -> list[dict[str, Any]] | None:
-    tools = []
+    tools: list[dict[str, Any]] = []
     for tool in body.children("tools"):
         kind = tool.string("type", default="custom")
         if kind != "custom":
@@ -203,7 +203,7 @@ def parse_thinking(body: Body) -> bool | None:
     thinking = body.child("thinking")
     if thinking is None:
         return None
-    kind = thinking.string("type", required=True, choices=("enabled", "disabled", "adaptive"))
+    kind: str = thinking.string("type", required=True, choices=("enabled", "disabled", "adaptive"))
     if kind == "enabled":
         budget = thinking.integer("budget_tokens", required=True, min=1)
         max_tokens = body.raw("max_tokens")

@@ -65,7 +65,6 @@ _SAMPLING: dict[str, tuple[str, str, float | None, float | None]] = {
     "mirostat_tau": ("mirostat_tau", "f", 0.0, None),
     "mirostat_eta": ("mirostat_eta", "f", 0.0, None),
 }
-SAMPLING_FIELDS = tuple(_SAMPLING) + ("seed", "logit_bias", "dry_sequence_breakers", "grammar")
 
 
 def parse_sampling(body: Body) -> tuple[SamplingParams, set[str]]:
@@ -237,7 +236,8 @@ def parse_tool_call(call: Body) -> dict[str, Any]:
         arguments = json.dumps(arguments, ensure_ascii=False)
     elif not isinstance(arguments, str):
         raise fn.error("arguments", "must be a JSON string")
-    return {"id": call.string("id", required=True), "type": "function", "function": {"name": name, "arguments": arguments}}
+    return {"id": call.string("id", required=True), "type": "function",
+            "function": {"name": name, "arguments": arguments}}
 
 
 def parse_message(msg: Body) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta, TokenLogprob, Usage
+from kronk.engine.types import Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta, Usage
 from kronk.sdk.requests import ChatRequest, ChatResult, new_id
 from kronk.server.errors import openai_error_body, spec_for
 from kronk.server.keys import KRONK, METRICS, SETTINGS
@@ -315,10 +315,10 @@ class ResponsesStreamEncoder:
         return [self._event("response.created", response=response),
                 self._event("response.in_progress", response=response)]
 
-    def _open(self, kind: str, **extra: str) -> list[Frame]:
+    def _open(self, kind: str, call_id: str = "", name: str = "") -> list[Frame]:
         frames = self._close()
         prefix = {"message": "msg", "reasoning": "rs", "function_call": "fc"}[kind]
-        item = _OpenItem(kind, new_id(prefix), len(self.output), **extra)
+        item = _OpenItem(kind, new_id(prefix), len(self.output), call_id=call_id, name=name)
         self.open = item
         self.output.append({})
         if kind == "message":

@@ -38,7 +38,7 @@ async def tokenize(request: web.Request) -> web.Response:
     out: dict[str, Any] = {"model": model or settings.default_model, "count": len(tokens)}
     if with_pieces:
         pieces = await kronk.token_pieces(model, tokens)
-        out["tokens"] = [{"id": t, "piece": piece} for t, piece in zip(tokens, pieces)]
+        out["tokens"] = [{"id": t, "piece": piece} for t, piece in zip(tokens, pieces, strict=True)]
     else:
         out["tokens"] = tokens
     return json_response(out)
