@@ -218,6 +218,10 @@ class GrammarBuilder:
 WS = "ws"
 """Whitespace between JSON tokens: nothing, one space, or a newline plus indentation."""
 
+GAP = "[ \\t\\r\\n]{0,4}"
+"""Whitespace after a tool-call marker. A lazy grammar is switched on mid-token, and
+the rest of that token is fed to it unchecked: it must be tolerated, or llama.cpp aborts."""
+
 
 def json_primitives(b: GrammarBuilder) -> None:
     """Add the JSON building blocks every grammar here relies on (idempotent)."""

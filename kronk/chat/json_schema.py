@@ -13,7 +13,8 @@ implied by `required`), items, prefixItems (and draft-7 tuple `items`), minItems
 maxItems, anyOf, oneOf (as anyOf), allOf (merged), $ref to `#...` JSON pointers
 (recursion allowed), minLength, maxLength, pattern (see `regex_gbnf`), format
 (date, time, date-time, uuid, email, ipv4), minimum / maximum / exclusiveMinimum /
-exclusiveMaximum (integers; whole-number bounds for numbers), nullable.
+exclusiveMaximum (integers; whole-number bounds for numbers). OpenAPI's `nullable`
+is ignored: JSON Schema validators do not accept null for it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ _ANNOTATIONS = frozenset(
     {
         "title", "description", "default", "examples", "$comment", "$schema", "$id", "$anchor",
         "readOnly", "writeOnly", "deprecated", "contentMediaType", "contentEncoding", "strict",
-        "$defs", "definitions", "discriminator", "xml", "externalDocs", "example",
+        "$defs", "definitions", "discriminator", "xml", "externalDocs", "example", "nullable",
     }
 )
 _UNSUPPORTED = {
@@ -282,9 +283,6 @@ class SchemaConverter:
         for key in ("anyOf", "oneOf"):
             if key in schema:
                 return self._any_of(schema, key, path)
-        if schema.get("nullable") is True:
-            rest = {k: v for k, v in schema.items() if k != "nullable"}
-            return self.b.add(self._hint(path) + "-or-null", alt([self.visit(rest, path), "null"]))
         types = self._types(schema, path)
         if "const" in schema or "enum" in schema:
             return self._enum(schema, types, path)

@@ -9,7 +9,7 @@ The parser reads both; the grammar writes the template's own (`fenced`).
 from __future__ import annotations
 
 from kronk.chat.formats.base import CallSink, Marker, ToolFormat, ToolSpec
-from kronk.chat.gbnf import GrammarBuilder, literal, repeat, seq
+from kronk.chat.gbnf import GAP, GrammarBuilder, literal, repeat, seq
 from kronk.chat.reader import Cursor, Mismatch, Step
 
 CALLS_BEGIN = "<｜tool▁calls▁begin｜>"
@@ -68,4 +68,4 @@ class DeepSeekFormat(ToolFormat):
             call = self.call_choice(b, tools, lambda t: seq(literal(f"{CALL_BEGIN}{t.name}{SEP}"), t.args_rule, literal(CALL_END)))
         calls = seq(call, repeat(seq(literal("\n"), call), 0, None)) if parallel else call
         # the opening token is optional because either begin marker may trigger the grammar
-        return seq(repeat(literal(CALLS_BEGIN), 0, 1), calls, literal(CALLS_END))
+        return seq(repeat(seq(literal(CALLS_BEGIN), GAP), 0, 1), calls, literal(CALLS_END))

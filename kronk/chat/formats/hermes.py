@@ -12,7 +12,7 @@ from typing import Any
 
 from kronk.chat import gbnf
 from kronk.chat.formats.base import CallSink, Marker, ToolFormat, ToolSpec, call_object, call_object_grammar
-from kronk.chat.gbnf import GrammarBuilder, literal, repeat, seq
+from kronk.chat.gbnf import GAP, GrammarBuilder, literal, repeat, seq
 from kronk.chat.json_schema import SchemaConverter
 from kronk.chat.reader import Cursor, Mismatch, Step
 from kronk.errors import GrammarError
@@ -47,7 +47,7 @@ class HermesFormat(ToolFormat):
             body = self.call_choice(b, tools, lambda t: _xml_call_grammar(b, t))
         else:
             body = self.call_choice(b, tools, lambda t: call_object_grammar(b, t))
-        block = b.add("tool-call-block", seq(literal(OPEN + "\n"), body, literal("\n" + CLOSE)))
+        block = b.add("tool-call-block", seq(literal(OPEN), GAP, body, GAP, literal(CLOSE)))
         return seq(block, repeat(seq(literal("\n"), block), 0, None)) if parallel else block
 
 
@@ -100,7 +100,7 @@ def _xml_call_grammar(b: GrammarBuilder, tool: ToolSpec) -> str:
     params = tool.parameters if isinstance(tool.parameters, dict) else {}
     props = params.get("properties", {}) if isinstance(params.get("properties"), dict) else {}
     required = set(params.get("required", []) or [])
-    parts = [literal(f"<function={tool.name}>\n")]
+    parts = [literal(f"<function={tool.name}>"), GAP]
     for key, schema in props.items():
         types = ToolSpec(tool.name, parameters=params).param_types(key)
         if types == {"string"}:

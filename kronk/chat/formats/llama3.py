@@ -12,7 +12,7 @@ import json
 import re
 
 from kronk.chat.formats.base import CallSink, Marker, ToolFormat, ToolSpec, call_object, call_object_grammar
-from kronk.chat.gbnf import GrammarBuilder, literal, repeat, seq
+from kronk.chat.gbnf import GAP, GrammarBuilder, literal, repeat, seq
 from kronk.chat.reader import Cursor, Mismatch, Step
 
 PYTHON_TAG = "<|python_tag|>"
@@ -24,7 +24,7 @@ class Llama3Format(ToolFormat):
     name = "llama3"
     markers = (
         Marker(PYTHON_TAG),
-        Marker("{", at_start=True, trigger=r'\{\s*"name"\s*:'),
+        Marker("{", at_start=True, trigger=r'\{ ?"name"'),
     )
 
     def parse(self, cur: Cursor, sink: CallSink) -> Step[None]:
@@ -45,7 +45,7 @@ class Llama3Format(ToolFormat):
     def section_grammar(self, b: GrammarBuilder, tools: list[ToolSpec], *, parallel: bool) -> str:
         call = self.call_choice(b, tools, lambda t: call_object_grammar(b, t, args_key="parameters"))
         calls = seq(call, repeat(seq(literal(";"), literal(" "), call), 0, None)) if parallel else call
-        return seq(repeat(literal(PYTHON_TAG), 0, 1), calls)
+        return seq(repeat(seq(literal(PYTHON_TAG), GAP), 0, 1), calls)
 
 
 def _builtin_call(cur: Cursor, sink: CallSink) -> Step[None]:

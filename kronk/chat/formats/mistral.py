@@ -17,7 +17,7 @@ from kronk.chat.formats.base import (
     call_object_grammar,
     random_call_id,
 )
-from kronk.chat.gbnf import GrammarBuilder, literal, repeat, seq
+from kronk.chat.gbnf import GAP, GrammarBuilder, literal, repeat, seq
 from kronk.chat.reader import Cursor, Mismatch, Step
 
 TOOL_CALLS, ARGS, CALL_ID = "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"
@@ -54,12 +54,12 @@ class MistralFormat(ToolFormat):
 
     def section_grammar(self, b: GrammarBuilder, tools: list[ToolSpec], *, parallel: bool) -> str:
         if self.args_tag:
-            call = self.call_choice(b, tools, lambda t: seq(literal(TOOL_CALLS + t.name + ARGS), t.args_rule))
+            call = self.call_choice(b, tools, lambda t: seq(literal(TOOL_CALLS), GAP, literal(t.name + ARGS), t.args_rule))
             return seq(call, repeat(call, 0, None)) if parallel else call
         id_member = seq(literal(","), "ws", literal('"id"'), "ws", literal(":"), "ws", '"\\"" [a-zA-Z0-9]{9} "\\""', "ws")
         call = self.call_choice(b, tools, lambda t: call_object_grammar(b, t, extra=id_member))
         calls = seq(call, repeat(seq(literal(", "), call), 0, None)) if parallel else call
-        return seq(literal(TOOL_CALLS + "["), calls, literal("]"))
+        return seq(literal(TOOL_CALLS), GAP, literal("["), calls, literal("]"))
 
 
 def _tagged_call(cur: Cursor, sink: CallSink) -> Step[None]:
