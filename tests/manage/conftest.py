@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.manage import libs_support as support
-from tests.manage.fakehub import hub, payloads  # noqa: F401  (model-store fixtures: fake HF/PyPI, tiny GGUFs)
+from tests.manage.fakehub import hub, management_server, no_server, payloads  # noqa: F401  (model-store fixtures)
 
 
 @pytest.fixture()

@@ -280,3 +280,93 @@ def payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# --- a real management server ----------------------------------------------------
+
+
+class StaticPool:
+    """A PoolView with fixed rows. The engine's pool lives in another package; the
+    management API only depends on this protocol, so tests pin its answers."""
+
+    def __init__(self) -> None:
+        self.unloaded: list[str] = []
+
+    def ps(self) -> list[Any]:
+        from kronk.sdk.requests import LoadedModelStatus
+
+        return [LoadedModelStatus(id="acme/tiny-chat", path="/m/tiny-chat.gguf", size_bytes=537_000,
+                                  context_size=2048, slots=4, active_streams=1, queued=2, idle_seconds=75.0,
+                                  expires_in_seconds=225.0)]
+
+    async def unload(self, model_id: str) -> bool:
+        self.unloaded.append(model_id)
+        return False
+
+
+@dataclass
+class RunningServer:
+    url: str
+    pool: StaticPool
+
+
+@pytest.fixture
+def management_server(hub: FakeHub, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
+    """The management sub-app mounted at /v1/kronk/ on a real 127.0.0.1 port (own loop thread);
+    KRONK_URL points at it. Created after `hub`, so its pulls use the fake hub."""
+    import asyncio
+
+    from aiohttp import web
+
+    from kronk.manage.api import ManagementContext, create_management_app
+
+    pool = StaticPool()
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def liveness(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def start() -> web.AppRunner:
+        app = web.Application()
+        app.router.add_get("/v1/liveness", liveness)
+        app.add_subapp("/v1/kronk/", create_management_app(ManagementContext(pool=pool)))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        state["port"] = runner.addresses[0][1]
+        return runner
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        state["loop"] = loop
+        runner = loop.run_until_complete(start())
+        ready.set()
+        loop.run_forever()
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    url = f"http://127.0.0.1:{state['port']}"
+    monkeypatch.setenv("KRONK_URL", url)
+    try:
+        yield RunningServer(url=url, pool=pool)
+    finally:
+        state["loop"].call_soon_threadsafe(state["loop"].stop)
+        thread.join(10)
+
+
+@pytest.fixture
+def no_server(monkeypatch: pytest.MonkeyPatch) -> str:
+    """KRONK_URL at a port nothing listens on (never a developer's real server)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("KRONK_URL", url)
+    return url

@@ -290,3 +290,42 @@ def test_catalog_entry_with_wrong_sha_fails_cleanly(hub: FakeHub, payloads: dict
         pulls.pull("tinyparts")
     assert pulls.store.list() == []
     assert not (pulls.store.root / "test").exists()
+
+
+LOCK_HOLDER = """
+import shutil, sys
+from pathlib import Path
+from kronk.manage.gguf_info import read_gguf_info
+from kronk.manage.store import ModelStore
+store = ModelStore(catalog=None)
+with store.pull_lock("tiny-org/Tiny-Chat-Q8_0"):
+    print("locked", flush=True)
+    sys.stdin.readline()
+    target = store.model_dir("tiny-org/Tiny-Chat-Q8_0") / "Tiny-Chat-Q8_0.gguf"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(sys.argv[1], target)
+    store.register("tiny-org/Tiny-Chat-Q8_0", [target], info=read_gguf_info(target), sha256={})
+"""
+
+
+def test_pull_waits_for_another_process_holding_the_lock(hub: FakeHub, payloads: dict[str, Path]) -> None:
+    import subprocess
+    import sys
+
+    serve_chat(hub, payloads)
+    with subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(payloads["chat"])],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "locked"
+        results = []
+        url = hub.file_url(REPO, "Tiny-Chat-Q8_0.gguf")
+        thread = threading.Thread(target=lambda: results.append(manager().pull(url)))
+        thread.start()
+        while not hub.gets("/raw/"):  # the pull has planned and now waits for the lock
+            threading.Event().wait(0.01)
+        holder.stdin.write("go\n")
+        holder.stdin.flush()
+        thread.join(30)
+        assert holder.wait(30) == 0
+    assert results[0].status == "exists"
+    assert hub.gets("/resolve/") == []

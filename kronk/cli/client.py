@@ -1,0 +1,152 @@
+"""The small HTTP client CLI commands use to talk to a running Kronk server.
+
+Base URL: `KRONK_URL`, else `http://$KRONK_HOST:$KRONK_PORT` (127.0.0.1:11435).
+`KRONK_TOKEN` is sent as a bearer token. No server → `ServerNotRunningError` (one
+line at the CLI edge); error bodies (`{"error": {...}}`) become the same typed
+errors the server raised, chosen by status and code, never by message text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+
+from kronk import errors as E
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11435
+
+_BY_CODE: dict[str, type[E.KronkError]] = {
+    "checksum_mismatch": E.ChecksumError,
+    "download_failed": E.DownloadError,
+    "libs_install_failed": E.LibsInstallError,
+    "libs_not_found": E.LibraryNotFoundError,
+    "invalid_model_file": E.ModelLoadError,
+    "store_conflict": E.StoreError,
+    "invalid_config": E.ConfigError,
+}
+
+
+def server_url(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    if env.get("KRONK_URL"):
+        return env["KRONK_URL"].rstrip("/")
+    host = env.get("KRONK_HOST") or DEFAULT_HOST
+    if host in ("0.0.0.0", "::", ""):
+        host = DEFAULT_HOST
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{env.get('KRONK_PORT') or DEFAULT_PORT}"
+
+
+def error_from_body(status: int, body: Any) -> E.KronkError:
+    """The typed error an error response stands for."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return E.KronkError(f"server answered HTTP {status}")
+    message = str(error.get("message") or f"HTTP {status}")
+    code = error.get("code")
+    param = error.get("param")
+    if isinstance(code, str) and code in _BY_CODE:
+        return _BY_CODE[code](message)
+    if status == 404:
+        return E.ModelNotFoundError(str(param or ""), message)
+    if status == 400:
+        return E.InvalidRequestError(message, param=param)
+    if status == 401:
+        return E.AuthenticationError(message)
+    if status == 403:
+        return E.PermissionDeniedError(message)
+    if status == 429:
+        return E.RateLimitError(message, retry_after=1)
+    if status == 507:
+        return E.InsufficientStorageError(message, needed=0, free=0)
+    return E.KronkError(f"server error (HTTP {status}): {message}")
+
+
+class KronkClient:
+    """JSON and SSE requests to one server."""
+
+    def __init__(self, base_url: str | None = None, *, token: str | None = None, timeout: float = 30.0,
+                 environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.base_url = (base_url or server_url(env)).rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        token = token if token is not None else env.get("KRONK_TOKEN")
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def _url(self, path: str) -> str:
+        return self.base_url + (path if path.startswith("/") else "/" + path)
+
+    def _request(self, method: str, path: str, *, stream: bool = False, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.request(method, self._url(path), stream=stream,
+                                            timeout=(5.0, None if stream else self.timeout), **kwargs)
+        except requests.ConnectionError as exc:
+            raise E.ServerNotRunningError(f"no Kronk server at {self.base_url} (start one with `kronk server "
+                                          "start`, set KRONK_URL, or use --local)") from exc
+        except requests.RequestException as exc:
+            raise E.KronkError(f"request to {self.base_url} failed: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            response.close()
+            raise error_from_body(response.status_code, body)
+        return response
+
+    def is_running(self) -> bool:
+        """Whether a server answers at the base URL (its liveness route)."""
+        try:
+            self.session.get(self._url("/v1/liveness"), timeout=(2.0, 5.0)).close()
+        except requests.RequestException:
+            return False
+        return True
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        return self._request("GET", path, params=params).json()
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self._request("POST", path, json=body).json()
+
+    def delete(self, path: str) -> Any:
+        return self._request("DELETE", path).json()
+
+    def stream(self, path: str, body: Any = None) -> Iterator[tuple[str, Any]]:
+        """POST and read the SSE answer as (event name, JSON data) pairs."""
+        response = self._request("POST", path, json=body, stream=True)
+        with response:
+            if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
+                yield "done", response.json()
+                return
+            event, data_lines = "message", []
+            for raw in response.iter_lines(decode_unicode=True):
+                if raw is None:
+                    continue
+                line = raw.rstrip("\r")
+                if not line:
+                    if data_lines:
+                        yield event, _json("\n".join(data_lines))
+                    event, data_lines = "message", []
+                elif line.startswith(":"):
+                    continue
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data_lines.append(line[5:].lstrip())
+            if data_lines:
+                yield event, _json("\n".join(data_lines))
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
