@@ -110,14 +110,14 @@ class KronkClient:
             return False
         return True
 
-    def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        return self._request("GET", path, params=params).json()
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return _object(self._request("GET", path, params=params))
 
-    def post(self, path: str, body: Any = None) -> Any:
-        return self._request("POST", path, json=body).json()
+    def post(self, path: str, body: Any = None) -> dict[str, Any]:
+        return _object(self._request("POST", path, json=body))
 
-    def delete(self, path: str) -> Any:
-        return self._request("DELETE", path).json()
+    def delete(self, path: str) -> dict[str, Any]:
+        return _object(self._request("DELETE", path))
 
     def stream(self, path: str, body: Any = None) -> Iterator[tuple[str, Any]]:
         """POST and read the SSE answer as (event name, JSON data) pairs."""
@@ -126,11 +126,11 @@ class KronkClient:
             if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
                 yield "done", response.json()
                 return
-            event, data_lines = "message", []
+            event, data_lines = "message", list[str]()
             for raw in response.iter_lines(decode_unicode=True):
                 if raw is None:
                     continue
-                line = raw.rstrip("\r")
+                line = (raw.decode() if isinstance(raw, bytes) else raw).rstrip("\r")
                 if not line:
                     if data_lines:
                         yield event, _json("\n".join(data_lines))
@@ -143,6 +143,17 @@ class KronkClient:
                     data_lines.append(line[5:].lstrip())
             if data_lines:
                 yield event, _json("\n".join(data_lines))
+
+
+def _object(response: requests.Response) -> dict[str, Any]:
+    """The JSON object a management route answers with (anything else is a clear error)."""
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise E.KronkError(f"{response.url} did not answer with JSON") from exc
+    if not isinstance(data, dict):
+        raise E.KronkError(f"{response.url} answered with unexpected JSON")
+    return data
 
 
 def _json(text: str) -> Any:

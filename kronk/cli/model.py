@@ -135,7 +135,7 @@ def _follow(events: Any, on_event: EventCallback) -> dict[str, Any]:
     for kind, data in events:
         if kind == "progress" and isinstance(data, dict):
             on_event(data)
-        elif kind == "done":
+        elif kind == "done" and isinstance(data, dict):
             return data
         elif kind == "error":
             raise error_from_body(500, data)

@@ -169,7 +169,7 @@ async def _stream_job(
         while True:
             try:
                 kind, payload = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if response is not None:
                     await response.write(b": keep-alive\n\n")
                 continue

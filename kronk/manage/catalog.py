@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import yaml
 
@@ -80,7 +80,7 @@ class URLSource:
         return {"kind": "url", "urls": list(self.urls), "projector": self.projector}
 
 
-Source = Union[HFSource, PyPISource, URLSource]
+Source: TypeAlias = HFSource | PyPISource | URLSource
 
 
 @dataclass(frozen=True, slots=True)

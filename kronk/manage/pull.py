@@ -171,14 +171,15 @@ class PullManager:
             try:
                 return self._execute(model_id, factory, force, emit)
             except InsufficientStorageError:
-                raise
-            except (DownloadError, ModelLoadError, KronkError) as exc:
+                raise  # another source needs the same space
+            except KronkError as exc:
                 errors.append(exc)
                 if index + 1 < len(plans):
-                    emit(PullEvent("retrying", model=model_id, message=f"source {label} failed ({exc}); trying the next"))
+                    emit(PullEvent("retrying", model=model_id,
+                                   message=f"source {label} failed ({exc}); trying the next"))
         if len(errors) == 1:
             raise errors[0]
-        details = "; ".join(f"{label}: {err}" for (label, _), err in zip(plans, errors))
+        details = "; ".join(f"{label}: {err}" for (label, _), err in zip(plans, errors, strict=False))
         raise DownloadError(f"every source of {model_id} failed: {details}") from errors[-1]
 
     def _execute(self, model_id: str, factory: PlanFactory, force: bool, emit: PullCallback) -> PullResult:
@@ -211,7 +212,8 @@ class PullManager:
             except ModelLoadError:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
-            emit(PullEvent("installing", model=plan.model_id, message=f"installing into {self.store.model_dir(plan.model_id)}"))
+            target = self.store.model_dir(plan.model_id)
+            emit(PullEvent("installing", model=plan.model_id, message=f"installing into {target}"))
             stored = self._install(plan, staging, shas, info, projector_info)
             emit(PullEvent("done", model=stored.id, message=f"pulled {stored.id} ({format_bytes(stored.size)})"))
             return PullResult(stored, "pulled")

@@ -35,8 +35,9 @@ class ModelService:
     def describe(self, model: StoredModel) -> dict[str, Any]:
         data = model.describe(self.store.root)
         entry = self.catalog.find(model.id)
-        data["catalog"] = entry.id if entry is not None and entry.id == model.id else None
-        data["config"] = entry.model_config() if data["catalog"] else {}
+        own = entry is not None and entry.id == model.id
+        data["catalog"] = entry.id if entry is not None and own else None
+        data["config"] = entry.model_config() if entry is not None and own else {}
         return data
 
     def list_models(self) -> dict[str, Any]:

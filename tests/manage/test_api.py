@@ -123,7 +123,8 @@ async def test_pull_errors_before_streaming_have_status_codes(client: TestClient
     assert error["code"] == "model_not_found"
     await error_of(await client.post("/v1/kronk/models/pull", json={}), 400)
     await error_of(await client.post("/v1/kronk/models/pull", json={"model": 5}), 400)
-    await error_of(await client.post("/v1/kronk/models/pull", data=b"{oops", headers={"Content-Type": "application/json"}), 400)
+    bad_json = await client.post("/v1/kronk/models/pull", data=b"{oops", headers={"Content-Type": "application/json"})
+    await error_of(bad_json, 400)
     await error_of(await client.post("/v1/kronk/models/pull", json=["list"]), 400)
 
     serve_chat(hub, payloads, pointer_size=shutil.disk_usage("/").free * 2)

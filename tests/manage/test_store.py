@@ -217,3 +217,23 @@ def test_index_is_written_atomically(payloads: dict[str, Path]) -> None:
     store.rebuild_index()
     leftovers = [n for n in os.listdir(store.root) if n.endswith(".tmp")]
     assert leftovers == []
+
+
+def test_resolving_a_path_reads_metadata_once(payloads: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from kronk.manage import store as store_module
+
+    reads: list[object] = []
+    real = store_module.read_gguf_info
+    monkeypatch.setattr(store_module, "read_gguf_info", lambda paths: reads.append(paths) or real(paths))
+    store = ModelStore(catalog=None)
+    for _ in range(3):
+        assert store.resolve(str(payloads["fim"])).capabilities.fim
+    assert len(reads) == 1
+
+
+def test_resolving_the_path_of_an_indexed_model_gives_its_id(payloads: dict[str, Path]) -> None:
+    store = ModelStore(catalog=Catalog.from_yaml(CATALOG))
+    path = place(store, payloads["chat"], "acme", "tiny-chat", "tiny-chat.gguf")
+    store.rebuild_index()
+    resolved = store.resolve(str(path))
+    assert resolved.id == "acme/tiny-chat" and resolved.config["context_size"] == 512
