@@ -13,7 +13,7 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import click
@@ -37,7 +37,6 @@ class Options:
     model: str | None
     temperature: float | None
     max_tokens: int | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Backend(Protocol):
@@ -65,7 +64,7 @@ class RemoteBackend:
             await self._session.close()
 
     def _body(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        body: dict[str, Any] = {"messages": messages, "stream": True, **self.options.extra}
+        body: dict[str, Any] = {"messages": messages, "stream": True}
         if self.options.model:
             body["model"] = self.options.model
         if self.options.temperature is not None:

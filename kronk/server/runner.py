@@ -41,7 +41,7 @@ def configure_logging(level: str) -> None:
 
 async def serve(settings: ServerSettings, *, write_pid: bool = True) -> None:
     """Serve until a stop signal; raises ConfigError if the address cannot be bound."""
-    app = create_app(settings)
+    app = await asyncio.to_thread(create_app, settings)  # reads the catalog and model index from disk
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     stop = asyncio.Event()
@@ -56,7 +56,7 @@ async def serve(settings: ServerSettings, *, write_pid: bool = True) -> None:
             raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
         if write_pid:
             log_file = os.environ.get("KRONK_SERVER_LOG")
-            process.write_record(settings.base_url, Path(log_file) if log_file else None)
+            await asyncio.to_thread(process.write_record, settings.base_url, Path(log_file) if log_file else None)
         log.info("Kronk server listening on %s (default model %s, pid %d)", settings.base_url,
                  settings.default_model, os.getpid())
         await stop.wait()
@@ -66,7 +66,7 @@ async def serve(settings: ServerSettings, *, write_pid: bool = True) -> None:
             loop.remove_signal_handler(sig)
         await runner.cleanup()
         if write_pid:
-            process.remove_record()
+            await asyncio.to_thread(process.remove_record)
         log.info("stopped")
 
 

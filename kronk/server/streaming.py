@@ -14,9 +14,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from kronk.errors import KronkError
-from kronk.server.errors import ShuttingDownError
+from kronk.server.errors import ShuttingDownError, spec_for
 from kronk.server.keys import METRICS, SETTINGS, STREAMS
 from kronk.server.meter import RequestMeter
+from kronk.server.middleware import route_label
 from kronk.server.sse import ClientGone, EventPump, SSEResponse
 
 log = logging.getLogger("kronk.server")
@@ -78,19 +79,22 @@ async def stream_response(
     except (KronkError, ShuttingDownError) as exc:
         if not sse.prepared:
             raise
-        return await _stream_error(sse, encoder, exc)
+        return await _stream_error(request, sse, encoder, exc)
     except Exception as exc:
         if not sse.prepared:
             raise
         log.exception("error while streaming %s", request.path)
-        return await _stream_error(sse, encoder, exc)
+        return await _stream_error(request, sse, encoder, exc)
     finally:
         metrics.streams_active.dec()
         streams.discard(pump)
         await pump.aclose()
 
 
-async def _stream_error(sse: SSEResponse, encoder: StreamEncoder, exc: BaseException) -> web.StreamResponse:
+async def _stream_error(request: web.Request, sse: SSEResponse, encoder: StreamEncoder,
+                        exc: BaseException) -> web.StreamResponse:
+    spec = spec_for(exc)
+    request.config_dict[METRICS].http_errors.inc(route=route_label(request), code=spec.code or str(spec.status))
     try:
         await _send(sse, encoder.error(exc))
     except ClientGone:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -23,8 +24,7 @@ def encode_model(info: ModelInfo) -> dict[str, Any]:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    kronk = request.app[KRONK]
-    models = kronk.list_models()
+    models = await asyncio.to_thread(request.app[KRONK].list_models)  # scans the model store on disk
     return json_response({"object": "list", "data": [encode_model(m) for m in models]})
 
 
