@@ -118,6 +118,17 @@ def test_real_cmake_build_runs_from_its_install_folder(tmp_path: Path) -> None:
 
 
 @needs_cmake
+def test_build_folder_of_another_tree_is_started_afresh(tmp_path: Path) -> None:
+    first = _tiny_tree(tmp_path / "one")
+    second = _tiny_tree(tmp_path / "two")
+    for tree in (first, second):
+        out = libs_build.build(tree, tmp_path / "build", CPU, with_tools=False, progress=lambda e: None,
+                               environ=dict(os.environ), jobs=2)
+    assert (out / "libllama.so").exists()
+    assert str(second.resolve()) in (tmp_path / "build" / "CMakeCache.txt").read_text()
+
+
+@needs_cmake
 def test_failing_build_reports_the_compiler_error(tmp_path: Path) -> None:
     tree = _tiny_tree(tmp_path / "src", broken=True)
     with pytest.raises(LibsInstallError, match="cmake build failed") as info:

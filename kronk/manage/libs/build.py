@@ -76,10 +76,10 @@ def check_toolchain(platform: Platform, environ: Mapping[str, str]) -> str:
     if cmake is None:
         raise LibsInstallError("cmake is not installed (needed to build llama.cpp from source)")
     if platform.processor == "cuda" and shutil.which("nvcc", path=path) is None:
-        raise LibsInstallError("a CUDA build needs nvcc (the CUDA toolkit) on PATH")
+        raise LibsInstallError("a CUDA build needs nvcc (the CUDA toolkit) on PATH; or use --processor cpu")
     if platform.processor == "rocm" and shutil.which("hipcc", path=path) is None \
             and not (Path(environ.get("ROCM_PATH", "/opt/rocm")) / "bin" / "hipcc").exists():
-        raise LibsInstallError("a ROCm build needs hipcc (the ROCm toolkit)")
+        raise LibsInstallError("a ROCm build needs hipcc (the ROCm toolkit); or use --processor cpu")
     return cmake
 
 
@@ -108,6 +108,17 @@ def _run(cmd: list[str], cwd: Path, environ: Mapping[str, str], progress: Progre
         raise LibsInstallError(f"{what} failed (exit {code}): " + " | ".join(list(tail)[-6:]))
 
 
+def _cached_source(build_dir: Path) -> Path | None:
+    """The source tree an existing build folder was configured for (from CMakeCache.txt)."""
+    cache = build_dir / "CMakeCache.txt"
+    if not cache.is_file():
+        return None
+    for line in cache.read_text(errors="replace").splitlines():
+        if line.startswith("CMAKE_HOME_DIRECTORY:"):
+            return Path(line.split("=", 1)[1].strip())
+    return None
+
+
 def build(source_tree: Path, build_dir: Path, platform: Platform, *, with_tools: bool,
           progress: ProgressCallback, environ: Mapping[str, str], source: str = "source",
           jobs: int | None = None) -> Path:
@@ -118,6 +129,12 @@ def build(source_tree: Path, build_dir: Path, platform: Platform, *, with_tools:
         raise LibsInstallError(f"{source_tree} is not a llama.cpp source tree (no CMakeLists.txt)")
     build_dir.mkdir(parents=True, exist_ok=True)
     build_dir = build_dir.resolve()
+    previous = _cached_source(build_dir)
+    if previous is not None and previous.resolve() != source_tree:
+        # CMake refuses a build folder configured for another tree; start it afresh.
+        progress(ProgressEvent(Stage.BUILD, f"{build_dir} was built from {previous}; starting afresh", source=source))
+        shutil.rmtree(build_dir)
+        build_dir.mkdir(parents=True)
     jobs = jobs or os.cpu_count() or 1
     progress(ProgressEvent(Stage.BUILD, f"configuring {source_tree}", source=source))
     _run(configure_command(cmake, source_tree, build_dir, platform), build_dir, environ, progress, source,
