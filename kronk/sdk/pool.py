@@ -64,8 +64,11 @@ def default_resolver() -> Resolver:
     def resolve(model: str) -> Resolved:
         try:
             return store.resolve(model)
-        except ModelNotFoundError:
-            return path_resolver(model)
+        except ModelNotFoundError as exc:
+            try:
+                return path_resolver(model)
+            except ModelNotFoundError:
+                raise exc from None  # the store's message says how to get the model
 
     return resolve
 
