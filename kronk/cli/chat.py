@@ -233,15 +233,22 @@ async def _answer(backend: Backend, history: list[dict[str, Any]], console: Any)
 
 
 def _default_url() -> str:
+    """KRONK_HOST/KRONK_PORT if set, else the server `kronk server start` runs, else the default address."""
+    import os
+
+    from kronk.cli.client import server_url
     from kronk.server.process import read_record
 
-    record = read_record()
-    return record.url if record is not None else DEFAULT_URL
+    if not (os.environ.get("KRONK_HOST") or os.environ.get("KRONK_PORT")):
+        record = read_record()
+        if record is not None:
+            return record.url
+    return server_url()
 
 
 @click.command("chat")
-@click.option("--url", envvar="KRONK_URL", default=None, help="Server URL [env KRONK_URL] "
-              "(default: the server `kronk server start` runs, else " + DEFAULT_URL + ").")
+@click.option("--url", envvar="KRONK_URL", default=None, help="Server URL [env KRONK_URL] (default: "
+              "KRONK_HOST/KRONK_PORT, else the server `kronk server start` runs, else " + DEFAULT_URL + ").")
 @click.option("--token", envvar="KRONK_TOKEN", default=None, help="Bearer token [env KRONK_TOKEN].")
 @click.option("--local", is_flag=True, help="Run the model in this process instead of using a server.")
 @click.option("--model", "-m", default=None, help="Model id, alias or GGUF path (default: the server's default).")
