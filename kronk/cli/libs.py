@@ -6,16 +6,19 @@ Progress goes to stderr (Rich); `--json` prints only the result, as JSON, on std
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from kronk.cli.console import Console
 from kronk.manage.libs.events import ProgressEvent, Stage
 from kronk.manage.libs.platform import ARCHES, OSES, PROCESSORS
 from kronk.manage.libs.sources import SOURCES
+
+if TYPE_CHECKING:
+    from kronk.manage.libs.manager import LibsManager
 
 _HELP_ENV = ("Environment: KRONK_HOME, KRONK_LIB_PATH (use that folder as is), KRONK_OS/KRONK_ARCH/"
              "KRONK_PROCESSOR (override detection), KRONK_LIBS_BASE_URL (release/tag download base).")
@@ -53,23 +56,24 @@ def libs(version: str | None, upgrade: bool, list_: bool, combinations: bool, re
         if value:
             environ[key] = value
     manager = LibsManager(environ=environ)
+    console = Console(json_output=as_json)
     if list_:
-        _show_list(manager, as_json)
+        _show_list(manager, console)
     elif combinations:
-        _show_combinations(manager, as_json)
+        _show_combinations(manager, console)
     elif remove:
         record = manager.remove()
-        _emit(as_json, record.to_dict(),
+        _emit(console, record.to_dict(),
               f"removed llama.cpp {record.tag or '(unknown build)'} ({record.platform}) from {record.path}")
     else:
-        _install(manager, version, source, from_dir, source_tree, with_tools, upgrade, as_json)
+        _install(manager, console, version, source, from_dir, source_tree, with_tools, upgrade)
 
 
-def _install(manager: Any, version: str | None, source: str | None, from_dir: Path | None,
-             source_tree: Path | None, with_tools: bool, upgrade: bool, as_json: bool) -> None:
+def _install(manager: LibsManager, console: Console, version: str | None, source: str | None,
+             from_dir: Path | None, source_tree: Path | None, with_tools: bool, upgrade: bool) -> None:
     platform = manager.detect()
     before = manager.installed(platform)
-    with ProgressView(enabled=not as_json) as view:
+    with ProgressView(console) as view:
         record = manager.install(version, source, with_tools=with_tools, upgrade=upgrade, platform=platform,
                                  from_dir=from_dir, source_tree=source_tree, progress=view)
     if before is not None and record == before:
@@ -77,65 +81,54 @@ def _install(manager: Any, version: str | None, source: str | None, from_dir: Pa
                 f"{record.path} (use --upgrade to reinstall)")
     else:
         text = f"installed llama.cpp {record.tag} for {record.platform} from {record.source} in {record.path}"
-    _emit(as_json, record.to_dict(), text)
+    _emit(console, record.to_dict(), text)
 
 
-def _emit(as_json: bool, data: Any, text: str) -> None:
-    click.echo(json.dumps(data, indent=2) if as_json else text)
+def _emit(console: Console, data: Any, text: str) -> None:
+    if console.json_output:
+        console.json(data)
+    else:
+        console.line(text)
 
 
-def _show_list(manager: Any, as_json: bool) -> None:
+def _show_list(manager: LibsManager, console: Console) -> None:
     records = manager.list_installs()
     current = manager.current()
-    if as_json:
-        click.echo(json.dumps([{**r.to_dict(), "current": current is not None and r.path == current.path}
-                               for r in records], indent=2))
+    if console.json_output:
+        console.json([{**r.to_dict(), "current": current is not None and r.path == current.path} for r in records])
         return
-    if not records:
-        click.echo("no llama.cpp libraries installed (run `kronk libs`)")
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("", "OS", "Arch", "Processor", "Build", "Source", "Tools", "Installed", "Path")
-    for r in records:
-        mark = "*" if current is not None and r.path == current.path else ""
-        table.add_row(mark, r.platform.os, r.platform.arch, r.platform.processor, r.tag or "?", r.source,
-                      "yes" if r.has_tools else "no", r.installed_at or "", str(r.path))
-    Console(soft_wrap=True).print(table)
+    rows = [("*" if current is not None and r.path == current.path else "", r.platform.os, r.platform.arch,
+             r.platform.processor, r.tag or "?", r.source, "yes" if r.has_tools else "no",
+             (r.installed_at or "")[:19], str(r.path)) for r in records]
+    console.table(("", "OS", "ARCH", "PROCESSOR", "BUILD", "SOURCE", "TOOLS", "INSTALLED", "PATH"), rows,
+                  empty="no llama.cpp libraries installed (run `kronk libs`)")
 
 
-def _show_combinations(manager: Any, as_json: bool) -> None:
+def _show_combinations(manager: LibsManager, console: Console) -> None:
     combos = manager.combinations()
-    if as_json:
-        click.echo(json.dumps([c.to_dict() for c in combos], indent=2))
+    if console.json_output:
+        console.json([c.to_dict() for c in combos])
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("OS", "Arch", "Processor", "Release archive", "Source build")
-    for c in combos:
-        table.add_row(c.platform.os, c.platform.arch, c.platform.processor,
-                      ", ".join(c.release_variants) or "-", "yes" if c.buildable else "no")
-    Console(soft_wrap=True).print(table)
+    console.table(("OS", "ARCH", "PROCESSOR", "RELEASE ARCHIVE", "SOURCE BUILD"),
+                  [(c.platform.os, c.platform.arch, c.platform.processor, ", ".join(c.release_variants) or "-",
+                    "yes" if c.buildable else "no") for c in combos])
 
 
 class ProgressView:
     """Draws install events on stderr: a bar for downloads and builds, a line per attempt."""
 
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled
+    def __init__(self, console: Console) -> None:
+        self._console = console
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
 
     def __enter__(self) -> ProgressView:
-        if self.enabled:
-            from rich.console import Console
+        if not self._console.json_output:
             from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn
 
             self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                      TaskProgressColumn(), TextColumn("{task.fields[info]}"),
-                                      console=Console(stderr=True), transient=True)
+                                      TaskProgressColumn(), TextColumn("{task.fields[info]}", markup=False),
+                                      console=self._console.err, transient=True)
             self._progress.start()
         return self
 
@@ -146,13 +139,15 @@ class ProgressView:
     def __call__(self, event: ProgressEvent) -> None:
         if self._progress is None:
             return
+        from rich.markup import escape
+
         console = self._progress.console
         if event.stage is Stage.ATTEMPT:
-            console.print(f"[bold]→[/] {event.message}", highlight=False)
+            console.print(f"[bold]→[/] {escape(event.message)}")
         elif event.stage is Stage.FAILED:
-            console.print(f"[yellow]✗ {event.source}:[/] {event.message}", highlight=False)
+            console.print(f"[yellow]✗ {event.source}:[/] {escape(event.message)}")
         elif event.stage is Stage.DOWNLOAD and event.done is not None:
-            task = self._task("download", f"downloading {event.message}", event.total)
+            task = self._task("download", f"downloading {escape(event.message)}", event.total)
             info = f"{event.done / 1e6:.1f}" + (f"/{event.total / 1e6:.1f} MB" if event.total else " MB")
             self._progress.update(task, completed=event.done, info=info)
         elif event.stage is Stage.BUILD:
@@ -161,7 +156,7 @@ class ProgressView:
                 self._progress.update(task, completed=event.done)
             self._progress.update(task, info=event.message[-60:])
         elif event.stage is not Stage.DONE:
-            console.print(f"  {event.message}", highlight=False)
+            console.print(f"  {escape(event.message)}", style="dim")
 
     def _task(self, key: str, description: str, total: int | None) -> Any:
         if key not in self._tasks:
