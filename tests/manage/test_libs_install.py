@@ -266,6 +266,7 @@ def test_kronk_lib_path_is_used_as_is(libs_env: Path, libs_real_bin: Path, monke
         manager.install(upgrade=True)
     with pytest.raises(ConfigError, match="KRONK_LIB_PATH"):
         manager.remove()
+    assert not list(libs_real_bin.parent.glob(f".{libs_real_bin.name}.*"))  # no lock or staging beside it
 
 
 def test_kronk_lib_path_can_be_a_managed_folder(libs_env: Path, libs_real_bin: Path, tmp_path: Path,

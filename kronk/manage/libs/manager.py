@@ -124,14 +124,15 @@ class LibsManager:
         order = self._plan(source, from_dir, source_tree)
         platform = platform or self.detect()
         target = self.target_dir(platform)
+        external = self._external_at(target, platform)
+        if external is not None:  # used as is: never locked, written or replaced
+            if upgrade or build is not None or from_dir is not None or source is not None:
+                raise ConfigError(f"{LIB_PATH_ENV}={target} holds libraries Kronk does not manage; "
+                                  f"unset {LIB_PATH_ENV} to install")
+            return external
         with inst.install_lock(target):
             inst.recover(target)
-            existing = self._record_at(target, platform)
-            if existing is not None and existing.source == "external":
-                if upgrade or build is not None or from_dir is not None or source is not None:
-                    raise ConfigError(f"{LIB_PATH_ENV}={target} holds libraries Kronk does not manage; "
-                                      f"unset {LIB_PATH_ENV} to install")
-                return existing
+            existing = inst.read_record(target)
             if existing is not None and not upgrade and from_dir is None \
                     and (build is None or existing.build == build) and (existing.has_tools or not with_tools):
                 progress(ProgressEvent(Stage.DONE, f"b{existing.build} is already installed in {target}"))
@@ -154,13 +155,13 @@ class LibsManager:
         """Delete the install for `platform` (default: detected) and return what was removed."""
         platform = platform or self.detect()
         target = self.target_dir(platform)
+        if self._external_at(target, platform) is not None:
+            raise ConfigError(f"{LIB_PATH_ENV}={target} holds libraries Kronk does not manage; not removing")
         with inst.install_lock(target):
             inst.recover(target)
-            record = self._record_at(target, platform)
+            record = inst.read_record(target)
             if record is None:
                 raise LibraryNotFoundError(f"no llama.cpp libraries are installed for {platform} ({target})")
-            if record.source == "external":
-                raise ConfigError(f"{LIB_PATH_ENV}={target} holds libraries Kronk does not manage; not removing")
             try:
                 inst.remove_tree(target)
             except OSError as exc:
@@ -192,12 +193,16 @@ class LibsManager:
         return (source,) if source is not None else sources.AUTO_ORDER
 
     def _record_at(self, folder: Path, platform: Platform | None) -> InstallRecord | None:
-        record = inst.read_record(folder)
-        if record is not None:
-            return record
-        if folder == self.lib_path_override() and (folder / inst.library_filename("llama", host_os())).exists():
-            return InstallRecord(path=folder, platform=platform or self.detect(), build=None, source="external")
-        return None
+        """The managed install in `folder`, or the external KRONK_LIB_PATH one, or None."""
+        return inst.read_record(folder) or self._external_at(folder, platform)
+
+    def _external_at(self, folder: Path, platform: Platform | None) -> InstallRecord | None:
+        """KRONK_LIB_PATH holding libraries but no version.json: someone else's build, used as is."""
+        if folder != self.lib_path_override() or (folder / inst.RECORD_NAME).exists():
+            return None
+        if not (folder / inst.library_filename("llama", host_os())).exists():
+            return None
+        return InstallRecord(path=folder, platform=platform or self.detect(), build=None, source="external")
 
     def _install_from(self, name: str, platform: Platform, target: Path, build: int | None, wanted: int, *,
                       with_tools: bool, from_dir: Path | None, source_tree: Path | None,
