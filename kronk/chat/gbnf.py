@@ -233,7 +233,9 @@ def json_primitives(b: GrammarBuilder) -> None:
 
 _PRIMITIVES: list[tuple[str, str]] = [
     ("ws", '| " " | "\\n" [ \\t]{0,20}'),
-    ("json-char", '[^"\\\\\\x7F\\x00-\\x1F] | "\\\\" (["\\\\/bfnrt] | "u" json-bmp-hex)'),
+    # Positive ranges: no quote, backslash, control or DEL, and no surrogates or values past
+    # U+10FFFF, which a model emitting raw UTF-8 bytes could otherwise spell.
+    ("json-char", '[\\x20-\\x21\\x23-\\x5B\\x5D-\\x7E\\x80-\\uD7FF\\uE000-\\U0010FFFF] | "\\\\" (["\\\\/bfnrt] | "u" json-bmp-hex)'),
     # \u escapes of UTF-16 surrogates are left out: alone they are not text, and a
     # pair would count as two characters against maxLength while being one.
     ("json-bmp-hex", "[0-9a-cA-Ce-fE-F] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}"),

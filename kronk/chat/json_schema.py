@@ -26,7 +26,7 @@ from urllib.parse import unquote
 
 from kronk.chat import gbnf
 from kronk.chat.gbnf import GrammarBuilder, alt, literal, repeat, seq
-from kronk.chat.regex_gbnf import pattern_to_gbnf
+from kronk.chat.regex_gbnf import complement, pattern_to_gbnf
 from kronk.errors import GrammarError
 
 _ANNOTATIONS = frozenset(
@@ -655,9 +655,8 @@ class SchemaConverter:
             if "" not in node:
                 options.append(_Q)
             children = [c for c in node if c]
-            plain = sorted({ord(c) for c in children if c not in '"\\' and ord(c) >= 0x20 and ord(c) != 0x7F})
-            excluded = [(c, c) for c in plain] + [(0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C), (0x7F, 0x7F)]
-            options.append(seq(gbnf.char_class(sorted(excluded), negate=True), "json-char*", _Q))
+            excluded = [(ord(c), ord(c)) for c in children] + [(0x00, 0x1F), (0x22, 0x22), (0x5C, 0x5C), (0x7F, 0x7F)]
+            options.append(seq(gbnf.char_class(complement(excluded)), "json-char*", _Q))
             for ch in sorted(children):
                 if ch in '"\\' or ord(ch) < 0x20 or ord(ch) == 0x7F:
                     continue  # a key spelled with escapes is not worth excluding exactly

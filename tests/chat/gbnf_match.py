@@ -162,8 +162,13 @@ def _check_refs(node, rules) -> None:
         _check_refs(node.node, rules)
 
 
+@lru_cache(maxsize=64)
+def _parsed(grammar: str) -> dict[str, object]:
+    return parse_gbnf(grammar)
+
+
 def accepts(grammar: str, text: str, root: str = "root") -> bool:
-    rules = parse_gbnf(grammar)
+    rules = _parsed(grammar)
 
     @lru_cache(maxsize=None)
     def ends(node, pos: int) -> frozenset[int]:

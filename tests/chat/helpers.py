@@ -51,24 +51,30 @@ def summarize(events: list[Event]) -> dict[str, Any]:
     return {"content": content, "reasoning": reasoning, "calls": [calls[i] for i in sorted(calls)]}
 
 
-def generate(model: Any, prompt: str, sampling: SamplingParams, *, max_tokens: int = 200) -> tuple[str, bool]:
-    """Decode `prompt` and sample up to `max_tokens` with the full sampler chain.
+def generate(
+    model: Any, prompt: str, sampling: SamplingParams, *, max_tokens: int = 200, forced: str = ""
+) -> tuple[str, bool]:
+    """Decode `prompt`, then `forced` text (accepted by the sampler chain as if sampled,
+    which is how a lazy grammar sees its trigger), then sample up to `max_tokens`.
 
-    Returns the text and whether generation stopped at an end-of-generation token.
+    Returns the generated text (forced text included) and whether generation stopped
+    at an end-of-generation token.
     """
     from kronk.llama import Batch, Context, SamplerChain, Utf8Stream
 
     vocab = model.vocab
     tokens = vocab.tokenize(prompt, add_special=True, parse_special=True)
-    pieces: list[str] = []
+    extra = vocab.tokenize(forced, add_special=False, parse_special=True) if forced else []
+    pieces: list[str] = [forced]
     stream = Utf8Stream()
-    with Context(model, n_ctx=max(512, len(tokens) + max_tokens + 8)) as ctx, SamplerChain.from_params(
-        model, sampling
-    ) as chain:
-        batch = Batch(max(len(tokens), 1) + 1)
-        row = batch.add_sequence(tokens, 0, 0, True)
+    n_ctx = max(512, len(tokens) + len(extra) + max_tokens + 8)
+    with Context(model, n_ctx=n_ctx) as ctx, SamplerChain.from_params(model, sampling) as chain:
+        batch = Batch(len(tokens) + len(extra) + 1)
+        row = batch.add_sequence(tokens + extra, 0, 0, True)
+        for token in extra:
+            chain.accept(token)
         ctx.decode(batch)
-        pos = len(tokens)
+        pos = len(tokens) + len(extra)
         for _ in range(max_tokens):
             token = chain.sample(ctx, row)
             if vocab.is_eog(token):

@@ -220,6 +220,12 @@ DEEPSEEK_V31 = r"""
 {%- if add_generation_prompt %}{{ '<｜Assistant｜></think>' }}{% endif %}
 """
 
+DEEPSEEK_R1_TOOLS = DEEPSEEK_R1.replace(
+    "{{ bos_token }}{{ ns.system_prompt }}",
+    "{{ bos_token }}{{ ns.system_prompt }}{% if tools %}\n\n## Tools\n{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}{% endif %}",
+)
+"""Like DeepSeek-R1-0528, which also lists the tools (the original R1 template does not)."""
+
 GEMMA_LIKE = r"""
 {{ bos_token }}
 {%- for message in messages %}
@@ -234,6 +240,7 @@ GEMMA_LIKE = r"""
 """
 
 # Real templates start with their first tag, not a newline.
-QWEN3, QWEN3_CODER, LLAMA31, MISTRAL, MISTRAL_ARGS, DEEPSEEK_R1, DEEPSEEK_V31, GEMMA_LIKE = (
-    t.strip() for t in (QWEN3, QWEN3_CODER, LLAMA31, MISTRAL, MISTRAL_ARGS, DEEPSEEK_R1, DEEPSEEK_V31, GEMMA_LIKE)
+QWEN3, QWEN3_CODER, LLAMA31, MISTRAL, MISTRAL_ARGS, DEEPSEEK_R1, DEEPSEEK_R1_TOOLS, DEEPSEEK_V31, GEMMA_LIKE = (
+    t.strip()
+    for t in (QWEN3, QWEN3_CODER, LLAMA31, MISTRAL, MISTRAL_ARGS, DEEPSEEK_R1, DEEPSEEK_R1_TOOLS, DEEPSEEK_V31, GEMMA_LIKE)
 )
