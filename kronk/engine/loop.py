@@ -477,6 +477,7 @@ class Engine:
             cached_tokens=slot.n_prompt_cached,
             time_to_first_token_ms=((slot.first_token_at - job.submitted_at) * 1000.0) if slot.first_token_at else 0.0,
             tokens_per_second=(slot.n_generated - 1) / elapsed if elapsed > 0 and slot.n_generated > 1 else 0.0,
+            queue_wait_ms=(job.started_at - job.submitted_at) * 1000.0 if job.started_at else 0.0,
         )
         self._completion_total += slot.n_generated
         if slot.sampler is not None:
@@ -487,7 +488,7 @@ class Engine:
         slot.row = -1
         slot.last_used = time.perf_counter()
         job.done = True
-        job.sink(Finish(reason, usage, job.choice))
+        job.sink(Finish(reason, usage, job.choice, slot.stop.matched if reason == "stop" else None))
 
     def _relieve_kv_pressure(self) -> None:
         """The KV cache is full: drop idle slots' caches, else end the largest job."""

@@ -10,11 +10,13 @@ class StopMatcher:
     emitted, not even in part; held text that stops matching is released.
     """
 
-    __slots__ = ("stops", "_held", "_max_len")
+    __slots__ = ("stops", "_held", "_max_len", "matched")
 
     def __init__(self, stops: list[str]) -> None:
         self.stops = [s for s in stops if s]
         self._held = ""
+        self.matched: str | None = None
+        """The stop string that ended the text, once one has."""
         self._max_len = max((len(s) for s in self.stops), default=0)
 
     def push(self, text: str) -> tuple[str, bool]:
@@ -27,6 +29,7 @@ class StopMatcher:
             index = buffer.find(stop)
             if index != -1 and (cut == -1 or index < cut):
                 cut = index
+                self.matched = stop
         if cut != -1:
             self._held = ""
             return buffer[:cut], True

@@ -131,7 +131,7 @@ class AsyncKronk:
         vocab = loaded.model.vocab
         bos = vocab.token_text(vocab.bos) if vocab.bos >= 0 else ""
         eos = vocab.token_text(vocab.eos) if vocab.eos >= 0 else ""
-        template = request.template or loaded.template
+        template = request.template or loaded.chat_template(bos, eos)
         plan = await asyncio.to_thread(prepare_chat, request, template_source=template, bos_token=bos, eos_token=eos)
         tokens = await asyncio.to_thread(self._tokenize_prompt, loaded, plan.prompt)
         return plan, tokens
@@ -224,7 +224,7 @@ class AsyncKronk:
         usage = Usage()
         async for event in self.chat_stream(request, explicit=explicit):
             state = choices.setdefault(
-                event.choice, {"content": [], "reasoning": [], "calls": {}, "logprobs": [], "finish": "stop"}
+                event.choice, {"content": [], "reasoning": [], "calls": {}, "logprobs": [], "finish": "stop", "stop_sequence": None}
             )
             if isinstance(event, TextDelta):
                 state["content"].append(event.text)
@@ -239,6 +239,7 @@ class AsyncKronk:
                 call["arguments"].append(event.arguments)
             elif isinstance(event, Finish):
                 state["finish"] = event.reason
+                state["stop_sequence"] = event.stop_sequence
                 usage = _add_usage(usage, event.usage, first=event.choice == 0)
         model_id = (await asyncio.to_thread(self.pool.resolve, request.model)).id
         result_choices = []
@@ -258,6 +259,7 @@ class AsyncKronk:
                     reasoning_content=reasoning or None,
                     tool_calls=calls,
                     logprobs=state["logprobs"] if request.logprobs else None,
+                    stop_sequence=state["stop_sequence"],
                 )
             )
         return ChatResult(model=model_id, choices=result_choices, usage=usage)
@@ -508,4 +510,5 @@ def _add_usage(total: Usage, usage: Usage, *, first: bool) -> Usage:
         reasoning_tokens=total.reasoning_tokens + usage.reasoning_tokens,
         time_to_first_token_ms=usage.time_to_first_token_ms if first else total.time_to_first_token_ms,
         tokens_per_second=usage.tokens_per_second if first else total.tokens_per_second,
+        queue_wait_ms=usage.queue_wait_ms if first else total.queue_wait_ms,
     )

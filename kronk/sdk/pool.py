@@ -86,11 +86,20 @@ class LoadedModel:
         self.kind = kind
         self.projector = projector
         self.template: str | None = settings.template or model.chat_template()
+        self._compiled: Any = None
         self.loaded_at = time.time()
         self.last_used = time.monotonic()
         self.active = 0
         self.idle = asyncio.Event()
         self.idle.set()
+
+    def chat_template(self, bos_token: str, eos_token: str) -> Any:
+        """The model's template compiled once (jinja compilation costs milliseconds per request)."""
+        if self._compiled is None and self.template is not None:
+            from kronk.chat.template import ChatTemplate
+
+            self._compiled = ChatTemplate(self.template, bos_token=bos_token, eos_token=eos_token)
+        return self._compiled
 
     def enter(self) -> None:
         self.active += 1
