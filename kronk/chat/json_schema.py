@@ -196,11 +196,7 @@ def _magnitude(lo: int, lo_ex: bool, hi: int | None, hi_ex: bool) -> list[str]:
             pieces.append((start, hi - 1, _FRAC_ANY))
         if not hi_ex and start <= hi:
             pieces.append((hi, hi, _FRAC_ZERO))
-    return [seq(group_(digits_range(a, b)), frac) for a, b, frac in pieces]
-
-
-def group_(expr: str) -> str:
-    return gbnf.group(expr)
+    return [seq(gbnf.group(digits_range(a, b)), frac) for a, b, frac in pieces]
 
 
 def number_range(lo: float | None, lo_ex: bool, hi: float | None, hi_ex: bool) -> str:
@@ -224,7 +220,7 @@ def number_range(lo: float | None, lo_ex: bool, hi: float | None, hi_ex: bool) -
         d = -ilo if ilo is not None else None
         negative = _magnitude(c, c_ex, d, lo_ex)
         if negative:
-            options.append(seq(literal("-"), group_(alt(negative))))
+            options.append(seq(literal("-"), gbnf.group(alt(negative))))
     if not options:
         raise GrammarError(f"no number lies between {lo} and {hi}")
     return alt(options)
@@ -451,7 +447,7 @@ class SchemaConverter:
             sa = set(a if isinstance(a, list) else [a])
             sb = set(b if isinstance(b, list) else [b])
             both = sa & sb
-            if "number" in sa and "integer" in sb or "integer" in sa and "number" in sb:
+            if ("number" in sa and "integer" in sb) or ("integer" in sa and "number" in sb):
                 both.add("integer")
             if not both:
                 raise self._error(path, f"allOf types {a!r} and {b!r} have nothing in common")
@@ -534,7 +530,7 @@ class SchemaConverter:
         if known_format:
             if lo or hi is not None:
                 raise self._error(path, f"format '{fmt}' together with a length limit is not supported")
-            return self.b.add(f"{fmt}-string", seq(_Q, f"({_FORMATS[fmt]})", _Q))
+            return self.b.add(f"{fmt}-string", seq(_Q, f"({_FORMATS[str(fmt)]})", _Q))
         if lo == 0 and hi is None:
             return "string"
         return self.b.add(f"string-{lo}-{hi if hi is not None else 'n'}", seq(_Q, repeat("json-char", lo, hi), _Q))

@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from kronk.chat.formats import GenericFormat, ToolFormat, ToolSpec, detect_tool_format
+from kronk.chat.formats.generic import system_prompt
 from kronk.chat.gbnf import GrammarBuilder, json_primitives
 from kronk.chat.grammars import ReasoningSetup, response_grammar, tool_grammar
 from kronk.chat.json_schema import SchemaConverter
-from kronk.chat.formats.generic import system_prompt
 from kronk.chat.messages import normalize_messages
 from kronk.chat.output import ChatOutputParser
 from kronk.chat.reasoning import PromptThinking, ReasoningTags, prompt_thinking, reasoning_tags

@@ -191,8 +191,6 @@ class Cursor:
                     flush()
                     return self.text[start : self.pos]
                 continue
-            if depth == 0 and self.pos > start:
-                raise Mismatch("expected a JSON value")
             match = _STRUCT.search(self.text, self.pos)
             if match is None:
                 self.pos = len(self.text)

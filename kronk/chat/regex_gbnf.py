@@ -313,7 +313,7 @@ def _strip_anchors(node: _Node) -> tuple[_Node, bool, bool]:
     options = node.options if isinstance(node, _Alt) else [node]
     starts, ends, stripped = [], [], []
     for option in options:
-        items = list(option.items) if isinstance(option, _Seq) else [option]
+        items: list[_Node] = list(option.items) if isinstance(option, _Seq) else [option]
         start = bool(items) and isinstance(items[0], _Anchor) and items[0].kind == "^"
         if start:
             items = items[1:]

@@ -119,7 +119,7 @@ class ChatTemplate:
         """
         for as_object in (True, False):
             args: Any = {_PROBE_ARG: 1} if as_object else json.dumps({_PROBE_ARG: 1})
-            messages = [
+            messages: list[dict[str, Any]] = [
                 {"role": "user", "content": "hi"},
                 {
                     "role": "assistant",

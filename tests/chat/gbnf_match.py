@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def _parsed(grammar: str) -> dict[str, object]:
 def accepts(grammar: str, text: str, root: str = "root") -> bool:
     rules = _parsed(grammar)
 
-    @lru_cache(maxsize=None)
+    @cache
     def ends(node, pos: int) -> frozenset[int]:
         if isinstance(node, Lit):
             return frozenset([pos + len(node.text)]) if text.startswith(node.text, pos) else frozenset()

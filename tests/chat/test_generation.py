@@ -17,6 +17,7 @@ import pytest
 
 from kronk.chat import prepare_chat
 from kronk.engine.types import SamplingParams
+from kronk.errors import GrammarError
 from kronk.sdk.requests import ChatRequest
 from tests.chat import templates
 from tests.chat.helpers import generate, run_parser, summarize
@@ -32,7 +33,7 @@ EXTRA: dict[str, Any] = {
     "bounded-tuple": {"type": "array", "prefixItems": [{"type": "string", "maxLength": 4}, {"type": "boolean"}], "items": False},
     "bounded-extras": {"type": "object", "properties": {"k": {"enum": ["a", "b"]}}, "additionalProperties": {"type": "integer", "maximum": 9}, "maxProperties": 1},
 }
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -73,7 +74,7 @@ def test_random_model_output_under_schema_grammar_validates(
     tiny_chat_model: Any, samplers: list[SamplingParams], name: str, schema: Any
 ) -> None:
     if name == "bounded-extras":
-        with pytest.raises(Exception):  # maxProperties with open extras is refused, not ignored
+        with pytest.raises(GrammarError):  # maxProperties with open extras is refused, not ignored
             prepare_chat(ChatRequest(messages=[{"role": "user", "content": "x"}], response_format={"type": "json_schema", "json_schema": {"schema": schema}}), template_source=None)
         return
     request = ChatRequest(

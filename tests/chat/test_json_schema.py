@@ -172,7 +172,7 @@ def test_grammar_accepts_valid_and_refuses_invalid(name: str) -> None:
 def test_every_grammar_compiles_in_llama_cpp(tiny_chat_model: Any) -> None:
     from kronk.llama import validate_grammar
 
-    for name, (schema, _, _) in SCHEMAS.items():
+    for schema, _, _ in SCHEMAS.values():
         validate_grammar(tiny_chat_model, schema_to_gbnf(schema))
     validate_grammar(tiny_chat_model, json_object_gbnf())
 

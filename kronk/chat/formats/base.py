@@ -15,6 +15,7 @@ import re
 import secrets
 import string
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -116,7 +117,7 @@ class ToolFormat(ABC):
     def section_grammar(self, b: GrammarBuilder, tools: list[ToolSpec], *, parallel: bool) -> str:
         """GBNF for a section with at least one call (one only unless `parallel`)."""
 
-    def call_choice(self, b: GrammarBuilder, tools: list[ToolSpec], make: Any) -> str:
+    def call_choice(self, b: GrammarBuilder, tools: list[ToolSpec], make: Callable[[ToolSpec], str]) -> str:
         """A rule with one alternative per tool built by `make(tool)`."""
         return b.add(f"{self.name}-call", alt([make(t) for t in tools]))
 
@@ -162,12 +163,11 @@ def call_object(
         if (yield from cur.lit(",")):
             yield from cur.skip_ws()
             continue
-        if not started and name is not None:
-            # the object is complete once "}" arrives; report before waiting on more text
-            if (yield from cur.starts_with("}")):
-                sink.begin(name)
-                sink.args(normalize_arguments(raw_args))
-                started = True
+        # the object is complete once "}" arrives; report the call before waiting on more text
+        if not started and name is not None and (yield from cur.starts_with("}")):
+            sink.begin(name)
+            sink.args(normalize_arguments(raw_args))
+            started = True
         yield from cur.expect("}")
         break
     if not started:

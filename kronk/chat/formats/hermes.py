@@ -78,7 +78,7 @@ def _xml_call(cur: Cursor, sink: CallSink) -> Step[None]:
 def _xml_value(tool: ToolSpec, key: str, text: str) -> str:
     """A parameter's text as JSON: strings stay strings, other declared types are parsed."""
     types = tool.param_types(key)
-    if types == {"string"} or not types and not _looks_json(text):
+    if types == {"string"} or (not types and not _looks_json(text)):
         return json.dumps(text, ensure_ascii=False)
     try:
         value: Any = json.loads(text)
@@ -102,7 +102,7 @@ def _xml_call_grammar(b: GrammarBuilder, tool: ToolSpec) -> str:
     required = set(params.get("required", []) or [])
     parts = [literal(f"<function={tool.name}>"), GAP]
     for key, schema in props.items():
-        types = ToolSpec(tool.name, parameters=params).param_types(key)
+        types = tool.param_types(key)
         if types == {"string"}:
             value = gbnf.until_literal(b, "\n</parameter>", f"{tool.name}-{key}-text")
         else:
