@@ -175,3 +175,15 @@ def test_broken_and_unsafe_templates() -> None:
 def test_loopcontrols_and_trim_blocks() -> None:
     t = ChatTemplate("{% for m in messages %}\n  {% if loop.index > 1 %}{% break %}{% endif %}\n{{ m.content }}\n{% endfor %}")
     assert t.render([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]) == "a\n"
+
+
+def test_qwen3_coder_and_newer_mistral_call_shapes() -> None:
+    coder = ChatTemplate(templates.QWEN3_CODER)
+    assert coder.wants_object_arguments
+    text = coder.render(TOOL_TURN, tools=[WEATHER])
+    assert "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>" in text
+    newer = ChatTemplate(templates.MISTRAL_ARGS, bos_token="<s>", eos_token="</s>")
+    text = newer.render(TOOL_TURN, tools=[WEATHER])
+    assert text.startswith("<s>[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Weather in Paris?[/INST]")
+    assert '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}</s>[TOOL_RESULTS]22C sunny[/TOOL_RESULTS]' in text
+    assert "[AVAILABLE_TOOLS]" not in text  # only before the last user turn, and the last turn is a tool result
