@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up Kronk on this machine: a virtualenv with the package and its test tools, the
+# llama.cpp libraries (+ reference tools, built from source when no prebuilt build loads),
+# and the small real models the tests use. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install --quiet -e ".[test]"
+
+# redis-server for the shared rate-limit tests (Debian/Ubuntu, as root); optional elsewhere.
+if ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || echo "note: redis-server not installed; its tests will skip"
+fi
+
+# llama.cpp libraries and reference tools (llama-bench, llama-server, ...).
+if ! .venv/bin/kronk libs --list --json 2>/dev/null | grep -q '"build": 11434'; then
+    .venv/bin/kronk libs --with-tools
+fi
+
+# Real small models for the slow tests (SmolLM2-135M, Gemma 3 270M, all-MiniLM-L6-v2).
+.venv/bin/python scripts/fetch_models.py
