@@ -80,6 +80,8 @@ class ChatOutputParser:
         if self._finished:
             raise RuntimeError("ChatOutputParser.feed() after finish()")
         if text:
+            if self._state != _SECTION:
+                self._cur.compact()
             self._cur.push(text)
             self._run()
         return self._take()

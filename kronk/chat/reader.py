@@ -43,10 +43,13 @@ class Cursor:
         self.final = False
 
     def push(self, text: str) -> None:
+        self.text += text
+
+    def compact(self) -> None:
+        """Drop consumed text. Only between structures: parsers keep offsets into `text`."""
         if self.pos > 4096 and self.pos > len(self.text) // 2:
             self.text = self.text[self.pos :]
             self.pos = 0
-        self.text += text
 
     @property
     def available(self) -> int:

@@ -350,3 +350,12 @@ def test_choice_index_and_feed_after_finish() -> None:
     with pytest.raises(RuntimeError):
         p.feed("more")
     assert p.finish() == []
+
+
+def test_long_outputs_stay_correct_across_buffer_compaction() -> None:
+    filler = "word " * 3000
+    big_args = json.dumps({"city": "x" * 20000})
+    text = filler + '<tool_call>{"name": "get_weather", "arguments": ' + big_args + "}</tool_call>" + filler
+    summary = summarize(run_parser(parser(HermesFormat()), text, chunks=7))
+    assert summary["content"] == filler.rstrip() + filler
+    assert json.loads(summary["calls"][0]["arguments"]) == json.loads(big_args)

@@ -87,8 +87,8 @@ def random_call_id(length: int = 24, prefix: str = "call_") -> str:
 
 
 def normalize_arguments(raw: str | None) -> str:
-    """Arguments given whole: missing → `{}`, a JSON string holding JSON → its content."""
-    if raw is None:
+    """Arguments given whole: missing or null → `{}`, a JSON string holding JSON → its content."""
+    if raw is None or raw == "null":
         return "{}"
     if raw.startswith('"'):
         try:
