@@ -241,7 +241,7 @@ class AsyncKronk:
                 state["finish"] = event.reason
                 state["stop_sequence"] = event.stop_sequence
                 usage = _add_usage(usage, event.usage, first=event.choice == 0)
-        model_id = (await asyncio.to_thread(self.pool.resolve, request.model)).id
+        model_id = (await self.pool.get(request.model)).id
         result_choices = []
         for index in sorted(choices):
             state = choices[index]
@@ -336,7 +336,7 @@ class AsyncKronk:
             elif isinstance(event, Finish):
                 finish[event.choice] = event.reason
                 usage = _add_usage(usage, event.usage, first=event.choice == 0)
-        model_id = (await asyncio.to_thread(self.pool.resolve, request.model)).id
+        model_id = (await self.pool.get(request.model)).id
         return CompletionResult(
             model=model_id,
             choices=[

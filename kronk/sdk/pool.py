@@ -174,6 +174,8 @@ class ModelPool:
         self.settings = settings or PoolSettings()
         self._resolver = resolver or default_resolver()
         self._loaded: dict[str, LoadedModel] = {}
+        self._names: dict[str, str] = {}
+        """Requested name (id, alias, path) -> model id, for models that are loaded."""
         self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
@@ -209,10 +211,16 @@ class ModelPool:
         """The loaded model (loading it first, once, however many callers ask at once)."""
         if self._closed:
             raise BusyError("the server is shutting down")
+        name = model or self.settings.default_model or ""
+        known = self._loaded.get(self._names.get(name, ""))
+        if known is not None:  # the hot path: no resolving, no thread hop
+            known.last_used = time.monotonic()
+            return known
         resolved = await asyncio.to_thread(self.resolve, model)
         model_id = resolved.id
         current = self._loaded.get(model_id)
         if current is not None:
+            self._names[name] = model_id
             current.last_used = time.monotonic()
             return current
         pending = self._loading.get(model_id)
@@ -224,6 +232,7 @@ class ModelPool:
                 settings = self.settings.settings_for(model_id, resolved.config)
                 loaded = await asyncio.to_thread(_load_blocking, model_id, resolved, settings)
                 self._loaded[model_id] = loaded
+                self._names[name] = model_id
                 pending.set_result(loaded)
                 logger.info("loaded %s (%s, %d slots, ctx %d)", model_id, loaded.kind, len(loaded.engine.slots),
                             loaded.engine.n_ctx)
@@ -274,6 +283,7 @@ class ModelPool:
         if self._loaded.get(model_id) is not loaded:
             return False
         del self._loaded[model_id]
+        self._names = {name: mid for name, mid in self._names.items() if mid != model_id}
         await asyncio.to_thread(loaded.close)
         logger.info("unloaded %s", model_id)
         return True
