@@ -34,6 +34,47 @@ CHATML_TEMPLATE = (
 
 _THINKING_MARKERS = ("<think>", "[THINK]", "<|START_THINKING|>", "enable_thinking", "reasoning_content")
 _PROBE_ARG = "kronk_probe_argument"
+_MAX_OUTPUT = 4_000_000
+"""Characters one render may produce; a per-request template must not exhaust memory."""
+_MAX_RANGE_TOTAL = 200_000
+"""`range()` elements one render may iterate; nested loops must not spin forever."""
+_BUDGET_KEY = "_kronk_render_budget"
+
+
+class _Budget:
+    """Work one render may still do (a fresh one per render, so no shared state)."""
+
+    def __init__(self) -> None:
+        self.range_left = _MAX_RANGE_TOTAL
+
+    def spend_range(self, n: int) -> None:
+        self.range_left -= n
+        if self.range_left < 0:
+            raise jinja2.exceptions.SecurityError("the template loops too much")
+
+
+@jinja2.pass_context
+def _range(context: jinja2.runtime.Context, *args: int) -> range:
+    budget = context.get(_BUDGET_KEY)
+    result = range(*args)
+    if isinstance(budget, _Budget):
+        budget.spend_range(len(result))
+    return result
+
+
+class _Sandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """HF's sandbox, plus limits on `*` and `**` so a template cannot allocate gigabytes."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise jinja2.exceptions.SecurityError("exponent too large in the template")
+        if operator == "*":
+            for seq_, times in ((left, right), (right, left)):
+                if isinstance(seq_, (str, list, tuple)) and isinstance(times, int) and len(seq_) * times > _MAX_OUTPUT:
+                    raise jinja2.exceptions.SecurityError("the template builds too large a value")
+        return super().call_binop(context, operator, left, right)
 
 
 def _tojson(
@@ -72,14 +113,11 @@ class ChatTemplate:
         self.bos_token = bos_token
         self.eos_token = eos_token
         self._clock = clock
-        env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-            trim_blocks=True,
-            lstrip_blocks=True,
-            extensions=[jinja2.ext.loopcontrols],
-        )
+        env = _Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
         env.filters["tojson"] = _tojson
         env.globals["raise_exception"] = _raise_exception
         env.globals["strftime_now"] = self._strftime_now
+        env.globals["range"] = _range
         try:
             parsed = env.parse(source)
             self._template = env.from_string(parsed)
@@ -171,11 +209,24 @@ class ChatTemplate:
         }
         if tools:
             context["tools"] = tools
+        context[_BUDGET_KEY] = _Budget()
         try:
-            return self._template.render(context)
+            return self._render_limited(context)
         except InvalidRequestError:
             raise
         except jinja2.exceptions.SecurityError as exc:
             raise InvalidRequestError(f"chat template did something unsafe: {exc}", param="template") from None
         except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
             raise InvalidRequestError(f"chat template failed on these messages: {exc}", param="messages") from None
+        except (RecursionError, MemoryError, OverflowError) as exc:
+            raise InvalidRequestError(f"chat template exhausted its resources: {exc!r}", param="template") from None
+
+    def _render_limited(self, context: dict[str, Any]) -> str:
+        parts: list[str] = []
+        size = 0
+        for chunk in self._template.generate(context):
+            size += len(chunk)
+            if size > _MAX_OUTPUT:
+                raise jinja2.exceptions.SecurityError("the template renders too much text")
+            parts.append(chunk)
+        return "".join(parts)

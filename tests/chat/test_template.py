@@ -187,3 +187,20 @@ def test_qwen3_coder_and_newer_mistral_call_shapes() -> None:
     assert text.startswith("<s>[SYSTEM_PROMPT]Be brief.[/SYSTEM_PROMPT][INST]Weather in Paris?[/INST]")
     assert '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris"}</s>[TOOL_RESULTS]22C sunny[/TOOL_RESULTS]' in text
     assert "[AVAILABLE_TOOLS]" not in text  # only before the last user turn, and the last turn is a tool result
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{{ 'a' * 1000000000 }}",
+        "{{ [1] * 10**9 }}",
+        "{{ 2 ** 100000 }}",
+        "{% for i in range(5) %}{{ 'x' * 1000000 }}{% endfor %}",
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+    ],
+)
+def test_hostile_templates_fail_fast_with_a_clear_error(source: str) -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        ChatTemplate(source).render([{"role": "user", "content": "x"}])
+    assert err.value.param == "template"
