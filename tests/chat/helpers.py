@@ -52,7 +52,7 @@ def summarize(events: list[Event]) -> dict[str, Any]:
 
 
 def generate(
-    model: Any, prompt: str, sampling: SamplingParams, *, max_tokens: int = 200, forced: str = ""
+    model: Any, prompt: str, sampling: SamplingParams, *, max_tokens: int = 200, forced: str = "", threads: int = 1
 ) -> tuple[str, bool]:
     """Decode `prompt`, then `forced` text (accepted by the sampler chain as if sampled,
     which is how a lazy grammar sees its trigger), then sample up to `max_tokens`.
@@ -68,7 +68,11 @@ def generate(
     pieces: list[str] = [forced]
     stream = Utf8Stream()
     n_ctx = max(512, len(tokens) + len(extra) + max_tokens + 8)
-    with Context(model, n_ctx=n_ctx) as ctx, SamplerChain.from_params(model, sampling) as chain:
+    # One thread: the machine is shared, and busy-waiting worker threads of a tiny model
+    # only slow everyone down.
+    with Context(model, n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads) as ctx, SamplerChain.from_params(
+        model, sampling
+    ) as chain:
         batch = Batch(len(tokens) + len(extra) + 1)
         row = batch.add_sequence(tokens + extra, 0, 0, True)
         for token in extra:
