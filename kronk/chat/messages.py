@@ -2,8 +2,9 @@
 
 Templates are written against Hugging Face conventions: `content` is a string,
 tool-call `arguments` is a dict (most templates `tojson` it or iterate `.items()`),
-tool results carry the tool's `name`. Clients send OpenAI shapes: content may be a
-list of parts, `arguments` is a JSON string. Normalising is idempotent, so it is safe
+tool results carry the tool's `name`, the system role is called "system". Clients
+send OpenAI shapes: content may be a list of parts, `arguments` is a JSON string,
+and newer clients say "developer" for "system". Normalising is idempotent, so it is safe
 to run twice. The caller's messages are never modified.
 """
 
@@ -49,6 +50,8 @@ def normalize_messages(
         if not isinstance(role, str) or not role:
             raise InvalidRequestError(f"messages[{i}].role must be a non-empty string", param="messages")
         msg = dict(raw)
+        if role == "developer":  # OpenAI's newer name for the system role; templates know "system"
+            msg["role"] = role = "system"
         if raw.get("content") is None and raw.get("tool_calls"):
             msg["content"] = None  # DeepSeek-style templates test `content is none` on tool-call turns
         else:

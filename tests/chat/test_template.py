@@ -74,6 +74,7 @@ def test_normalising_leaves_the_callers_messages_alone_and_is_idempotent() -> No
     assert once[2]["tool_calls"][0]["function"]["arguments"] == {"city": "Paris"}
     assert once[3]["name"] == "get_weather"  # filled from the matching call
     assert normalize_messages(once).messages == once
+    assert normalize_messages([{"role": "developer", "content": "d"}]).messages[0]["role"] == "system"
     as_strings = normalize_messages(TOOL_TURN, object_arguments=False).messages
     assert as_strings[2]["tool_calls"][0]["function"]["arguments"] == '{"city": "Paris"}'
 
