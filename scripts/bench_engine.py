@@ -37,10 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _bench_common import (  # noqa: E402
+from _bench_common import (
     Check,
     check_model,
     default_model,
@@ -57,9 +54,9 @@ from _bench_common import (  # noqa: E402
     write_json,
 )
 
-from kronk.engine.loop import Engine, EngineConfig  # noqa: E402
-from kronk.engine.types import Finish, GenerateRequest, SamplingParams, TextDelta  # noqa: E402
-from kronk.llama import Model  # noqa: E402
+from kronk.engine.loop import Engine, EngineConfig
+from kronk.engine.types import Finish, GenerateRequest, SamplingParams, TextDelta
+from kronk.llama import Model
 
 DECODE_TARGET = 0.95
 TTFT_TARGET = 0.25
@@ -171,7 +168,7 @@ class Ours:
 
     def prompt(self, n: int) -> list[int]:
         """n random ordinary tokens; never the same twice, so nothing is served from a cache."""
-        return self.rng.integers(100, self.model.vocab.n_tokens - 100, size=n).tolist()
+        return [int(t) for t in self.rng.integers(100, self.model.vocab.n_tokens - 100, size=n)]
 
     def parallel(self, p: int) -> dict[str, float]:
         """P prompts admitted together, prefilled in one batch, then TG decode steps."""

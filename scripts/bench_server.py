@@ -36,14 +36,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import requests
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _bench_common import (  # noqa: E402
+from _bench_common import (
     Check,
     check_model,
     default_model,
@@ -120,7 +117,7 @@ class RunningServer:
         self.proc = subprocess.Popen(spec.argv(self.port), stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=spec.env)
 
-    def __enter__(self) -> RunningServer:
+    def __enter__(self) -> Self:
         try:
             self.wait_ready()
         except BaseException:
@@ -267,7 +264,7 @@ def bench_one(spec: ServerSpec, load: Load, log_dir: Path) -> dict[int, dict[str
     with RunningServer(spec, log_dir) as server:
         try:
             return asyncio.run(drive(server.url, load))
-        except (BenchError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (BenchError, aiohttp.ClientError, TimeoutError) as exc:
             raise BenchError(f"{spec.name}: {exc!r}\n--- log tail ---\n{server.log_tail()}") from None
 
 
@@ -329,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def report(rounds: list[dict[str, Any]], load: Load) -> tuple[list[Check], dict[str, Any]]:
+def report(rounds: list[dict[str, Any]], load: Load) -> tuple[list[Check], dict[int, Any]]:
     """Print the per-round table and build the checks (medians of per-round ratios)."""
     rows = []
     for i, r in enumerate(rounds, 1):
@@ -342,7 +339,7 @@ def report(rounds: list[dict[str, Any]], load: Load) -> tuple[list[Check], dict[
                  "llama p95", "kronk p95", "p95 ratio", "short k/l"], rows,
                 title="Per round (TTFT in ms; 'short' = requests that generated fewer than max_tokens)")
     checks: list[Check] = []
-    summary: dict[str, Any] = {}
+    summary: dict[int, Any] = {}
     for c in load.levels:
         ours_tps = median(r["kronk"][c]["tps"] for r in rounds)
         ref_tps = median(r["llama-server"][c]["tps"] for r in rounds)
