@@ -233,13 +233,16 @@ def test_converter_rejects_bad_sources_with_a_typed_error(
 
 
 class Embedder:
-    """One embedding model with one pooled-embedding context, through `kronk.llama`."""
+    """One embedding model with one pooled-embedding context, through `kronk.llama`.
+
+    One thread: two OpenMP threads spin against each other when the machine is busy.
+    """
 
     def __init__(self, path: Path, n_ctx: int) -> None:
         self.model = Model.load(path)
         try:
             self.ctx = Context(
-                self.model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=2, embeddings=True, pooling="mean"
+                self.model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=1, embeddings=True, pooling="mean"
             )
         except BaseException:
             self.model.close()
