@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Kronk's continuous-batching Engine against `llama-batched-bench`, in one run.
 
-Both use the same libs, model, threads, context size and batch sizes; rounds are
-interleaved (ours, then llama-batched-bench, then ours ...) so machine noise hits both.
+Both use the same libs, model, threads, context size and batch sizes; runs are
+interleaved (ours at P=1, llama-batched-bench at P=1, ours at P=4 ...; then the next
+round) so machine noise hits both.
 For each parallelism P (default 1, 4, 8) both prefill P distinct prompts of PP random
 tokens in one batch, then decode TG steps of P tokens each:
 
@@ -79,25 +80,22 @@ class Sizes:
 # --- the reference -------------------------------------------------------------------------
 
 
-def batched_bench(tool: Path, libs: Path, model: Path, sizes: Sizes, threads: int) -> dict[int, dict[str, float]]:
-    """One llama-batched-bench run: {P: {"tg": S_TG t/s, "pp": S_PP t/s}}."""
+def batched_bench(tool: Path, libs: Path, model: Path, sizes: Sizes, threads: int, p: int) -> dict[str, float]:
+    """One llama-batched-bench run at P parallel sequences: {"tg": S_TG t/s, "pp": S_PP t/s}."""
     cmd = [
         str(tool), "-m", str(model), "-c", str(sizes.ctx), "-b", "2048", "-ub", "512",
-        "-npp", str(sizes.pp), "-ntg", str(sizes.tg), "-npl", ",".join(map(str, sizes.parallel)),
+        "-npp", str(sizes.pp), "-ntg", str(sizes.tg), "-npl", str(p),
         "-t", str(threads), "-tb", str(threads), "-kvu", "-fa", "auto", "--output-format", "jsonl",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=tool_env(libs), timeout=WAIT_S, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"llama-batched-bench failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    out: dict[int, dict[str, float]] = {}
     for line in proc.stdout.splitlines():
         if line.startswith("{"):
             row = json.loads(line)
-            out[int(row["pl"])] = {"tg": float(row["speed_tg"]), "pp": float(row["speed_pp"])}
-    missing = [p for p in sizes.parallel if p not in out]
-    if missing:
-        raise SystemExit(f"llama-batched-bench skipped P={missing} (is --ctx large enough?): {proc.stdout[-1000:]}")
-    return out
+            if int(row["pl"]) == p:
+                return {"tg": float(row["speed_tg"]), "pp": float(row["speed_pp"])}
+    raise SystemExit(f"llama-batched-bench skipped P={p} (is --ctx large enough?): {proc.stdout[-1000:]}")
 
 
 # --- ours ----------------------------------------------------------------------------------
@@ -257,8 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     rounds: list[dict[str, Any]] = []
     try:
         for index in range(args.rounds):
-            mine = {p: ours.parallel(p) for p in sizes.parallel}
-            ref = batched_bench(tool, libs, model, sizes, args.threads)
+            mine: dict[int, dict[str, float]] = {}
+            ref: dict[int, dict[str, float]] = {}
+            for p in sizes.parallel:  # interleaved per P: the two runs of a pair are seconds apart
+                mine[p] = ours.parallel(p)
+                ref[p] = batched_bench(tool, libs, model, sizes, args.threads, p)
             ttfts = [ours.ttft() for _ in range(args.ttft_reps)]
             row = {"ours": mine, "ref": ref, "ttft": ttfts}
             rounds.append(row)
