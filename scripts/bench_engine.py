@@ -2,8 +2,8 @@
 """Kronk's continuous-batching Engine against `llama-batched-bench`, in one run.
 
 Both use the same libs, model, threads, context size and batch sizes; runs are
-interleaved (ours at P=1, llama-batched-bench at P=1, ours at P=4 ...; then the next
-round) so machine noise hits both.
+interleaved (ours at P=1, llama-batched-bench at P=1, ours at P=4 ...; the next round
+starts with llama-batched-bench) so machine noise hits both alike.
 For each parallelism P (default 1, 4, 8) both prefill P distinct prompts of PP random
 tokens in one batch, then decode TG steps of P tokens each:
 
@@ -258,8 +258,12 @@ def main(argv: list[str] | None = None) -> int:
             mine: dict[int, dict[str, float]] = {}
             ref: dict[int, dict[str, float]] = {}
             for p in sizes.parallel:  # interleaved per P: the two runs of a pair are seconds apart
-                mine[p] = ours.parallel(p)
-                ref[p] = batched_bench(tool, libs, model, sizes, args.threads, p)
+                if index % 2 == 0:  # who goes first alternates, so a drifting load favours neither
+                    mine[p] = ours.parallel(p)
+                    ref[p] = batched_bench(tool, libs, model, sizes, args.threads, p)
+                else:
+                    ref[p] = batched_bench(tool, libs, model, sizes, args.threads, p)
+                    mine[p] = ours.parallel(p)
             ttfts = [ours.ttft() for _ in range(args.ttft_reps)]
             row = {"ours": mine, "ref": ref, "ttft": ttfts}
             rounds.append(row)

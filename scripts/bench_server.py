@@ -2,8 +2,8 @@
 """Kronk's HTTP server against `llama-server` under the same streaming load, in one run.
 
 Each round starts our server (`python -m kronk server start`), drives it, stops it, then
-does the same with llama-server: one server at a time, so they never compete for the
-cores. Both get the same model, libs, slots (8), threads, context (8192 cells, unified
+does the same with llama-server (the next round starts with llama-server): one server
+at a time, so they never compete for the cores. Both get the same model, libs, slots (8), threads, context (8192 cells, unified
 KV) and flash-attention setting. At every concurrency level C (default 1, 4, 8) the
 client sends `requests-per-slot x C` streaming POST /v1/chat/completions requests, C at a
 time; request i at level C has the same messages on both servers, greedy
@@ -232,7 +232,10 @@ async def run_level(url: str, level: int, load: Load) -> dict[str, Any]:
     indices = iter(range(total))
     outcomes: list[Outcome] = []
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=level)) as session:
+    # A fresh connection per request: llama-server may close a keep-alive connection after a
+    # stream, and a reused dead connection would fail the request. Same for both servers.
+    connector = aiohttp.TCPConnector(limit=level, force_close=True)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
 
         async def worker() -> None:
             for index in indices:
@@ -307,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                  llama_server(tool, model, libs, args.slots, args.threads, args.ctx_size))
         try:
             for index in range(args.rounds):
-                row = {spec.name: bench_one(spec, load, Path(tmp)) for spec in specs}
+                order = specs if index % 2 == 0 else specs[::-1]  # who goes first alternates
+                row = {spec.name: bench_one(spec, load, Path(tmp)) for spec in order}
                 rounds.append(row)
                 print(f"round {index + 1}: " + " | ".join(
                     f"C{c} t/s {row['kronk'][c]['tps']:.1f}/{row['llama-server'][c]['tps']:.1f} "
