@@ -146,6 +146,10 @@ def prepare_chat(
         starts_in_reasoning=opened,
         reasoning_tags=tags,
     )
+    if template.source == CHATML_TEMPLATE:
+        # The model has no template of its own, so it may not know <|im_end|> as an
+        # end-of-generation token: stop on the text.
+        plan.extra_stop.append("<|im_end|>")
     if raw_grammar is not None:
         plan.grammar = raw_grammar
     elif tools_on:

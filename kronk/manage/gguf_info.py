@@ -1,8 +1,9 @@
 """Facts about a model read from its GGUF metadata, without loading llama.cpp.
 
 The store calls this once per file (results are cached in the index by size and
-mtime), so listing models never touches the native library. Reading is blocking
-and can take seconds for a big vocabulary: callers on an event loop use a thread.
+mtime), so listing models never touches the native library. The header is read by
+`gguf_header` (milliseconds, even for a 262k-token vocabulary); it is still blocking
+file I/O, so callers on an event loop use a thread.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from kronk.errors import ModelLoadError
 from kronk.manage.capabilities import Capabilities
+from kronk.manage.gguf_header import GGUFFormatError, GGUFHeader, read_header
 
 # Architectures that only encode text (BERT family): embeddings or reranking, never chat.
 ENCODER_ARCHITECTURES = frozenset({
@@ -125,20 +127,18 @@ def _quant_name(file_type: int | None) -> str | None:
     return name.removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
-class _Meta:
-    """Typed lookups over one GGUFReader's key/value fields."""
+_TOKENS_KEY = "tokenizer.ggml.tokens"
 
-    def __init__(self, reader: Any) -> None:
-        self._fields = reader.fields
+
+class _Meta:
+    """Typed lookups over one GGUF header's metadata."""
+
+    def __init__(self, header: GGUFHeader) -> None:
+        self._values = header.metadata
+        self._found = header.found_strings
 
     def value(self, key: str) -> Any:
-        field = self._fields.get(key)
-        if field is None:
-            return None
-        try:
-            return field.contents()
-        except Exception:
-            return None
+        return self._values.get(key)
 
     def text(self, key: str) -> str | None:
         value = self.value(key)
@@ -154,33 +154,23 @@ class _Meta:
         return self.value(key) is True
 
     def has(self, key: str) -> bool:
-        return key in self._fields
+        return key in self._values
 
     def token_texts(self) -> set[bytes]:
-        """Only the candidate FIM tokens, scanned without decoding the whole vocabulary."""
-        field = self._fields.get("tokenizer.ggml.tokens")
-        if field is None:
-            return set()
-        wanted = {token for group in _FIM_TOKEN_SETS for token in group}
-        lengths = {len(token) for token in wanted}
-        found: set[bytes] = set()
-        for index in field.data:
-            part = field.parts[index]
-            if len(part) in lengths:
-                raw = part.tobytes()
-                if raw in wanted:
-                    found.add(raw)
-        return found
+        """Which candidate FIM tokens the vocabulary holds."""
+        tokens = self.value(_TOKENS_KEY)
+        if isinstance(tokens, list):  # a short vocabulary is kept whole
+            return {t.encode() for t in tokens if isinstance(t, str)}
+        return self._found.get(_TOKENS_KEY, set())
 
 
-def _open(path: Path) -> Any:
-    import gguf
-
+def _open(path: Path) -> GGUFHeader:
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such file")
+    wanted = {_TOKENS_KEY: [token for group in _FIM_TOKEN_SETS for token in group]}
     try:
-        return gguf.GGUFReader(str(path))
-    except Exception as exc:  # the reader raises ValueError, struct and index errors on bad files
+        return read_header(path, wanted)
+    except (GGUFFormatError, OSError, ValueError) as exc:
         raise ModelLoadError(f"{path}: not a readable GGUF file ({type(exc).__name__}: {exc})") from exc
 
 
@@ -196,11 +186,11 @@ def read_gguf_info(paths: Path | Sequence[Path]) -> GGUFInfo:
     shards = [paths] if isinstance(paths, Path) else list(paths)
     if not shards:
         raise ModelLoadError("no GGUF files given")
-    reader = _open(shards[0])
-    meta = _Meta(reader)
-    parameters = sum(int(t.n_elements) for t in reader.tensors)
+    header = _open(shards[0])
+    meta = _Meta(header)
+    parameters = header.parameters
     for shard in shards[1:]:
-        parameters += sum(int(t.n_elements) for t in _open(shard).tensors)
+        parameters += _open(shard).parameters
     arch = meta.text("general.architecture") or "unknown"
     file_type = meta.integer("general.file_type")
     if arch == "clip":

@@ -153,7 +153,7 @@ def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -
             queue_size=settings.queue_size,
             prompt_cache_bytes=settings.prompt_cache_mb * 1024 * 1024,
             embeddings=embeddings,
-            pooling="rank" if kind == "rerank" else ("unspecified" if model.pooling_type > 0 else "mean"),
+            pooling=_pooling_for(kind, model.pooling_type),
         )
         engine = Engine(model, config)
         projector = None
@@ -167,6 +167,16 @@ def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -
     except BaseException:
         model.close()
         raise
+
+
+def _pooling_for(kind: str, model_pooling: int) -> str:
+    """Rerank pools by rank; embedding models keep their own pooling (mean when they name
+    none); chat models generate, so they get none (a pooling type makes llama.cpp warn)."""
+    if kind == "rerank":
+        return "rank"
+    if kind == "embedding":
+        return "unspecified" if model_pooling > 0 else "mean"
+    return "unspecified"
 
 
 class ModelPool:

@@ -206,7 +206,8 @@ async def test_catalog_update(client: TestClient, hub: FakeHub) -> None:
     await error_of(await client.post("/v1/kronk/catalog/update", json={"url": f"{hub.url}/nope.yaml"}), 502)
 
 
-async def test_libs_routes(client: TestClient) -> None:
+async def test_libs_routes(libs_env: Path, client: TestClient) -> None:
+    """libs_env first: the manager must not see the real libs through KRONK_LIB_PATH."""
     assert await (await client.get("/v1/kronk/libs")).json() == {"object": "list", "data": []}
     error = await error_of(await client.post("/v1/kronk/libs/pull", json={"version": "bogus"}), 400)
     assert "bogus" in error["message"]
