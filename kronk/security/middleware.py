@@ -111,7 +111,7 @@ def create_security_middleware(config: SecurityConfig) -> Middleware:
             claims = await asyncio.to_thread(runtime.admit, token, route, access)
         except KronkError as exc:
             log.info("refused %s %s: %s", request.method, route.path, getattr(exc, "code", None) or exc)
-            return response_for(exc)
+            return response_for(exc, anthropic=request.path.startswith("/v1/messages"))
         request[CLAIMS_KEY] = claims
         return await handler(request)
 

@@ -1,9 +1,14 @@
-"""Security errors as HTTP responses in OpenAI's error shape, mapped once by type.
+"""Security errors as HTTP responses, mapped once by type.
 
-`{"error": {"message", "type", "code", "param"}}` with 401 / 403 / 429 (+ Retry-After).
+OpenAI's shape `{"error": {"message", "type", "code", "param"}}`, or Anthropic's
+`{"type": "error", "error": {"type", "message"}}` for the Anthropic routes, with
+401 / 403 / 429 (+ Retry-After). The type names are valid in both APIs.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 from aiohttp import web
 
@@ -19,7 +24,7 @@ from kronk.errors import (
 from kronk.security.keys import KeyNotFoundError
 
 
-def error_response(
+def _error_response(
     status: int,
     message: str,
     *,
@@ -27,13 +32,19 @@ def error_response(
     code: str | None = None,
     param: str | None = None,
     headers: dict[str, str] | None = None,
+    anthropic: bool = False,
 ) -> web.Response:
-    body = {"error": {"message": message, "type": type, "code": code, "param": param}}
+    body: dict[str, Any]
+    if anthropic:
+        body = {"type": "error", "error": {"type": type, "message": message}}
+    else:
+        body = {"error": {"message": message, "type": type, "code": code, "param": param}}
     return web.json_response(body, status=status, headers=headers)
 
 
-def response_for(exc: KronkError) -> web.Response:
+def response_for(exc: KronkError, *, anthropic: bool = False) -> web.Response:
     """The one mapping from the errors the security layer raises to a response."""
+    error_response = functools.partial(_error_response, anthropic=anthropic)
     if isinstance(exc, RateLimitError):
         return error_response(
             429, str(exc), type="rate_limit_error", code=exc.code, headers={"Retry-After": str(exc.retry_after)}

@@ -44,6 +44,7 @@ _TABLE: tuple[tuple[type[BaseException], ErrorSpec], ...] = (
     (E.ConfigError, ErrorSpec(500, "server_error", "api_error", "config_error")),
     (E.InsufficientStorageError, ErrorSpec(507, "server_error", "api_error", "insufficient_storage")),
     (E.StoreError, ErrorSpec(500, "server_error", "api_error", "store_error")),
+    (E.LibraryNotFoundError, ErrorSpec(503, "server_error", "api_error", "libs_not_installed")),
     (E.NativeError, ErrorSpec(500, "server_error", "api_error", "native_error")),
     (E.KronkError, ErrorSpec(500, "server_error", "api_error", "internal_error")),
 )

@@ -59,6 +59,9 @@ async def test_token_works_on_its_endpoints_and_is_refused_on_others(
             assert (await response.json())["subject"] == "alice"
         else:
             assert response.status == 403, path
+            if path.startswith("/v1/messages"):  # Anthropic's error shape
+                assert (await response.json())["error"]["type"] == "permission_error"
+                continue
             error = await _error(response)
             assert error["type"] == "permission_error" and error["code"] == "endpoint_not_granted"
     called = [path for path, _ in handler_calls(client)]
@@ -361,3 +364,17 @@ def test_error_body_is_json_serialisable() -> None:
     response = response_for(RateLimitError("slow down", 42))
     assert response.status == 429 and response.headers["Retry-After"] == "42"
     assert json.loads(response.text)["error"]["code"] == "rate_limit_exceeded"
+
+
+async def test_anthropic_routes_get_anthropic_error_bodies(client: TestClient, keys: KeyStore, clock: FakeClock) -> None:
+    missing = await client.post("/v1/messages", json={})
+    assert missing.status == 401
+    assert await missing.json() == {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": (await missing.json())["error"]["message"]},
+    }
+    chat_only = mint(keys, clock, endpoints=grants(chat_completions="unlimited")).token
+    refused = await client.post("/v1/messages", headers={"x-api-key": chat_only}, json={})
+    assert refused.status == 403
+    body = await refused.json()
+    assert body["type"] == "error" and body["error"]["type"] == "permission_error"
