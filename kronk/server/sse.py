@@ -16,7 +16,8 @@ import contextlib
 import json
 import time
 import weakref
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
@@ -41,6 +42,15 @@ class ClientGone(Exception):
 
 def encode_json(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def format_event(data: str, event: str | None = None) -> str:
+    """One SSE event: an optional `event:` line, a `data:` line per line of data, a blank line."""
+    if "\n" not in data:
+        return f"event: {event}\ndata: {data}\n\n" if event else f"data: {data}\n\n"
+    lines = [f"event: {event}"] if event else []
+    lines.extend(f"data: {line}" for line in data.split("\n"))
+    return "\n".join(lines) + "\n\n"
 
 
 class SSEResponse:
@@ -83,12 +93,18 @@ class SSEResponse:
             raise ClientGone() from exc
 
     async def send(self, data: str, event: str | None = None) -> None:
-        lines = [f"event: {event}"] if event else []
-        lines.extend(f"data: {line}" for line in data.split("\n"))
-        await self._write("\n".join(lines) + "\n\n")
+        await self._write(format_event(data, event))
 
     async def send_json(self, obj: Any, event: str | None = None) -> None:
         await self.send(encode_json(obj), event)
+
+    async def send_many(self, events: Iterable[tuple[str | None, Any]]) -> None:
+        """Several events (name, str or JSON-able payload) in one write: one syscall."""
+        payload = "".join(
+            format_event(data if isinstance(data, str) else encode_json(data), name) for name, data in events
+        )
+        if payload:
+            await self._write(payload)
 
     async def comment(self, text: str = "keep-alive") -> None:
         await self._write(f": {text}\n\n")
@@ -107,14 +123,22 @@ class EventPump(Generic[T]):
     keep-alive comment every `keepalive` seconds and raises ClientGone as soon as
     the client disconnects; `stop()` (server shutdown) makes it raise
     ShuttingDownError. `aclose()` always closes the SDK stream.
+
+    One producer task drains the SDK stream into a buffer for the stream's whole
+    life, so `next()` costs a buffer pop when events are waiting and one future
+    when not (no task and no `asyncio.wait` per token).
     """
 
     def __init__(self, events: AsyncIterator[T], sse: SSEResponse, keepalive: float) -> None:
         self._events = events
         self._sse = sse
         self._keepalive = keepalive
-        self._pending: asyncio.Future[T] | None = None
-        self._stopped = asyncio.Event()
+        self._buffer: deque[T] = deque()
+        self._producer: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+        self._failure: BaseException | None = None
+        self._stopped = False
         self._last_write = time.monotonic()
         self.closed = False
 
@@ -122,51 +146,76 @@ class EventPump(Generic[T]):
         self._last_write = time.monotonic()
 
     def stop(self) -> None:
-        self._stopped.set()
+        self._stopped = True
+        self._wake()
 
-    async def _anext(self) -> T:
-        return await self._events.__anext__()
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _produce(self) -> None:
+        try:
+            async for event in self._events:
+                self._buffer.append(event)
+                self._wake()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._failure = exc
+        finally:
+            self._ended = True
+            self._wake()
 
     async def next(self) -> T | None:
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(self._anext())
-        pending = self._pending
-        stopper: asyncio.Future[Any] = asyncio.ensure_future(self._stopped.wait())
-        waiting: set[asyncio.Future[Any]] = {pending, stopper}
-        try:
-            while not pending.done():
-                tick = min(_DISCONNECT_POLL, max(0.0, self._keepalive - (time.monotonic() - self._last_write)))
-                await asyncio.wait(waiting, timeout=tick, return_when=asyncio.FIRST_COMPLETED)
-                if pending.done():
-                    break
-                if self._stopped.is_set():
-                    raise ShuttingDownError("the server is shutting down")
-                if self._sse.prepared and self._sse.client_gone():
-                    raise ClientGone()
-                if time.monotonic() - self._last_write >= self._keepalive:
-                    await self._sse.comment()
-                    self.mark_written()
-        finally:
-            stopper.cancel()
-        self._pending = None
-        try:
-            return pending.result()
-        except StopAsyncIteration:
-            return None
+        loop = asyncio.get_running_loop()
+        if self._producer is None:
+            self._producer = loop.create_task(self._produce())
+        while True:
+            if self._buffer:
+                return self._buffer.popleft()
+            if self._stopped:
+                raise ShuttingDownError("the server is shutting down")
+            if self._ended:
+                if self._failure is not None:
+                    failure, self._failure = self._failure, None
+                    raise failure
+                return None
+            tick = min(_DISCONNECT_POLL, max(0.0, self._keepalive - (time.monotonic() - self._last_write)))
+            waiter = self._waiter = loop.create_future()
+            timer = loop.call_later(tick, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            if self._buffer or self._ended or self._stopped:
+                continue
+            if self._sse.prepared and self._sse.client_gone():
+                raise ClientGone()
+            if time.monotonic() - self._last_write >= self._keepalive:
+                await self._sse.comment()
+                self.mark_written()
 
     async def aclose(self) -> None:
-        """Cancel a pending pull and close the SDK stream (cancels the generation)."""
+        """Stop the producer and close the SDK stream (cancels the generation)."""
         if self.closed:
             return
         self.closed = True
-        if self._pending is not None and not self._pending.done():
-            self._pending.cancel()
+        producer = self._producer
+        if producer is not None and not producer.done():
+            producer.cancel()
             with contextlib.suppress(BaseException):
-                await self._pending
+                await producer
         aclose = getattr(self._events, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class StreamRegistry:

@@ -43,11 +43,7 @@ class StreamEncoder(Protocol):
 
 
 async def _send(sse: SSEResponse, frames: Iterable[Frame]) -> None:
-    for event, payload in frames:
-        if isinstance(payload, str):
-            await sse.send(payload, event)
-        else:
-            await sse.send_json(payload, event)
+    await sse.send_many(frames)
 
 
 async def stream_response(
