@@ -40,6 +40,9 @@ from kronk.llama.context import ContextParams
 
 logger = logging.getLogger("kronk.engine")
 
+MIN_PREFIX_REUSE = 16
+"""Shared prompt tokens below which a slot is chosen by emptiness and age, not by prefix."""
+
 
 @dataclass(slots=True)
 class EngineConfig:
@@ -353,12 +356,13 @@ class Engine:
 
     def _assign(self, job: Job, free: list[Slot]) -> None:
         prompt = job.prompt
-        best, best_len = free[0], -1
-        for slot in free:
-            length = common_prefix(slot.cache[: slot.n_cached], prompt)
-            if length > best_len or (length == best_len and slot.last_used < best.last_used):
-                best, best_len = slot, length
-        slot = best
+        shared = {slot.seq_id: common_prefix(slot.cache[: slot.n_cached], prompt) for slot in free}
+        slot = max(free, key=lambda s: (shared[s.seq_id], -s.last_used))
+        if shared[slot.seq_id] < MIN_PREFIX_REUSE:
+            # Nothing worth reusing (a shared BOS is not): take an empty slot, else the
+            # least recently used, so cached conversations stay where they are.
+            slot = min(free, key=lambda s: (s.n_cached > 0, s.last_used))
+        best_len = shared[slot.seq_id]
         cached_len, entry = self.prompt_cache.best(prompt) if self.prompt_cache.budget_bytes else (0, None)
         if entry is not None and cached_len > best_len + 16:
             self._save_slot_state(slot)
@@ -445,10 +449,9 @@ class Engine:
             slot.row = row if last else -1
             prefilled.append((slot, take))
             budget -= take
-        if batch.n_tokens == 0:
-            self._flush()
-            return
         self._flush()
+        if batch.n_tokens == 0:
+            return
         t1 = time.perf_counter()
         try:
             self.ctx.decode(batch)

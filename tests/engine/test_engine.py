@@ -188,6 +188,24 @@ def test_prompt_cache_restores_a_conversation_after_its_slot_was_reused(tiny_mod
         assert engine.stats().prompt_cache_hits >= 1
 
 
+def test_idle_slots_are_parked_in_ram_while_others_generate(tiny_model: Model) -> None:
+    """An idle slot's KV leaves the unified cache while another slot generates, and comes back from RAM."""
+    with make_engine(tiny_model, slots=2) as engine:
+        conversation = greedy_request(tiny_model, "json name value true false null " * 8, 4, ignore_eos=True)
+        collect(engine, conversation)
+        assert engine.stats().kv_cells_used > 0
+        # an unrelated prompt goes to the empty slot; the conversation's slot stays idle
+        other = greedy_request(tiny_model, "red blue green one two three " * 8, 24, ignore_eos=True)
+        sink = ThreadEventQueue()
+        engine.submit(other, sink)
+        while not isinstance(sink.get(timeout=60), Finish):
+            # while `other` runs, only its own cells are in use
+            assert engine.stats().kv_cells_used <= len(other.prompt_tokens) + other.max_tokens
+        _, finish = collect(engine, conversation)
+        assert finish.usage.cached_tokens == len(conversation.prompt_tokens) - 1
+        assert engine.stats().prompt_cache_hits >= 1
+
+
 def test_bad_requests(tiny_model: Model) -> None:
     with make_engine(tiny_model, n_ctx=128) as engine:
         sink = ThreadEventQueue()
