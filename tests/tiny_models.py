@@ -160,6 +160,72 @@ def write_embedding_model(path: Path, **kwargs: object) -> Path:
     return write_llama_model(path, pooling_type=1, name="tiny-embed", **kwargs)  # type: ignore[arg-type]
 
 
+def write_llava_projector(path: Path, *, text_n_embd: int = 64, seed: int = 1) -> Path:
+    """A random-weight LLaVA-style vision projector (CLIP ViT + 2-layer MLP) for a text model
+    of width `text_n_embd`: 32x32 images in 8x8 patches -> 16 embeddings per image."""
+    import gguf
+
+    n_embd, n_head, n_ff, n_layer, image_size, patch = 32, 2, 64, 2, 32, 8
+    n_patches = (image_size // patch) ** 2
+    rng = np.random.default_rng(seed)
+
+    def weight(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.2).astype(np.float32)
+
+    def zeros(n: int) -> np.ndarray:
+        return np.zeros(n, dtype=np.float32)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), "clip")
+    writer.add_string("general.name", "tiny-llava-projector")
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_string("clip.projector_type", "mlp")
+    writer.add_bool("clip.has_vision_encoder", True)
+    writer.add_bool("clip.use_gelu", True)
+    writer.add_uint32("clip.vision.image_size", image_size)
+    writer.add_uint32("clip.vision.patch_size", patch)
+    writer.add_uint32("clip.vision.embedding_length", n_embd)
+    writer.add_uint32("clip.vision.feed_forward_length", n_ff)
+    writer.add_uint32("clip.vision.block_count", n_layer)
+    writer.add_uint32("clip.vision.projection_dim", text_n_embd)
+    writer.add_uint32("clip.vision.attention.head_count", n_head)
+    writer.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
+    writer.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    writer.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    writer.add_tensor("v.patch_embd.weight", weight(n_embd, 3, patch, patch))
+    writer.add_tensor("v.position_embd.weight", weight(n_patches, n_embd))
+    writer.add_tensor("v.pre_ln.weight", np.ones(n_embd, dtype=np.float32))
+    writer.add_tensor("v.pre_ln.bias", zeros(n_embd))
+    for layer in range(n_layer):
+        prefix = f"v.blk.{layer}."
+        for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            writer.add_tensor(prefix + name + ".weight", weight(n_embd, n_embd))
+            writer.add_tensor(prefix + name + ".bias", zeros(n_embd))
+        for name in ("ln1", "ln2"):
+            writer.add_tensor(prefix + name + ".weight", np.ones(n_embd, dtype=np.float32))
+            writer.add_tensor(prefix + name + ".bias", zeros(n_embd))
+        writer.add_tensor(prefix + "ffn_up.weight", weight(n_ff, n_embd))
+        writer.add_tensor(prefix + "ffn_up.bias", zeros(n_ff))
+        writer.add_tensor(prefix + "ffn_down.weight", weight(n_embd, n_ff))
+        writer.add_tensor(prefix + "ffn_down.bias", zeros(n_embd))
+    writer.add_tensor("mm.0.weight", weight(text_n_embd, n_embd))
+    writer.add_tensor("mm.0.bias", zeros(text_n_embd))
+    writer.add_tensor("mm.2.weight", weight(text_n_embd, text_n_embd))
+    writer.add_tensor("mm.2.bias", zeros(text_n_embd))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def ppm_image(width: int = 32, height: int = 32, seed: int = 0) -> bytes:
+    """A small random RGB image as a binary PPM file (stb_image, used by mtmd, reads it)."""
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    return f"P6\n{width} {height}\n255\n".encode() + pixels.tobytes()
+
+
 def write_all(folder: Path) -> dict[str, Path]:
     folder = Path(folder)
     return {

@@ -34,7 +34,10 @@ class Job:
     def __init__(self, request: GenerateRequest, sink: Sink, choice: int = 0) -> None:
         self.id = next(_ids)
         self.request = request
-        self.prompt = np.asarray(request.prompt_tokens, dtype=np.int32)
+        if request.media is not None:  # media positions have no token id: never a prefix match
+            self.prompt = np.full(request.media.n_tokens, -1, dtype=np.int32)
+        else:
+            self.prompt = np.asarray(request.prompt_tokens, dtype=np.int32)
         self.sink = sink
         self.cancelled = False
         self.choice = choice

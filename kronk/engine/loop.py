@@ -249,14 +249,15 @@ class Engine:
     # --- validation ----------------------------------------------------------------
 
     def _validate(self, request: GenerateRequest) -> None:
-        n = len(request.prompt_tokens)
+        n = len(request.prompt_tokens) if request.media is None else request.media.n_tokens
         if n == 0:
             raise InvalidRequestError("the prompt is empty", param="prompt")
         if n >= self.n_ctx:
             raise ContextOverflowError(
                 f"the prompt has {n} tokens but the context holds {self.n_ctx}", param="messages"
             )
-        self.vocab.check_tokens(request.prompt_tokens)
+        if request.media is None:
+            self.vocab.check_tokens(request.prompt_tokens)
         if request.max_tokens is not None and request.max_tokens < 0:
             raise InvalidRequestError("max_tokens must be >= 0", param="max_tokens")
         if not 0 <= request.top_logprobs <= 20:
@@ -355,6 +356,9 @@ class Engine:
                 self._emit(job, exc if isinstance(exc, KronkError) else KronkError(str(exc)))
 
     def _assign(self, job: Job, free: list[Slot]) -> None:
+        if job.request.media is not None:
+            self._assign_media(job, free)
+            return
         prompt = job.prompt
         shared = {slot.seq_id: common_prefix(slot.cache[: slot.n_cached], prompt) for slot in free}
         slot = max(free, key=lambda s: (shared[s.seq_id], -s.last_used))
@@ -378,6 +382,43 @@ class Engine:
             self.ctx.seq_rm(slot.seq_id)
             keep = 0
         slot.n_cached = keep
+        self._start(slot, job, keep)
+        if slot.max_tokens == 0:
+            self._finish(slot, "length")
+
+    def _assign_media(self, job: Job, free: list[Slot]) -> None:
+        """Evaluate a multimodal prompt whole into a fresh slot, then sample its first token.
+
+        The chunks are decoded by libmtmd on this thread between steps, so running streams
+        pause for the image/audio encode; media positions hold no token ids, so nothing is
+        reused from or saved to the prompt cache for this slot.
+        """
+        media = job.request.media
+        assert media is not None
+        slot = min(free, key=lambda s: (s.n_cached > 0, s.last_used))
+        self._save_slot_state(slot)
+        self.ctx.seq_rm(slot.seq_id)
+        slot.n_cached = 0
+        try:
+            n_past = media.evaluate(self.ctx, slot.seq_id)
+        except BaseException:
+            self.ctx.seq_rm(slot.seq_id)
+            raise
+        finally:
+            media.close()
+        slot.cache[:n_past] = -1
+        slot.n_cached = n_past
+        self._start(slot, job, 0)
+        slot.prompt_pos = slot.n_prompt
+        if slot.max_tokens == 0:
+            self._finish(slot, "length")
+            return
+        slot.row = -1  # the helper's decode left the last prompt token's logits last
+        self._sample(slot, time.perf_counter())
+
+    def _start(self, slot: Slot, job: Job, keep: int) -> None:
+        """Bind `job` to `slot`, whose first `keep` prompt tokens are already in the KV cache."""
+        prompt = job.prompt
         request = job.request
         sampling = request.sampling
         if request.ignore_eos:
@@ -387,7 +428,7 @@ class Engine:
             sampling = dataclasses.replace(sampling, logit_bias=bias)
         slot.sampler = SamplerChain.from_params(self.model, sampling)
         # Penalty samplers need the prompt history, as llama.cpp's tools feed it.
-        if slot.sampler.names and any(n in ("penalties", "dry") for n in slot.sampler.names):
+        if request.media is None and slot.sampler.names and any(n in ("penalties", "dry") for n in slot.sampler.names):
             for token in prompt.tolist():
                 slot.sampler.accept(token)
         slot.job = job
@@ -408,8 +449,6 @@ class Engine:
         job.started_at = time.perf_counter()
         self._prompt_total += len(prompt)
         self._cached_total += keep
-        if slot.max_tokens == 0:
-            self._finish(slot, "length")
 
     def _park_idle_slots(self) -> None:
         for slot in self.slots:
@@ -420,6 +459,8 @@ class Engine:
 
     def _save_slot_state(self, slot: Slot) -> None:
         if self.prompt_cache.budget_bytes <= 0 or slot.n_cached < self.prompt_cache.min_tokens:
+            return
+        if slot.cache[0] < 0:  # a multimodal prompt: no token ids to match it by
             return
         tokens = slot.cache[: slot.n_cached]
         state = self.ctx.seq_state_save(slot.seq_id)

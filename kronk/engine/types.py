@@ -9,7 +9,7 @@ encodes the same events in its own wire format.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Any, Literal, Protocol, Union
 
 FinishReason = Literal["stop", "length", "tool_calls", "cancelled", "error"]
 
@@ -52,11 +52,24 @@ class SamplingParams:
     grammar_trigger_tokens: list[int] = field(default_factory=list)
 
 
+class MediaInput(Protocol):
+    """A multimodal prompt (text and image/audio chunks) the engine evaluates into a slot."""
+
+    n_tokens: int
+
+    def evaluate(self, ctx: Any, seq_id: int) -> int:
+        """Decode the whole prompt into `seq_id` from position 0; return the positions used."""
+
+    def close(self) -> None:
+        """Free the prompt's native resources."""
+
+
 @dataclass(slots=True)
 class GenerateRequest:
     """One generation job for the engine: a tokenized prompt and how to continue it."""
 
     prompt_tokens: list[int]
+    """Ignored when `media` is set (the multimodal prompt carries its own tokens)."""
     sampling: SamplingParams = field(default_factory=SamplingParams)
     max_tokens: int | None = None
     """None: until EOG or the context is full."""
@@ -67,6 +80,8 @@ class GenerateRequest:
     """0..20 alternatives per token (only when logprobs is True)."""
     cache_key: str | None = None
     """Hint for the prompt cache (e.g. a conversation id); prefix matching works without it."""
+    media: MediaInput | None = None
+    """A prompt with images/audio: evaluated whole when a slot takes it (no prefix reuse)."""
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ Each class owns its C resource and frees it in `close()` (also `with` and GC).
 from kronk.llama.batch import Batch
 from kronk.llama.context import Context, ContextParams, DecodeError, KVCacheFullError
 from kronk.llama.model import Model, check_gguf_file, split_paths
-from kronk.llama.mtmd import Chunks, Projector
+from kronk.llama.mtmd import Chunks, MediaPrompt, Projector
 from kronk.llama.sampler import SamplerChain, validate_grammar
 from kronk.llama.system import Device, devices, supports_gpu_offload, system_info, versions
 from kronk.llama.vocab import Utf8Stream, Vocab
@@ -18,6 +18,7 @@ from kronk.llama.vocab import Utf8Stream, Vocab
 __all__ = [
     "Batch",
     "Chunks",
+    "MediaPrompt",
     "Context",
     "ContextParams",
     "DecodeError",

@@ -46,6 +46,20 @@ class Chunks:
             for i in range(len(self))
         ]
 
+    def token_ids(self, media_id: int = -1) -> list[int]:
+        """Token ids in prompt order; each position of a media chunk is `media_id`."""
+        ffi, mtmd = self._libs.ffi, self._libs.mtmd
+        ids: list[int] = []
+        count = ffi.new("size_t *")
+        for i in range(len(self)):
+            chunk = mtmd.mtmd_input_chunks_get(self._handle, i)
+            if int(mtmd.mtmd_input_chunk_get_type(chunk)) == 0:
+                tokens = mtmd.mtmd_input_chunk_get_tokens_text(chunk, count)
+                ids.extend(tokens[j] for j in range(count[0]))
+            else:
+                ids.extend([media_id] * int(mtmd.mtmd_input_chunk_get_n_tokens(chunk)))
+        return ids
+
     def close(self) -> None:
         if self._handle is not None:
             self._libs.mtmd.mtmd_input_chunks_free(self._handle)
@@ -155,3 +169,29 @@ class Projector:
         if code != 0:
             raise NativeError(f"multimodal evaluation failed (code {code})")
         return int(new_n_past[0])
+
+
+class MediaPrompt:
+    """A tokenized multimodal prompt bound to its projector: what the engine evaluates.
+
+    The engine calls `evaluate` on its own thread (libmtmd is not thread-safe) and
+    `close` once the chunks are in the KV cache.
+    """
+
+    def __init__(self, projector: Projector, chunks: Chunks) -> None:
+        self.projector = projector
+        self.chunks = chunks
+        self.n_tokens = chunks.n_tokens
+        self.n_pos = chunks.n_pos
+
+    @classmethod
+    def build(cls, projector: Projector, text: str, media: list[bytes]) -> MediaPrompt:
+        """Tokenize `text` (with one projector marker per media item) and decode the media."""
+        return cls(projector, projector.tokenize(text, media))
+
+    def evaluate(self, ctx: Context, seq_id: int) -> int:
+        """Decode every chunk into `seq_id` from position 0; returns the positions used."""
+        return self.projector.evaluate(ctx, self.chunks, n_past=0, seq_id=seq_id)
+
+    def close(self) -> None:
+        self.chunks.close()

@@ -123,7 +123,9 @@ class AsyncKronk:
 
     # --- chat ----------------------------------------------------------------------------
 
-    async def _chat_prompt(self, loaded: LoadedModel, request: ChatRequest) -> tuple[Any, list[int]]:
+    async def _chat_prompt(self, loaded: LoadedModel, request: ChatRequest) -> tuple[Any, list[int], Any]:
+        """The plan, the prompt tokens and, for a prompt with images/audio, its `MediaPrompt`
+        (then the tokens are the text tokens with -1 at each media position)."""
         from kronk.chat.plan import prepare_chat
 
         self._require(loaded, "chat", "chat completions")
@@ -132,9 +134,23 @@ class AsyncKronk:
         bos = vocab.token_text(vocab.bos) if vocab.bos >= 0 else ""
         eos = vocab.token_text(vocab.eos) if vocab.eos >= 0 else ""
         template = request.template or loaded.chat_template(bos, eos)
-        plan = await asyncio.to_thread(prepare_chat, request, template_source=template, bos_token=bos, eos_token=eos)
+        marker = loaded.projector.marker if loaded.projector is not None else None
+        plan = await asyncio.to_thread(
+            prepare_chat, request, template_source=template, bos_token=bos, eos_token=eos, media_marker=marker
+        )
+        if plan.media:
+            return plan, *await asyncio.to_thread(self._media_prompt, loaded, plan)
         tokens = await asyncio.to_thread(self._tokenize_prompt, loaded, plan.prompt)
-        return plan, tokens
+        return plan, tokens, None
+
+    @staticmethod
+    def _media_prompt(loaded: LoadedModel, plan: Any) -> tuple[list[int], Any]:
+        from kronk.llama.mtmd import MediaPrompt
+        from kronk.sdk.media import media_bytes
+
+        blobs = [media_bytes(part, f"messages (media part {i})") for i, part in enumerate(plan.media)]
+        media = MediaPrompt.build(loaded.projector, plan.prompt, blobs)
+        return media.chunks.token_ids(), media
 
     @staticmethod
     def _tokenize_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
@@ -152,14 +168,9 @@ class AsyncKronk:
                 continue
             for part in content:
                 kind = part.get("type") if isinstance(part, dict) else None
-                if kind in ("image_url", "input_image", "image", "input_audio", "audio"):
-                    if loaded.projector is None:
-                        raise CapabilityError(
-                            f"model {loaded.id!r} has no vision/audio projector loaded; it accepts text only",
-                            param=f"messages[{index}].content",
-                        )
+                if kind in ("image_url", "input_image", "image", "input_audio", "audio") and loaded.projector is None:
                     raise CapabilityError(
-                        "image and audio input is not supported by the server yet",
+                        f"model {loaded.id!r} has no vision/audio projector loaded; it accepts text only",
                         param=f"messages[{index}].content",
                     )
 
@@ -171,7 +182,7 @@ class AsyncKronk:
         if request.n < 1:
             raise InvalidRequestError("n must be at least 1", param="n")
         async with self.pool.use(request.model) as loaded:
-            plan, tokens = await self._chat_prompt(loaded, request)
+            plan, tokens, media = await self._chat_prompt(loaded, request)
             sampling = self._sampling(loaded, request.sampling, explicit)
             if plan.grammar and not request.sampling.grammar:
                 sampling = dataclasses.replace(
@@ -188,7 +199,11 @@ class AsyncKronk:
                 ignore_eos=request.ignore_eos,
                 logprobs=request.logprobs,
                 top_logprobs=request.top_logprobs,
+                media=media,
             )
+            if media is not None and request.n > 1:
+                media.close()
+                raise InvalidRequestError("n > 1 is not supported with image or audio input", param="n")
             parsers = [plan.new_parser() for _ in range(request.n)]
             called = [False] * request.n
             async for event in self._generate(loaded, generate, request.n):
@@ -267,13 +282,17 @@ class AsyncKronk:
     async def tokenize_chat(self, request: ChatRequest) -> list[int]:
         """The prompt tokens a chat request would evaluate (count_tokens)."""
         async with self.pool.use(request.model) as loaded:
-            _plan, tokens = await self._chat_prompt(loaded, request)
+            _plan, tokens, media = await self._chat_prompt(loaded, request)
+            if media is not None:
+                media.close()
             return tokens
 
     async def render_chat(self, request: ChatRequest) -> str:
         """The prompt text the model's template renders for a chat request."""
         async with self.pool.use(request.model) as loaded:
-            plan, _tokens = await self._chat_prompt(loaded, request)
+            plan, _tokens, media = await self._chat_prompt(loaded, request)
+            if media is not None:
+                media.close()
             return str(plan.prompt)
 
     # --- completions --------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -154,3 +157,37 @@ async def test_image_parts_are_rejected_without_a_projector(client: openai.Async
     assert info.value.status_code == 400
     assert info.value.body["code"] == "unsupported_capability"
     assert info.value.body["param"] == "messages[0].content"
+
+
+async def test_image_parts_reach_a_model_with_a_projector(start_server: Any, tiny: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    """A store model with an mmproj file answers image prompts through the official client."""
+    from kronk.manage.store import ModelStore
+    from kronk.paths import models_dir
+    from tests import tiny_models
+
+    folder = models_dir() / "tiny" / "vision"
+    folder.mkdir(parents=True)
+    shutil.copyfile(tiny["chat"], folder / "vision.gguf")
+    tiny_models.write_llava_projector(folder / "mmproj-vision.gguf")
+    ModelStore().rebuild_index()
+    server = await start_server(model="tiny/vision")
+    await server.ready()
+    client = openai.AsyncOpenAI(base_url=server.v1, api_key="unused", max_retries=0)
+    image = base64.b64encode(tiny_models.ppm_image()).decode()
+    content = [{"type": "text", "text": "what is this"},
+               {"type": "image_url", "image_url": {"url": f"data:image/x-portable-pixmap;base64,{image}"}}]
+    result = await client.chat.completions.create(
+        model="tiny/vision", max_tokens=4, temperature=0, messages=[{"role": "user", "content": content}])
+    assert result.choices[0].finish_reason in ("stop", "length")
+    assert result.usage is not None and result.usage.prompt_tokens > 16  # the image is 16 positions
+    stream = await client.chat.completions.create(
+        model="tiny/vision", max_tokens=4, temperature=0, stream=True, messages=[{"role": "user", "content": content}])
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == (result.choices[0].message.content or "")
+    with pytest.raises(openai.BadRequestError) as info:
+        await client.chat.completions.create(
+            model="tiny/vision", max_tokens=4, messages=[{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "http://169.254.169.254/latest"}}]}])
+    assert "not fetched" in info.value.body["message"]
+    await client.close()
