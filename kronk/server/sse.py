@@ -16,7 +16,6 @@ import contextlib
 import json
 import time
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -119,26 +118,26 @@ class SSEResponse:
 class EventPump(Generic[T]):
     """Pulls events from an SDK stream while keeping the SSE connection alive.
 
-    `next()` returns the next event or None at the end. While it waits, it sends a
-    keep-alive comment every `keepalive` seconds and raises ClientGone as soon as
-    the client disconnects; `stop()` (server shutdown) makes it raise
-    ShuttingDownError. `aclose()` always closes the SDK stream.
-
-    One producer task drains the SDK stream into a buffer for the stream's whole
-    life, so `next()` costs a buffer pop when events are waiting and one future
-    when not (no task and no `asyncio.wait` per token).
+    `next()` returns the next event or None at the end. The handler awaits the SDK
+    stream directly (no task, future or timer per token). A watchdog callback, run
+    every `_DISCONNECT_POLL` seconds (or `keepalive`, if shorter), acts only while
+    the handler waits for an event: it writes a keep-alive comment every `keepalive`
+    seconds, and when the client has gone or `stop()` was called (server shutdown)
+    it cancels the wait, so `next()` raises ClientGone or ShuttingDownError.
+    Cancelling the wait cancels the generation inside the SDK stream. `aclose()`
+    always closes the SDK stream.
     """
 
     def __init__(self, events: AsyncIterator[T], sse: SSEResponse, keepalive: float) -> None:
         self._events = events
         self._sse = sse
         self._keepalive = keepalive
-        self._buffer: deque[T] = deque()
-        self._producer: asyncio.Task[None] | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._ended = False
-        self._failure: BaseException | None = None
+        self._period = min(_DISCONNECT_POLL, keepalive)
+        self._waiter_task: asyncio.Task[Any] | None = None
+        self._abort: BaseException | None = None
         self._stopped = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._keepalive_write: asyncio.Task[None] | None = None
         self._last_write = time.monotonic()
         self.closed = False
 
@@ -147,75 +146,78 @@ class EventPump(Generic[T]):
 
     def stop(self) -> None:
         self._stopped = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def _produce(self) -> None:
-        try:
-            async for event in self._events:
-                self._buffer.append(event)
-                self._wake()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            self._failure = exc
-        finally:
-            self._ended = True
-            self._wake()
+        if self._waiter_task is not None:
+            self._interrupt(ShuttingDownError("the server is shutting down"))
 
     async def next(self) -> T | None:
+        if self._stopped:
+            raise ShuttingDownError("the server is shutting down")
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().call_later(self._period, self._check)
+        task = self._waiter_task = asyncio.current_task()
+        try:
+            event = await self._events.__anext__()
+        except StopAsyncIteration:
+            return None
+        except asyncio.CancelledError:
+            abort = self._abort
+            if abort is None or task is None:
+                raise
+            task.uncancel()
+            raise abort from None
+        finally:
+            self._waiter_task = None
+        writing = self._keepalive_write
+        if writing is not None and not writing.done():
+            await writing  # the first write may still be preparing the response
+        return event
+
+    def _interrupt(self, exc: BaseException) -> None:
+        task = self._waiter_task
+        if task is not None and self._abort is None:
+            self._abort = exc
+            task.cancel()
+
+    def _check(self) -> None:
+        """Watchdog: keep-alive, disconnect and shutdown checks while the handler waits."""
+        if self.closed:
+            return
         loop = asyncio.get_running_loop()
-        if self._producer is None:
-            self._producer = loop.create_task(self._produce())
-        while True:
-            if self._buffer:
-                return self._buffer.popleft()
-            if self._stopped:
-                raise ShuttingDownError("the server is shutting down")
-            if self._ended:
-                if self._failure is not None:
-                    failure, self._failure = self._failure, None
-                    raise failure
-                return None
-            tick = min(_DISCONNECT_POLL, max(0.0, self._keepalive - (time.monotonic() - self._last_write)))
-            waiter = self._waiter = loop.create_future()
-            timer = loop.call_later(tick, _resolve, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                self._waiter = None
-            if self._buffer or self._ended or self._stopped:
-                continue
-            if self._sse.prepared and self._sse.client_gone():
-                raise ClientGone()
-            if time.monotonic() - self._last_write >= self._keepalive:
-                await self._sse.comment()
-                self.mark_written()
+        self._watchdog = loop.call_later(self._period, self._check)
+        if self._waiter_task is None:
+            return
+        if self._stopped:
+            self._interrupt(ShuttingDownError("the server is shutting down"))
+        elif self._sse.prepared and self._sse.client_gone():
+            self._interrupt(ClientGone())
+        elif time.monotonic() - self._last_write >= self._keepalive and (
+                self._keepalive_write is None or self._keepalive_write.done()):
+            self._keepalive_write = loop.create_task(self._write_keepalive())
+
+    async def _write_keepalive(self) -> None:
+        try:
+            await self._sse.comment()
+        except ClientGone:
+            self._interrupt(ClientGone())
+            return
+        self.mark_written()
 
     async def aclose(self) -> None:
-        """Stop the producer and close the SDK stream (cancels the generation)."""
+        """Stop the watchdog and close the SDK stream (cancels the generation)."""
         if self.closed:
             return
         self.closed = True
-        producer = self._producer
-        if producer is not None and not producer.done():
-            producer.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        writing = self._keepalive_write
+        if writing is not None and not writing.done():
+            writing.cancel()
             with contextlib.suppress(BaseException):
-                await producer
+                await writing
         aclose = getattr(self._events, "aclose", None)
         if aclose is not None:
             with contextlib.suppress(Exception):
                 await aclose()
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 class StreamRegistry:

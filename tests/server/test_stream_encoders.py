@@ -87,7 +87,7 @@ def test_responses_items_for_reasoning_text_and_call() -> None:
 
 def test_chat_chunks_carry_reasoning_and_tool_deltas() -> None:
     frames = _run(ChatStreamEncoder("m", include_usage=True))
-    chunks = [p for _, p in frames if isinstance(p, dict)]
+    chunks = [p if isinstance(p, dict) else json.loads(p) for _, p in frames if p != "[DONE]"]
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert deltas[1] == {"reasoning_content": "let me "}
     assert deltas[4]["tool_calls"][0] == {"index": 0, "id": "call_1", "type": "function",
@@ -95,6 +95,17 @@ def test_chat_chunks_carry_reasoning_and_tool_deltas() -> None:
     assert deltas[5]["tool_calls"][0] == {"index": 0, "function": {"arguments": '{"city":'}}
     assert chunks[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 4}
     assert frames[-1] == (None, "[DONE]")
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+@pytest.mark.parametrize("text", ["plain", 'a "quoted" \\ line\nnext\ttab', "é 漢字 🙂", "", '"content":""'])
+def test_chat_content_chunks_equal_the_generic_chunk(text: str, include_usage: bool) -> None:
+    """Content chunks take a pre-encoded fast path; the JSON must be what the generic path gives."""
+    encoder = ChatStreamEncoder('mo"del', n=2, include_usage=include_usage)
+    for choice in (1, 0, 1):
+        (name, payload), = encoder.encode(TextDelta(text, choice))
+        assert name is None and isinstance(payload, str) and "\n" not in payload
+        assert json.loads(payload) == encoder._chunk(choice, {"content": text})[1]
 
 
 def test_mid_stream_errors_in_each_shape() -> None:

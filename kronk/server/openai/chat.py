@@ -15,6 +15,7 @@ from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p
 from kronk.server.respond import json_response
+from kronk.server.sse import encode_json
 from kronk.server.streaming import Frame, stream_response
 from kronk.server.validate import Body, read_json
 
@@ -97,6 +98,7 @@ class ChatStreamEncoder:
         self.include_usage = include_usage
         self.logprobs = logprobs
         self.usages: dict[int, Usage] = {}
+        self._content_frames: dict[int, tuple[str, str]] = {}
 
     def _chunk(self, choice: int, delta: dict[str, Any], finish: str | None = None,
                logprobs: dict[str, Any] | None = None) -> Frame:
@@ -115,9 +117,20 @@ class ChatStreamEncoder:
     def start(self) -> list[Frame]:
         return [self._chunk(i, {"role": "assistant", "content": ""}) for i in range(self.n)]
 
+    def _content(self, choice: int, text: str) -> Frame:
+        """A content chunk, the hot path: the chunk's JSON around the text is built once per choice."""
+        frame = self._content_frames.get(choice)
+        if frame is None:
+            marker = '"content":""'
+            head, _, tail = encode_json(self._chunk(choice, {"content": ""})[1]).partition(marker)
+            frame = self._content_frames[choice] = (head + '"content":', tail)
+        return None, frame[0] + encode_json(text) + frame[1]
+
     def encode(self, event: Any) -> list[Frame]:
         if isinstance(event, TextDelta):
-            logprobs = p.encode_chat_logprobs(event.logprobs) if self.logprobs else None
+            if not self.logprobs:
+                return [self._content(event.choice, event.text)]
+            logprobs = p.encode_chat_logprobs(event.logprobs)
             return [self._chunk(event.choice, {"content": event.text}, logprobs=logprobs)]
         if isinstance(event, ReasoningDelta):
             return [self._chunk(event.choice, {"reasoning_content": event.text})]
