@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Kronk's HTTP server against `llama-server` under the same streaming load, in one run.
 
-Each round starts our server (`python -m kronk server start`), drives it, stops it, then
-does the same with llama-server (the next round starts with llama-server): one server
-at a time, so they never compete for the cores. Both get the same model, libs, slots (8), threads, context (8192 cells, unified
-KV) and flash-attention setting. At every concurrency level C (default 1, 4, 8) the
+Each round starts our server (`python -m kronk server start`) and llama-server, then runs
+every concurrency level on one and right after on the other, who goes first alternating
+from level to level and round to round. Only one server is driven at a time (the other
+sits idle), so they never compete for the cores, and each pair of measurements is taken
+seconds apart, so the drift of a shared machine hits both alike. Both get the same model,
+libs, slots (8), threads, context (8192 cells, unified KV) and flash-attention setting. At every concurrency level C (default 1, 4, 8) the
 client sends `requests-per-slot x C` streaming POST /v1/chat/completions requests, C at a
 time; request i at level C has the same messages on both servers, greedy
 (temperature 0), max_tokens 128, ignore_eos, stream_options.include_usage, so both
@@ -16,13 +18,14 @@ generate the same number of tokens. Measured per level:
 Targets: ours >= 1.0 x llama-server tokens/s and ours p95 TTFT <= 1.1 x llama-server's,
 at every level (medians of the per-round ratios).
 
-    python scripts/bench_server.py [--model PATH] [--threads 2] [--rounds 3] [--quick] [--json out.json]
+    python scripts/bench_server.py [--model PATH] [--threads 2] [--rounds 5] [--quick] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -257,18 +260,27 @@ async def run_level(url: str, level: int, load: Load) -> dict[str, Any]:
     }
 
 
-async def drive(url: str, load: Load) -> dict[int, dict[str, Any]]:
+async def drive(servers: list[RunningServer], load: Load, first: int) -> dict[str, dict[int, dict[str, Any]]]:
+    """Every level on both servers back to back, who goes first alternating per level."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)) as session:
-        await stream_chat(session, url, [{"role": "user", "content": "Say hello."}], 8)  # warm-up
-    return {level: await run_level(url, level, load) for level in load.levels}
+        for server in servers:
+            await stream_chat(session, server.url, [{"role": "user", "content": "Say hello."}], 8)  # warm-up
+    results: dict[str, dict[int, dict[str, Any]]] = {server.spec.name: {} for server in servers}
+    for position, level in enumerate(load.levels):
+        order = servers if (first + position) % 2 == 0 else servers[::-1]
+        for server in order:
+            try:
+                results[server.spec.name][level] = await run_level(server.url, level, load)
+            except (BenchError, aiohttp.ClientError, TimeoutError) as exc:
+                raise BenchError(f"{server.spec.name}: {exc!r}\n--- log tail ---\n{server.log_tail()}") from None
+    return results
 
 
-def bench_one(spec: ServerSpec, load: Load, log_dir: Path) -> dict[int, dict[str, Any]]:
-    with RunningServer(spec, log_dir) as server:
-        try:
-            return asyncio.run(drive(server.url, load))
-        except (BenchError, aiohttp.ClientError, TimeoutError) as exc:
-            raise BenchError(f"{spec.name}: {exc!r}\n--- log tail ---\n{server.log_tail()}") from None
+def bench_round(specs: tuple[ServerSpec, ...], load: Load, log_dir: Path, first: int) -> dict[str, Any]:
+    """Both servers started (each idle while the other is driven), then driven level by level."""
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(RunningServer(spec, log_dir)) for spec in specs]
+        return asyncio.run(drive(servers, load, first))
 
 
 # --- the run -------------------------------------------------------------------------------
@@ -279,11 +291,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, default=default_model(), help="GGUF model (default: SmolLM2-135M)")
     parser.add_argument("--tools-dir", type=Path, help="folder with llama-server (default: <lib dir>/bin)")
     parser.add_argument("--threads", type=positive_int, default=2)
-    parser.add_argument("--rounds", type=positive_int, default=3)
+    parser.add_argument("--rounds", type=positive_int, default=5)
     parser.add_argument("--slots", type=positive_int, default=8)
     parser.add_argument("--ctx-size", type=positive_int, default=8192)
     parser.add_argument("--concurrency", type=int_list, default=[1, 4, 8], help="levels, e.g. 1,4,8")
-    parser.add_argument("--requests-per-slot", type=positive_int, default=2,
+    parser.add_argument("--requests-per-slot", type=positive_int, default=3,
                         help="requests per level = this x the concurrency")
     parser.add_argument("--max-tokens", type=positive_int, default=128)
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -310,8 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                  llama_server(tool, model, libs, args.slots, args.threads, args.ctx_size))
         try:
             for index in range(args.rounds):
-                order = specs if index % 2 == 0 else specs[::-1]  # who goes first alternates
-                row = {spec.name: bench_one(spec, load, Path(tmp)) for spec in order}
+                row = bench_round(specs, load, Path(tmp), first=index)
                 rounds.append(row)
                 print(f"round {index + 1}: " + " | ".join(
                     f"C{c} t/s {row['kronk'][c]['tps']:.1f}/{row['llama-server'][c]['tps']:.1f} "
