@@ -155,6 +155,9 @@ class Engine:
         self._cond = threading.Condition()
         self._pending: deque[Job] = deque()
         self._calls: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        # Cheap per-step skips: is there a cancelled job to reap, an idle slot whose KV to park?
+        self._cancel_requested = False
+        self._idle_kv = False
         # Events of one step, handed to the sinks together just before the next decode
         # (while llama_decode runs without the GIL) or before the thread waits.
         self._outbox: list[tuple[Sink, Any]] = []
@@ -187,6 +190,7 @@ class Engine:
         """Stop a job at the next step; its slot is freed and it finishes with 'cancelled'."""
         with self._cond:
             job.cancelled = True
+            self._cancel_requested = True
             self._cond.notify()
 
     def call(self, fn: Callable[[], Any]) -> Future[Any]:
@@ -235,6 +239,7 @@ class Engine:
             for slot in self.slots:
                 if slot.job is not None:
                     slot.job.cancelled = True
+            self._cancel_requested = True
             self._cond.notify()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=60)
@@ -268,17 +273,17 @@ class Engine:
     def _run(self) -> None:
         try:
             while True:
-                if self._outbox and not any(slot.busy for slot in self.slots):
+                if self._outbox and not self._busy():
                     self._flush()
                 with self._cond:
                     while (
                         not self._closing
                         and not self._pending
                         and not self._calls
-                        and not any(slot.busy for slot in self.slots)
+                        and not self._busy()
                     ):
                         self._cond.wait()
-                    if self._closing and not any(slot.busy for slot in self.slots) and not self._calls:
+                    if self._closing and not self._busy() and not self._calls:
                         for job in self._pending:
                             self._finish_unstarted(job)
                         self._pending.clear()
@@ -287,10 +292,14 @@ class Engine:
                     self._calls.clear()
                 for fn, future in calls:
                     self._run_call(fn, future)
-                self._reap_cancelled()
-                self._admit()
-                if any(slot.busy for slot in self.slots):
-                    if self._park_idle:
+                if calls:
+                    self._idle_kv = True  # a call may have left KV in an idle slot
+                if self._cancel_requested:
+                    self._reap_cancelled()
+                if self._pending:
+                    self._admit()
+                if self._busy():
+                    if self._park_idle and self._idle_kv:
                         self._park_idle_slots()
                     self._step()
             self._flush()
@@ -303,6 +312,12 @@ class Engine:
                 self._pending.clear()
             for job in jobs:
                 job.sink(exc if isinstance(exc, KronkError) else KronkError(f"engine failure: {exc}"))
+
+    def _busy(self) -> bool:
+        for slot in self.slots:
+            if slot.job is not None:
+                return True
+        return False
 
     def _emit(self, job: Job, item: Any) -> None:
         self._outbox.append((job.sink, item))
@@ -329,6 +344,7 @@ class Engine:
 
     def _reap_cancelled(self) -> None:
         with self._cond:
+            self._cancel_requested = False
             cancelled = [job for job in self._pending if job.cancelled]
             for job in cancelled:
                 self._pending.remove(job)
@@ -353,6 +369,7 @@ class Engine:
                 self._assign(job, free)
             except Exception as exc:
                 job.done = True
+                self._idle_kv = True  # the slot may hold part of the failed prompt
                 self._emit(job, exc if isinstance(exc, KronkError) else KronkError(str(exc)))
 
     def _assign(self, job: Job, free: list[Slot]) -> None:
@@ -451,6 +468,7 @@ class Engine:
         self._cached_total += keep
 
     def _park_idle_slots(self) -> None:
+        self._idle_kv = False
         for slot in self.slots:
             if slot.job is None and slot.n_cached > 0:
                 self._save_slot_state(slot)
@@ -480,7 +498,10 @@ class Engine:
         # Chunked prefill: while streams run, each step takes at most one ubatch of prompt.
         budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - len(generating)))
         prefilled: list[tuple[Slot, int]] = []
-        for slot in sorted((s for s in self.slots if s.prefilling), key=lambda s: s.job.submitted_at):
+        waiting = [s for s in self.slots if s.job is not None and s.prompt_pos < s.n_prompt]
+        if len(waiting) > 1:
+            waiting.sort(key=lambda s: s.job.submitted_at)
+        for slot in waiting:
             if budget <= 0:
                 break
             take = min(budget, slot.n_prompt - slot.prompt_pos)
@@ -567,6 +588,7 @@ class Engine:
         slot.next_token = -1
         slot.row = -1
         slot.last_used = time.perf_counter()
+        self._idle_kv = True
         job.done = True
         self._emit(job, Finish(reason, usage, job.choice, slot.stop.matched if reason == "stop" else None))
 
