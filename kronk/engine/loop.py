@@ -299,8 +299,7 @@ class Engine:
                 if self._pending:
                     self._admit()
                 if self._busy():
-                    # Parking copies KV to RAM: not while a prompt waits for its first token.
-                    if self._park_idle and self._idle_kv and not self._prefilling():
+                    if self._park_idle and self._idle_kv:
                         self._park_idle_slots()
                     self._step()
             self._flush()
@@ -317,12 +316,6 @@ class Engine:
     def _busy(self) -> bool:
         for slot in self.slots:
             if slot.job is not None:
-                return True
-        return False
-
-    def _prefilling(self) -> bool:
-        for slot in self.slots:
-            if slot.job is not None and slot.prompt_pos < slot.n_prompt:
                 return True
         return False
 
@@ -475,7 +468,7 @@ class Engine:
         self._cached_total += keep
 
     def _park_idle_slots(self) -> None:
-        self._flush()  # first tokens out before the copy
+        self._flush()  # the last step's tokens go out before the copy
         self._idle_kv = False
         for slot in self.slots:
             if slot.job is None and slot.n_cached > 0:
