@@ -314,10 +314,7 @@ class Engine:
                 job.sink(exc if isinstance(exc, KronkError) else KronkError(f"engine failure: {exc}"))
 
     def _busy(self) -> bool:
-        for slot in self.slots:
-            if slot.job is not None:
-                return True
-        return False
+        return any(slot.busy for slot in self.slots)
 
     def _emit(self, job: Job, item: Any) -> None:
         self._outbox.append((job.sink, item))
@@ -499,10 +496,7 @@ class Engine:
         # Chunked prefill: while streams run, each step takes at most one ubatch of prompt.
         budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - len(generating)))
         prefilled: list[tuple[Slot, int]] = []
-        waiting = [s for s in self.slots if s.job is not None and s.prompt_pos < s.n_prompt]
-        if len(waiting) > 1:
-            waiting.sort(key=lambda s: s.job.submitted_at)
-        for slot in waiting:
+        for slot in sorted((s for s in self.slots if s.prefilling), key=lambda s: s.job.submitted_at):
             if budget <= 0:
                 break
             take = min(budget, slot.n_prompt - slot.prompt_pos)

@@ -122,10 +122,10 @@ class EventPump(Generic[T]):
     stream directly (no task, future or timer per token). A watchdog callback, run
     every `_DISCONNECT_POLL` seconds (or `keepalive`, if shorter), acts only while
     the handler waits for an event: it writes a keep-alive comment every `keepalive`
-    seconds, and when the client has gone or `stop()` was called (server shutdown)
-    it cancels the wait, so `next()` raises ClientGone or ShuttingDownError.
-    Cancelling the wait cancels the generation inside the SDK stream. `aclose()`
-    always closes the SDK stream.
+    seconds, and when the client has gone it cancels the wait, so `next()` raises
+    ClientGone; `stop()` (server shutdown) cancels it at once, so `next()` raises
+    ShuttingDownError. Cancelling the wait cancels the generation inside the SDK
+    stream. `aclose()` always closes the SDK stream.
     """
 
     def __init__(self, events: AsyncIterator[T], sse: SSEResponse, keepalive: float) -> None:
@@ -146,8 +146,7 @@ class EventPump(Generic[T]):
 
     def stop(self) -> None:
         self._stopped = True
-        if self._waiter_task is not None:
-            self._interrupt(ShuttingDownError("the server is shutting down"))
+        self._interrupt(ShuttingDownError("the server is shutting down"))
 
     async def next(self) -> T | None:
         if self._stopped:
@@ -179,16 +178,14 @@ class EventPump(Generic[T]):
             task.cancel()
 
     def _check(self) -> None:
-        """Watchdog: keep-alive, disconnect and shutdown checks while the handler waits."""
+        """Watchdog: keep-alive and disconnect checks while the handler waits (`stop()` acts at once)."""
         if self.closed:
             return
         loop = asyncio.get_running_loop()
         self._watchdog = loop.call_later(self._period, self._check)
         if self._waiter_task is None:
             return
-        if self._stopped:
-            self._interrupt(ShuttingDownError("the server is shutting down"))
-        elif self._sse.prepared and self._sse.client_gone():
+        if self._sse.prepared and self._sse.client_gone():
             self._interrupt(ClientGone())
         elif time.monotonic() - self._last_write >= self._keepalive and (
                 self._keepalive_write is None or self._keepalive_write.done()):
