@@ -23,7 +23,9 @@ class RequestMeter:
         self._started = time.monotonic() if started is None else started
         self._first: float | None = None
         self._last: float | None = None
-        metrics.inference_requests.inc(model=model, endpoint=endpoint)
+        self._itl = metrics.itl.labels(model=model)
+        """Looked up once: on_event runs for every streamed delta."""
+        metrics.count_request(model, endpoint)
 
     def on_event(self, event: Any) -> None:
         """Call for every streamed event; Finish closes the books for its choice."""
@@ -33,23 +35,21 @@ class RequestMeter:
         now = time.monotonic()
         if self._first is None:
             self._first = now
-            self._metrics.ttft.observe(now - self._started, model=self.model)
+            self._metrics.ttft.labels(model=self.model).observe(now - self._started)
         elif self._last is not None:
-            self._metrics.itl.observe(now - self._last, model=self.model)
+            self._itl.observe(now - self._last)
         self._last = now
 
     def on_usage(self, usage: Usage, *, streamed: bool = False) -> None:
         m, model = self._metrics, self.model
-        m.tokens.inc(usage.prompt_tokens, model=model, kind="prompt")
-        m.tokens.inc(usage.completion_tokens, model=model, kind="completion")
-        if usage.cached_tokens:
-            m.tokens.inc(usage.cached_tokens, model=model, kind="cached")
-        if usage.reasoning_tokens:
-            m.tokens.inc(usage.reasoning_tokens, model=model, kind="reasoning")
+        m.count_tokens(model, "prompt", usage.prompt_tokens)
+        m.count_tokens(model, "completion", usage.completion_tokens)
+        m.count_tokens(model, "cached", usage.cached_tokens)
+        m.count_tokens(model, "reasoning", usage.reasoning_tokens)
         if not streamed and usage.completion_tokens and usage.time_to_first_token_ms > 0:
-            m.ttft.observe(usage.time_to_first_token_ms / 1000.0, model=model)
+            m.ttft.labels(model=model).observe(usage.time_to_first_token_ms / 1000.0)
         if usage.queue_wait_ms > 0:
-            m.queue_wait.observe(usage.queue_wait_ms / 1000.0, model=model)
+            m.queue_wait.labels(model=model).observe(usage.queue_wait_ms / 1000.0)
         if usage.tokens_per_second > 0:
-            m.tokens_per_second.observe(usage.tokens_per_second, model=model,
-                                        context=context_bucket(usage.prompt_tokens))
+            m.tokens_per_second.labels(model=model, context=context_bucket(usage.prompt_tokens)).observe(
+                usage.tokens_per_second)

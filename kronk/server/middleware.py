@@ -44,8 +44,8 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise
     finally:
         route = route_label(request)
-        metrics.http_requests.inc(route=route, method=request.method, status=str(status))
-        metrics.http_duration.observe(time.monotonic() - started, route=route)
+        metrics.http_requests.labels(route=route, method=request.method, status=str(status)).inc()
+        metrics.http_duration.labels(route=route).observe(time.monotonic() - started)
 
 
 @web.middleware
@@ -67,5 +67,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def _answer(request: web.Request, exc: BaseException) -> web.Response:
     spec = spec_for(exc)
-    request.config_dict[METRICS].http_errors.inc(route=route_label(request), code=spec.code or str(spec.status))
+    request.config_dict[METRICS].count_error(route_label(request), spec.code or str(spec.status))
     return error_response(exc, api_style(request.path))

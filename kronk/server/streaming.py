@@ -90,7 +90,7 @@ async def stream_response(
 async def _stream_error(request: web.Request, sse: SSEResponse, encoder: StreamEncoder,
                         exc: BaseException) -> web.StreamResponse:
     spec = spec_for(exc)
-    request.config_dict[METRICS].http_errors.inc(route=route_label(request), code=spec.code or str(spec.status))
+    request.config_dict[METRICS].count_error(route_label(request), spec.code or str(spec.status))
     try:
         await _send(sse, encoder.error(exc))
     except ClientGone:

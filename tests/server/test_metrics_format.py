@@ -1,59 +1,67 @@
-"""The Prometheus text we write: types, labels, escaping, cumulative histogram buckets."""
+"""What /metrics exposes: per-app registries, label sets, engine figures read at scrape time."""
 
 from __future__ import annotations
 
-import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from kronk.server.metrics import Registry, ServerMetrics, context_bucket
-
-
-def test_counter_gauge_and_histogram_render_in_text_format() -> None:
-    registry = Registry()
-    requests = registry.counter("x_requests_total", "Requests.", ("route",))
-    busy = registry.gauge("x_busy", "Busy.")
-    latency = registry.histogram("x_latency_seconds", "Latency.", ("model",), buckets=(0.1, 1.0))
-    requests.inc(route="/a")
-    requests.inc(2, route="/a")
-    requests.inc(route='we"ird\\\n')
-    busy.set(3)
-    for value in (0.05, 0.5, 5.0):
-        latency.observe(value, model="m")
-    text = registry.render()
-    assert "# TYPE x_requests_total counter" in text
-    assert 'x_requests_total{route="/a"} 3' in text
-    assert 'x_requests_total{route="we\\"ird\\\\\\n"} 1' in text
-    assert "# TYPE x_busy gauge\nx_busy 3" in text
-    assert 'x_latency_seconds_bucket{model="m",le="0.1"} 1' in text
-    assert 'x_latency_seconds_bucket{model="m",le="1"} 2' in text
-    assert 'x_latency_seconds_bucket{model="m",le="+Inf"} 3' in text
-    assert 'x_latency_seconds_count{model="m"} 3' in text
-    assert 'x_latency_seconds_sum{model="m"} 5.55' in text
-    assert text.endswith("\n")
+from kronk.server.metrics import ServerMetrics, context_bucket
 
 
-def test_wrong_labels_and_negative_counts_are_rejected() -> None:
-    registry = Registry()
-    counter = registry.counter("c_total", "C.", ("a",))
-    with pytest.raises(ValueError):
-        counter.inc(b="x")
-    with pytest.raises(ValueError):
-        counter.inc(-1, a="x")
-    with pytest.raises(ValueError):
-        registry.counter("c_total", "again")
+def _families(text: bytes) -> dict[str, object]:
+    return {family.name: family for family in text_string_to_metric_families(text.decode())}
 
 
-def test_engine_gauges_come_from_sdk_stats() -> None:
+def _sample(text: bytes, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return None
+
+
+def test_request_metrics_render_as_valid_exposition() -> None:
     metrics = ServerMetrics()
-    metrics.observe_engine({"m": {"active_slots": 1, "queued": 2, "kv_cells_used": 50, "n_ctx": 200,
-                                  "prompt_cache_hits": 4}})
-    text = metrics.render()
-    assert 'kronk_slots_active{model="m"} 1' in text
-    assert 'kronk_requests_queued{model="m"} 2' in text
-    assert 'kronk_kv_cache_usage_ratio{model="m"} 0.25' in text
-    assert 'kronk_prompt_cache_hits_total{model="m"} 4' in text
-    assert "kronk_models_loaded 1" in text
-    metrics.observe_engine({})
-    assert 'kronk_slots_active{model="m"}' not in metrics.render()
+    metrics.http_requests.labels(route="/a", method="GET", status="200").inc()
+    metrics.count_tokens("m", "prompt", 7)
+    metrics.count_tokens("m", "cached", 0)
+    metrics.count_request("m", "chat")
+    for value in (0.004, 0.5, 70.0):
+        metrics.ttft.labels(model="m").observe(value)
+    text = metrics.render({})
+    assert _sample(text, "kronk_http_requests_total", route="/a", method="GET", status="200") == 1
+    assert _sample(text, "kronk_tokens_total", model="m", kind="prompt") == 7
+    assert _sample(text, "kronk_tokens_total", model="m", kind="cached") is None
+    assert _sample(text, "kronk_inference_requests_total", model="m", endpoint="chat") == 1
+    assert _sample(text, "kronk_time_to_first_token_seconds_bucket", model="m", le="0.005") == 1
+    assert _sample(text, "kronk_time_to_first_token_seconds_bucket", model="m", le="+Inf") == 3
+    assert _sample(text, "kronk_time_to_first_token_seconds_count", model="m") == 3
+    assert b"_created" not in text
+
+
+def test_each_app_counts_on_its_own() -> None:
+    first, second = ServerMetrics(), ServerMetrics()
+    first.count_request("m", "chat")
+    assert _sample(first.render({}), "kronk_inference_requests_total", model="m", endpoint="chat") == 1
+    assert _sample(second.render({}), "kronk_inference_requests_total", model="m", endpoint="chat") is None
+
+
+def test_engine_figures_come_from_sdk_stats() -> None:
+    metrics = ServerMetrics()
+    text = metrics.render({"m": {"active_slots": 1, "queued": 2, "kv_cells_used": 50, "n_ctx": 200,
+                                 "prompt_cache_hits": 4, "prompt_tokens_total": 90}})
+    assert _sample(text, "kronk_slots_active", model="m") == 1
+    assert _sample(text, "kronk_requests_queued", model="m") == 2
+    assert _sample(text, "kronk_kv_cache_cells_total", model="m") == 200
+    assert _sample(text, "kronk_kv_cache_usage_ratio", model="m") == 0.25
+    assert _sample(text, "kronk_prompt_cache_hits_total", model="m") == 4
+    assert _sample(text, "kronk_engine_prompt_tokens_total", model="m") == 90
+    assert _sample(text, "kronk_models_loaded") == 1
+    families = _families(text)
+    assert families["kronk_prompt_cache_hits"].type == "counter"  # type: ignore[attr-defined]
+    assert families["kronk_slots_active"].type == "gauge"  # type: ignore[attr-defined]
+    emptied = metrics.render({})
+    assert _sample(emptied, "kronk_slots_active", model="m") is None
+    assert _sample(emptied, "kronk_models_loaded") == 0
 
 
 def test_context_buckets() -> None:

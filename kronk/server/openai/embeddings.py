@@ -80,8 +80,8 @@ async def embeddings(request: web.Request) -> web.Response:
     req, fmt = parse_embeddings(body, p.Limits.from_settings(settings))
     result = await kronk.embed(req)
     metrics = request.app[METRICS]
-    metrics.inference_requests.inc(model=result.model, endpoint="embeddings")
-    metrics.tokens.inc(result.prompt_tokens, model=result.model, kind="prompt")
+    metrics.count_request(result.model, "embeddings")
+    metrics.count_tokens(result.model, "prompt", result.prompt_tokens)
     return json_response(encode_embeddings(result, fmt))
 
 

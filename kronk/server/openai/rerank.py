@@ -55,8 +55,8 @@ async def rerank(request: web.Request) -> web.Response:
     req, return_documents = parse_rerank(body, p.Limits.from_settings(settings))
     result = await kronk.rerank(req)
     metrics = request.app[METRICS]
-    metrics.inference_requests.inc(model=result.model, endpoint="rerank")
-    metrics.tokens.inc(result.prompt_tokens, model=result.model, kind="prompt")
+    metrics.count_request(result.model, "rerank")
+    metrics.count_tokens(result.model, "prompt", result.prompt_tokens)
     return json_response(encode_rerank(result, return_documents))
 
 
