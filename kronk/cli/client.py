@@ -3,7 +3,7 @@
 Base URL: `KRONK_URL`, else `http://$KRONK_HOST:$KRONK_PORT` (127.0.0.1:11435).
 `KRONK_TOKEN` is sent as a bearer token. No server → `ServerNotRunningError` (one
 line at the CLI edge); error bodies (`{"error": {...}}`) become the same typed
-errors the server raised, chosen by status and code, never by message text.
+errors the server raised, chosen by code (else status), never by message text.
 """
 
 from __future__ import annotations
@@ -20,14 +20,10 @@ from kronk import errors as E
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11435
 
-_BY_CODE: dict[str, type[E.KronkError]] = {
-    "checksum_mismatch": E.ChecksumError,
-    "download_failed": E.DownloadError,
-    "libs_install_failed": E.LibsInstallError,
-    "libs_not_found": E.LibraryNotFoundError,
-    "invalid_model_file": E.ModelLoadError,
-    "store_conflict": E.StoreError,
-    "invalid_config": E.ConfigError,
+# Status -> type for answers whose code names no class (e.g. a security error's own reason).
+_BY_STATUS: dict[int, type[E.KronkError]] = {
+    400: E.InvalidRequestError, 401: E.AuthenticationError, 403: E.PermissionDeniedError,
+    404: E.ModelNotFoundError, 429: E.RateLimitError, 507: E.InsufficientStorageError,
 }
 
 
@@ -51,21 +47,12 @@ def error_from_body(status: int, body: Any) -> E.KronkError:
     message = str(error.get("message") or f"HTTP {status}")
     code = error.get("code")
     param = error.get("param")
-    if isinstance(code, str) and code in _BY_CODE:
-        return _BY_CODE[code](message)
-    if status == 404:
-        return E.ModelNotFoundError(str(param or ""), message)
-    if status == 400:
-        return E.InvalidRequestError(message, param=param)
-    if status == 401:
-        return E.AuthenticationError(message)
-    if status == 403:
-        return E.PermissionDeniedError(message)
-    if status == 429:
-        return E.RateLimitError(message, retry_after=1)
-    if status == 507:
-        return E.InsufficientStorageError(message, needed=0, free=0)
-    return E.KronkError(f"server error (HTTP {status}): {message}")
+    param = param if isinstance(param, str) else None
+    error_type = E.error_classes().get(code) if isinstance(code, str) else None
+    error_type = error_type or _BY_STATUS.get(status)
+    if error_type is None:
+        return E.KronkError(f"server error (HTTP {status}): {message}")
+    return error_type.from_wire(message, param)
 
 
 class KronkClient:

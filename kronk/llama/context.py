@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from kronk.errors import ContextOverflowError, InvalidRequestError, NativeError
+from kronk.errors import ContextOverflowError, InvalidRequestError, KronkError, NativeError
 from kronk.llama.batch import Batch
 from kronk.llama.model import Model
 
@@ -23,14 +23,27 @@ FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
 class DecodeError(NativeError):
     """llama_decode failed; `code` is its return value."""
 
+    error_code = "decode_failed"
+
     def __init__(self, code: int) -> None:
         self.code = code
         reasons = {1: "no KV cache slot for the batch", 2: "aborted"}
         super().__init__(f"llama_decode failed ({code}: {reasons.get(code, 'error')})")
 
+    @classmethod
+    def from_wire(cls, message: str, param: str | None = None) -> KronkError:
+        error = cls(-1)
+        error.args = (message,)
+        return error
+
 
 class KVCacheFullError(DecodeError, ContextOverflowError):
-    """No room in the KV cache for the batch (code 1)."""
+    """No room in the KV cache for the batch (code 1): the server is full for now, retry."""
+
+    http_status = 503
+    error_code = "kv_cache_full"
+    openai_type = "server_error"
+    anthropic_type = "overloaded_error"
 
     def __init__(self, code: int = 1) -> None:
         DecodeError.__init__(self, code)

@@ -20,58 +20,32 @@ from typing import Any
 from aiohttp import web
 
 from kronk import errors as E
+from kronk.http_errors import error_response, openai_error_body
 from kronk.manage.context import LibsView, ManagementContext, PoolView
+from kronk.manage.libs.pin import parse_build
 
-__all__ = ["ManagementContext", "PoolView", "LibsView", "create_management_app", "error_body"]
+__all__ = ["ManagementContext", "PoolView", "LibsView", "create_management_app"]
 
 log = logging.getLogger(__name__)
 
 CONTEXT = web.AppKey("kronk_management_context", ManagementContext)
 KEEPALIVE_SECONDS = 15.0
+_API_SOURCES = ("release", "sdist", "source")
+"""Install sources a request may name (`dir` needs a local folder: CLI only)."""
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
 
-# Most specific first: (type, HTTP status, OpenAI error type, code).
-_ERRORS: tuple[tuple[type[E.KronkError], int, str, str], ...] = (
-    (E.InsufficientStorageError, 507, "server_error", "insufficient_storage"),
-    (E.ModelNotFoundError, 404, "invalid_request_error", "model_not_found"),
-    (E.LibraryNotFoundError, 404, "invalid_request_error", "libs_not_found"),
-    (E.InvalidRequestError, 400, "invalid_request_error", "invalid_value"),
-    (E.ConfigError, 400, "invalid_request_error", "invalid_config"),
-    (E.ChecksumError, 502, "server_error", "checksum_mismatch"),
-    (E.DownloadError, 502, "server_error", "download_failed"),
-    (E.LibsInstallError, 502, "server_error", "libs_install_failed"),
-    (E.ModelLoadError, 422, "invalid_request_error", "invalid_model_file"),
-    (E.StoreError, 409, "server_error", "store_conflict"),
-)
-
-
-def error_status(exc: BaseException) -> tuple[int, str, str]:
-    for kind, status, kind_name, code in _ERRORS:
-        if isinstance(exc, kind):
-            return status, kind_name, code
-    return 500, "server_error", "internal_error"
-
-
-def error_body(exc: BaseException) -> dict[str, Any]:
-    _, kind, code = error_status(exc)
-    message = str(exc) if isinstance(exc, E.KronkError) else "internal server error"
-    return {"error": {"message": message, "type": kind, "code": code, "param": getattr(exc, "param", None)}}
-
-
 @web.middleware
 async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                   ) -> web.StreamResponse:
-    """Map the store/download/libs errors once; anything else goes to the server's middleware."""
+    """Kronk errors answer as everywhere else (kronk.http_errors); anything else is the server's to log."""
     try:
         return await handler(request)
     except E.KronkError as exc:
-        if not any(isinstance(exc, kind) for kind, *_ in _ERRORS):
-            raise
-        return web.json_response(error_body(exc), status=error_status(exc)[0])
+        return error_response(exc, "openai")
 
 
 def create_management_app(ctx: ManagementContext) -> web.Application:
@@ -193,7 +167,7 @@ async def _stream_job(
             else:
                 if not isinstance(exc, E.KronkError):
                     log.error("management job failed", exc_info=exc)
-                await response.write(_sse("error", error_body(exc)))
+                await response.write(_sse("error", openai_error_body(exc)))
             await response.write_eof()
             return response
     except (ConnectionResetError, asyncio.CancelledError):
@@ -305,9 +279,17 @@ async def list_libs(request: web.Request) -> web.Response:
 async def _install_libs(request: web.Request, upgrade: bool) -> web.StreamResponse:
     body = await _body(request)
     version = body.get("version")
-    if version is not None and not isinstance(version, (str, int)):
-        raise E.InvalidRequestError("`version` must be a build number like b11434", param="version")
+    if version is not None:
+        try:
+            if isinstance(version, bool) or not isinstance(version, (str, int)):
+                raise E.ConfigError(f"invalid llama.cpp version {version!r}")
+            parse_build(version)
+        except E.ConfigError:
+            raise E.InvalidRequestError(f"`version` must be a build number like b11434, got {version!r}",
+                                        param="version") from None
     source = _text(body, "source")
+    if source is not None and source not in _API_SOURCES:
+        raise E.InvalidRequestError(f"`source` must be one of {', '.join(_API_SOURCES)}", param="source")
     with_tools = _flag(body, "with_tools")
     libs: LibsView = _ctx(request).libs_manager()
     return await _stream_job(

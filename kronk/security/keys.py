@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kronk.errors import ConfigError, InvalidRequestError
+from kronk.errors import ConfigError, InvalidRequestError, KronkError
 from kronk.paths import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -34,11 +34,21 @@ _KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class KeyNotFoundError(InvalidRequestError):
-    """No key with that id exists (HTTP 404)."""
+    """No key with that id exists."""
+
+    http_status = 404
+    error_code = "key_not_found"
+    anthropic_type = "not_found_error"
 
     def __init__(self, kid: str) -> None:
         self.kid = kid
         super().__init__(f"no key with id {kid!r}", param="kid")
+
+    @classmethod
+    def from_wire(cls, message: str, param: str | None = None) -> KronkError:
+        error = cls("")
+        error.args = (message,)
+        return error
 
 
 def is_valid_kid(kid: object) -> bool:

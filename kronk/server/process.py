@@ -142,6 +142,8 @@ def readiness(url: str, timeout: float = 2.0) -> tuple[int, dict[str, object]]:
 class StartFailed(KronkError):
     """The detached server exited or reported an error before it became ready."""
 
+    error_code = "server_start_failed"
+
 
 def wait_ready(child: subprocess.Popen[bytes], url: str, timeout: float, log: Path) -> None:
     """Block until the child answers readiness 200; raise StartFailed with the reason otherwise."""

@@ -49,9 +49,8 @@ class ThreadedServer:
         self.loop.close()
 
     def chat_requests(self) -> float:
-        counter = self.app[METRICS].http_requests
-        return sum(v for (route, _, status), v in counter.values.items()
-                   if route == "/v1/chat/completions" and status == "200")
+        labels = {"route": "/v1/chat/completions", "method": "POST", "status": "200"}
+        return self.app[METRICS].registry.get_sample_value("kronk_http_requests_total", labels) or 0.0
 
 
 @pytest.fixture

@@ -333,7 +333,7 @@ async def test_security_not_started_fails_closed(full_config: SecurityConfig, ke
         token = mint(keys, clock, admin=True).token
         response = await client.post("/v1/chat/completions", headers=bearer(token), json={})
         assert response.status == 500
-        assert (await _error(response))["code"] == "security_misconfigured"
+        assert (await _error(response))["code"] == "config_error"
         assert app[CALLS].seen == []
 
 

@@ -40,7 +40,7 @@ class RunningServer:
 
     @property
     def metrics_text(self) -> str:
-        return self.app[METRICS].render()
+        return self.app[METRICS].render({}).decode()
 
     async def ready(self) -> None:
         """Wait until the default model is loaded (readiness 200)."""

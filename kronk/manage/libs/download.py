@@ -26,6 +26,8 @@ _SHA256_RE = re.compile(r"\b([0-9a-fA-F]{64})\b")
 class AssetMissingError(DownloadError):
     """The server answered 404: this build has no such file (try the next candidate)."""
 
+    error_code = "asset_missing"
+
 
 def new_session() -> requests.Session:
     session = requests.Session()
