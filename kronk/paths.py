@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock
+
 
 def kronk_home() -> Path:
     """The root of all Kronk state, from `KRONK_HOME` or `~/.kronk`."""
@@ -69,3 +71,12 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
 
 def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
+
+
+def file_lock(path: Path, *, wait: bool = True) -> FileLock:
+    """The one way Kronk takes a cross-process lock: an exclusive lock on `path` for a
+    `with` block (flock on POSIX, msvcrt on Windows, through `filelock`). It dies with
+    the process, so a crash never leaves the store or an install locked. With
+    `wait=False`, entering raises `filelock.Timeout` at once when another holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path, timeout=-1 if wait else 0, mode=0o600)

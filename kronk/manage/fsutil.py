@@ -1,18 +1,15 @@
 """File-system helpers the store and the downloader share: hashing, free space, locks.
 
-Cross-process exclusion uses `flock` on a lock file: the lock dies with the process,
-so a crashed pull never leaves the store locked.
+Cross-process exclusion: `kronk.paths.file_lock`.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from kronk.errors import InsufficientStorageError
 
@@ -74,30 +71,3 @@ def remove_empty_dirs(start: Path, stop: Path) -> None:
         except OSError:
             return
         current = current.parent
-
-
-class FileLock:
-    """An exclusive flock on `path`, held for the `with` block (blocks until free)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def __enter__(self) -> FileLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None

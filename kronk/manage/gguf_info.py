@@ -116,15 +116,16 @@ class GGUFInfo:
 
 
 def _quant_name(file_type: int | None) -> str | None:
+    """`general.file_type` as llama.cpp names it (Q4_K_M, F16, ...), from our declaration of
+    `enum llama_ftype` (checked against the pinned build's header; no library is loaded)."""
     if file_type is None:
         return None
-    import gguf
+    from kronk._native._ffi import ffi
 
-    try:
-        name = gguf.LlamaFileType(file_type).name
-    except ValueError:
+    name = ffi.typeof("enum llama_ftype").elements.get(file_type)
+    if name is None:
         return f"type-{file_type}"
-    return name.removeprefix("MOSTLY_").removeprefix("ALL_")
+    return name.removeprefix("LLAMA_FTYPE_").removeprefix("MOSTLY_").removeprefix("ALL_")
 
 
 _TOKENS_KEY = "tokenizer.ggml.tokens"

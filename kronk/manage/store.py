@@ -19,10 +19,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from kronk.errors import ModelNotFoundError, StoreError
 from kronk.manage.capabilities import CAPABILITY_NAMES, Capabilities
 from kronk.manage.catalog import Catalog
-from kronk.manage.fsutil import FileLock, remove_empty_dirs, sha256_file
+from kronk.manage.fsutil import remove_empty_dirs, sha256_file
 from kronk.manage.gguf_info import GGUFInfo, read_gguf_info
 from kronk.manage.naming import (
     default_alias,
@@ -33,7 +35,7 @@ from kronk.manage.naming import (
     split_info,
     validate_model_id,
 )
-from kronk.paths import atomic_write_text, models_dir
+from kronk.paths import atomic_write_text, file_lock, models_dir
 
 log = logging.getLogger(__name__)
 
@@ -201,10 +203,10 @@ class ModelStore:
 
     def pull_lock(self, model_id: str) -> FileLock:
         provider, name = validate_model_id(model_id)
-        return FileLock(self.root / ".locks" / f"{provider}--{name}.lock")
+        return file_lock(self.root / ".locks" / f"{provider}--{name}.lock")
 
     def _index_lock(self) -> FileLock:
-        return FileLock(self.root / ".locks" / "index.lock")
+        return file_lock(self.root / ".locks" / "index.lock")
 
     # --- reading -----------------------------------------------------------
 

@@ -6,7 +6,6 @@ and an admin token file, so turning security on never leaves a server open or lo
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from kronk.paths import atomic_write_text
+from kronk.paths import atomic_write_text, file_lock
 from kronk.security.config import SecurityConfig
 from kronk.security.endpoints import ENDPOINT_NAMES
 from kronk.security.keys import FILE_MODE, KeyInfo, KeyStore
@@ -43,16 +42,8 @@ def admin_token_path(keys: KeyStore) -> Path:
 def _folder_lock(keys: KeyStore) -> Iterator[None]:
     """Serialise bootstraps of several processes sharing one KRONK_HOME."""
     keys.ensure_dir()
-    with open(keys.directory / _LOCK_FILE, "a", opener=_open_private) as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def _open_private(path: str, flags: int) -> int:
-    return os.open(path, flags, FILE_MODE)
+    with file_lock(keys.directory / _LOCK_FILE):
+        yield
 
 
 def bootstrap(keys: KeyStore, config: SecurityConfig, *, now: float) -> BootstrapResult | None:

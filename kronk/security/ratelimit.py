@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from kronk.errors import RateLimitError
+from kronk.errors import ConfigError, RateLimitError
 from kronk.security.config import rate_store_kind, sqlite_path
 from kronk.security.tokens import Grant, Window
 
@@ -95,8 +95,12 @@ def open_rate_store(url: str, *, clock: Callable[[], float] = time.time) -> Rate
     `clock` only decides which stale SQLite counters get purged (Redis expires its own).
     """
     if rate_store_kind(url) == "redis":
-        from kronk.security.rate_redis import RedisRateStore
-
+        try:
+            from kronk.security.rate_redis import RedisRateStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "redis":
+                raise
+            raise ConfigError("a redis:// rate store needs the redis package: pip install 'kronk[redis]'") from None
         return RedisRateStore(url)
     from kronk.security.rate_sqlite import SQLiteRateStore
 

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
@@ -23,10 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from filelock import Timeout
+
 from kronk.errors import LibraryNotFoundError, LibsInstallError, NativeError
 from kronk.manage.libs.download import sha256_file
 from kronk.manage.libs.platform import Platform
-from kronk.paths import atomic_write_text
+from kronk.paths import atomic_write_text, file_lock
 
 logger = logging.getLogger("kronk.libs")
 
@@ -247,40 +248,14 @@ def remove_tree(target: Path) -> None:
 @contextmanager
 def install_lock(target: Path) -> Iterator[None]:
     """Hold the per-target lock; LibsInstallError if another installer has it (never wait forever)."""
-    lock_path = target.with_name(f".{target.name}.lock")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = file_lock(target.with_name(f".{target.name}.lock"), wait=False)
+        lock.acquire()
+    except Timeout:
+        raise LibsInstallError(f"another `kronk libs` is working on {target}; try again when it ends") from None
     except OSError as exc:
         raise LibsInstallError(f"cannot write to {target.parent}: {exc.strerror or exc}") from exc
     try:
-        try:
-            _lock(fd)
-        except OSError as exc:
-            raise LibsInstallError(f"another `kronk libs` is working on {target}; try again when it ends") from exc
-        try:
-            yield
-        finally:
-            _unlock(fd)
+        yield
     finally:
-        os.close(fd)
-
-
-if sys.platform == "win32":
-    import msvcrt
-
-    def _lock(fd: int) -> None:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-else:
-    import fcntl
-
-    def _lock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        lock.release()
