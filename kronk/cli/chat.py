@@ -18,6 +18,8 @@ from typing import Any, Protocol
 
 import click
 
+from kronk.cli.client import error_from_body
+from kronk.cli.sse import SSEDecoder
 from kronk.errors import InvalidRequestError, KronkError, ServerNotRunningError
 
 DEFAULT_URL = "http://127.0.0.1:11435"
@@ -82,15 +84,15 @@ class RemoteBackend:
         try:
             async with self._session.post(self.url + "/v1/chat/completions", json=self._body(messages)) as response:
                 if response.status != 200:
-                    raise InvalidRequestError(_error_text(await response.text(), response.status))
+                    raise error_from_body(response.status, _json_or_text(await response.text()))
+                decoder = SSEDecoder()
                 async for raw in response.content:
-                    line = raw.decode("utf-8", "replace").strip()
-                    if not line.startswith("data:"):
+                    event = decoder.feed(raw.decode("utf-8", "replace"))
+                    if event is None:
                         continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
+                    if event.data == "[DONE]":
                         return
-                    for delta in _deltas(json.loads(data)):
+                    for delta in _deltas(event.data):
                         yield delta
         except aiohttp.ClientConnectorError as exc:
             raise ServerNotRunningError(
@@ -99,15 +101,16 @@ class RemoteBackend:
             ) from None
 
 
-def _error_text(body: str, status: int) -> str:
+def _json_or_text(body: str) -> Any:
     try:
-        error = json.loads(body).get("error", {})
-        return f"{status}: {error.get('message', body)}"
-    except (ValueError, AttributeError):
-        return f"{status}: {body.strip()[:500]}"
+        return json.loads(body)
+    except ValueError:
+        return {"error": {"message": body.strip()[:500]}}
 
 
-def _deltas(chunk: dict[str, Any]) -> list[Delta]:
+def _deltas(chunk: Any) -> list[Delta]:
+    if not isinstance(chunk, dict):
+        raise InvalidRequestError(f"the server sent an event that is not a JSON object: {str(chunk)[:200]}")
     if "error" in chunk:
         message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
         raise InvalidRequestError(f"server error: {message}")

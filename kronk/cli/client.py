@@ -8,7 +8,6 @@ errors the server raised, chosen by code (else status), never by message text.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import requests
 
 from kronk import errors as E
+from kronk.cli.sse import SSEDecoder
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11435
@@ -113,23 +113,16 @@ class KronkClient:
             if not response.headers.get("Content-Type", "").startswith("text/event-stream"):
                 yield "done", response.json()
                 return
-            event, data_lines = "message", list[str]()
+            decoder = SSEDecoder()
             for raw in response.iter_lines(decode_unicode=True):
                 if raw is None:
                     continue
-                line = (raw.decode() if isinstance(raw, bytes) else raw).rstrip("\r")
-                if not line:
-                    if data_lines:
-                        yield event, _json("\n".join(data_lines))
-                    event, data_lines = "message", []
-                elif line.startswith(":"):
-                    continue
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data_lines.append(line[5:].lstrip())
-            if data_lines:
-                yield event, _json("\n".join(data_lines))
+                event = decoder.feed(raw.decode() if isinstance(raw, bytes) else raw)
+                if event is not None:
+                    yield event.name, event.data
+            last = decoder.flush()
+            if last is not None:
+                yield last.name, last.data
 
 
 def _object(response: requests.Response) -> dict[str, Any]:
@@ -141,10 +134,3 @@ def _object(response: requests.Response) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise E.KronkError(f"{response.url} answered with unexpected JSON")
     return data
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
