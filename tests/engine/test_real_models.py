@@ -26,6 +26,7 @@ from kronk.sdk.pool import path_resolver
 from kronk.sdk.requests import ChatRequest, CompletionRequest, EmbeddingRequest
 from kronk.sdk.settings import PoolSettings
 from tests.embedding_reference import BertWeights, cosine, embed
+from tests.require import missing
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_libs]
 
@@ -139,7 +140,7 @@ def completion_tool(lib_dir: Path) -> Path:
     for folder in (lib_dir / "bin", lib_dir):
         if (folder / "llama-completion").is_file():
             return folder / "llama-completion"
-    pytest.skip("llama.cpp reference tools are not installed (`kronk libs --with-tools`)")
+    missing("tools", "llama.cpp reference tools are not installed (`kronk libs --with-tools`)")
 
 
 def reference_completion(tool: Path, model: Path, prompt: str, n: int) -> str:

