@@ -14,6 +14,7 @@ import numpy as np
 from kronk.errors import ContextOverflowError, InvalidRequestError, KronkError, NativeError
 from kronk.llama.batch import Batch
 from kronk.llama.model import Model
+from kronk.llama.owner import NativeOwner
 
 CACHE_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "iq4_nl": 20, "bf16": 30}
 POOLING = {"unspecified": -1, "none": 0, "mean": 1, "cls": 2, "last": 3, "rank": 4}
@@ -77,7 +78,9 @@ def _choice(table: dict[str, int], value: str, what: str) -> int:
         raise InvalidRequestError(f"unknown {what} {value!r} (one of {', '.join(table)})") from None
 
 
-class Context:
+class Context(NativeOwner):
+    _what = "context"
+
     def __init__(self, model: Model, params: ContextParams | None = None, **overrides: Any) -> None:
         import os
 
@@ -109,7 +112,7 @@ class Context:
         handle = lib.llama_init_from_model(model.handle, c)
         if handle == ffi.NULL:
             raise NativeError("llama.cpp could not create the context (see the llama.cpp log; too large n_ctx?)")
-        self._handle = handle
+        self._own(handle, lib.llama_free)
         self.params = params
         self.n_ctx = int(lib.llama_n_ctx(handle))
         self.n_ctx_seq = int(lib.llama_n_ctx_seq(handle))
@@ -125,28 +128,6 @@ class Context:
 
     # --- lifecycle --------------------------------------------------------------
 
-    @property
-    def handle(self) -> Any:
-        if self._handle is None:
-            raise NativeError("context is closed")
-        return self._handle
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._libs.llama.llama_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> Context:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     # --- decoding ---------------------------------------------------------------
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from kronk._native.loader import libraries
-from kronk.errors import ModelLoadError
+from kronk.errors import KronkError, ModelLoadError
+from kronk.llama.owner import NativeOwner
 from kronk.llama.vocab import Vocab
 
 logger = logging.getLogger("kronk.llama")
@@ -47,12 +48,17 @@ def split_paths(path: Path) -> list[Path]:
     return [path.with_name(f"{match['prefix']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
 
 
-class Model:
+class Model(NativeOwner):
     """A loaded model. Use `Model.load(path, ...)`."""
+
+    _what = "model"
+
+    def _closed_error(self) -> KronkError:
+        return ModelLoadError("model is closed")
 
     def __init__(self, handle: Any, path: Path) -> None:
         self._libs = libraries()
-        self._handle = handle
+        self._own(handle, self._libs.llama.llama_model_free)
         self.path = path
         self.vocab = Vocab(self._libs, self._libs.llama.llama_model_get_vocab(handle))
 
@@ -116,32 +122,6 @@ class Model:
 
     # --- lifecycle --------------------------------------------------------------
 
-    @property
-    def handle(self) -> Any:
-        if self._handle is None:
-            raise ModelLoadError("model is closed")
-        return self._handle
-
-    @property
-    def closed(self) -> bool:
-        return self._handle is None
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._libs.llama.llama_model_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> Model:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     # --- information ------------------------------------------------------------
 

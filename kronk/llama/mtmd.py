@@ -14,18 +14,17 @@ from kronk._native.loader import libraries
 from kronk.errors import CapabilityError, InvalidRequestError, ModelLoadError, NativeError
 from kronk.llama.context import Context
 from kronk.llama.model import Model, check_gguf_file
+from kronk.llama.owner import NativeOwner
 
 
-class Chunks:
+class Chunks(NativeOwner):
     """Tokenized multimodal input (owned; freed on close)."""
+
+    _what = "multimodal input"
 
     def __init__(self, libs: Any, handle: Any) -> None:
         self._libs = libs
-        self._handle = handle
-
-    @property
-    def handle(self) -> Any:
-        return self._handle
+        self._own(handle, libs.mtmd.mtmd_input_chunks_free)
 
     @property
     def n_tokens(self) -> int:
@@ -60,19 +59,10 @@ class Chunks:
                 ids.extend([media_id] * int(mtmd.mtmd_input_chunk_get_n_tokens(chunk)))
         return ids
 
-    def close(self) -> None:
-        if self._handle is not None:
-            self._libs.mtmd.mtmd_input_chunks_free(self._handle)
-            self._handle = None
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
+class Projector(NativeOwner):
+    _what = "projector"
 
-
-class Projector:
     def __init__(self, path: str | Path, model: Model, *, use_gpu: bool = True, n_threads: int = 0) -> None:
         import os
 
@@ -90,26 +80,9 @@ class Projector:
         handle = mtmd.mtmd_init_from_file(str(path).encode(), model.handle, params)
         if handle == ffi.NULL:
             raise ModelLoadError(f"libmtmd could not load the projector {path} for this model")
-        self._handle = handle
+        self._own(handle, mtmd.mtmd_free)
         self.model = model
         self.path = path
-
-    @property
-    def handle(self) -> Any:
-        if self._handle is None:
-            raise NativeError("projector is closed")
-        return self._handle
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._libs.mtmd.mtmd_free(self._handle)
-            self._handle = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     @property
     def supports_vision(self) -> bool:

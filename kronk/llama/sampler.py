@@ -15,50 +15,32 @@ import numpy as np
 
 from kronk._native.loader import libraries
 from kronk.engine.types import SamplingParams
-from kronk.errors import GrammarError, InvalidRequestError
+from kronk.errors import GrammarError, InvalidRequestError, KronkError
 from kronk.llama.model import Model
+from kronk.llama.owner import NativeOwner
 
 DEFAULT_SEED = 0xFFFFFFFF
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
 
-class SamplerChain:
+class SamplerChain(NativeOwner):
+    _what = "sampler chain"
+
+    def _closed_error(self) -> KronkError:
+        return InvalidRequestError("sampler chain is closed")
+
     def __init__(self, model: Model, *, no_perf: bool = True) -> None:
         libs = libraries()
         self._ffi, self._lib = libs.ffi, libs.llama
         self.model = model
         params = self._lib.llama_sampler_chain_default_params()
         params.no_perf = no_perf
-        self._handle = self._lib.llama_sampler_chain_init(params)
+        self._own(self._lib.llama_sampler_chain_init(params), self._lib.llama_sampler_free)
         self._keepalive: list[Any] = []
         self._sample = self._lib.llama_sampler_sample
         self._candidates: np.ndarray | None = None
         self.names: list[str] = []
 
-    # --- lifecycle --------------------------------------------------------------
-
-    @property
-    def handle(self) -> Any:
-        if self._handle is None:
-            raise InvalidRequestError("sampler chain is closed")
-        return self._handle
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._lib.llama_sampler_free(self._handle)
-            self._handle = None
-
-    def __enter__(self) -> SamplerChain:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def _add(self, sampler: Any, name: str) -> SamplerChain:
         if sampler == self._ffi.NULL:

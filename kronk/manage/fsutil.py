@@ -6,7 +6,6 @@ Cross-process exclusion: `kronk.paths.file_lock`.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path

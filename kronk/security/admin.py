@@ -7,7 +7,6 @@ and an admin token file, so turning security on never leaves a server open or lo
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
