@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kronk._native.host import SUPPORTED_BUILDS, library_filename
 from kronk.errors import ABIMismatchError, LibraryNotFoundError
 
 logger = logging.getLogger("kronk.native")
@@ -86,7 +87,6 @@ def check_build(build: int | None, folder: Path) -> None:
     if build is None:
         logger.warning("%s has no version.json; relying on the runtime ABI check only", folder)
         return
-    from kronk._native.loader import SUPPORTED_BUILDS
 
     if int(build) not in SUPPORTED_BUILDS:
         supported = ", ".join(f"b{b}" for b in sorted(SUPPORTED_BUILDS))
@@ -155,7 +155,6 @@ def verify_lib_dir(folder: Path) -> None:
 
     Runs in a subprocess so a bad build can never crash or poison the caller.
     """
-    from kronk._native.loader import library_filename
 
     folder = Path(folder)
     if not (folder / library_filename("llama")).exists():
@@ -163,15 +162,15 @@ def verify_lib_dir(folder: Path) -> None:
     code = (
         "import sys, json\n"
         "from pathlib import Path\n"
-        "from kronk._native import abi, loader\n"
+        "from kronk._native import abi, host, loader\n"
         "from kronk._native._ffi import ffi\n"
         "folder = Path(sys.argv[1])\n"
         "rec = loader.read_install_record(folder)\n"
         "abi.check_build(rec.get('build') if rec else None, folder)\n"
-        "lib = ffi.dlopen(str(folder / loader.library_filename('llama')))\n"
+        "lib = ffi.dlopen(str(folder / host.library_filename('llama')))\n"
         "abi.check_symbols(ffi, lib, abi.LLAMA_AND_GGML_FUNCTIONS, folder)\n"
         "abi.check_defaults(ffi, lib, folder)\n"
-        "m = folder / loader.library_filename('mtmd')\n"
+        "m = folder / host.library_filename('mtmd')\n"
         "if m.exists():\n"
         "    abi.check_symbols(ffi, ffi.dlopen(str(m)), abi.MTMD_FUNCTIONS, folder)\n"
     )

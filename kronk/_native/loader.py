@@ -13,40 +13,16 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
-import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kronk._native.host import PROCESSOR_PREFERENCE, arch_name, library_filename, os_name
 from kronk.errors import LibraryNotFoundError, NativeError
 
 logger = logging.getLogger("kronk.native")
-
-# Builds whose headers our declarations in native/*.cdef were checked against.
-SUPPORTED_BUILDS = frozenset({11434})
-PROCESSOR_PREFERENCE = ("cuda", "rocm", "vulkan", "metal", "cpu")
-
-
-def os_name() -> str:
-    return {"linux": "linux", "darwin": "darwin", "win32": "windows"}.get(sys.platform, sys.platform)
-
-
-def arch_name() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
-
-
-def library_filename(stem: str) -> str:
-    """`llama` -> `libllama.so` / `libllama.dylib` / `llama.dll`."""
-    if sys.platform == "win32":
-        return f"{stem}.dll"
-    if sys.platform == "darwin":
-        return f"lib{stem}.dylib"
-    return f"lib{stem}.so"
-
 
 def _has_llama(folder: Path) -> bool:
     return (folder / library_filename("llama")).exists()

@@ -12,7 +12,7 @@ import redis
 
 from kronk.errors import ConfigError, SecurityError
 from kronk.security.config import redact_url
-from kronk.security.ratelimit import Hit
+from kronk.security.rate_store import Hit
 
 _HIT_SCRIPT = """
 local limit = tonumber(ARGV[1])

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kronk.errors import ConfigError, SecurityError
-from kronk.security.ratelimit import Hit
+from kronk.security.rate_store import Hit
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rate_counters (

@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from kronk.errors import ConfigError, RateLimitError
 from kronk.security.config import rate_store_kind, sqlite_path
+from kronk.security.rate_store import Hit, RateStore
 from kronk.security.tokens import Grant, Window
 
 EXPIRY_MARGIN_SECONDS = 3600
@@ -41,23 +40,6 @@ def window_bounds(window: Window, now: float) -> tuple[int, int]:
 
 def counter_key(counter_id: str, endpoint: str, window: Window, start: int) -> str:
     return f"kronk:rate:{counter_id}:{endpoint}:{window.value}:{start}"
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    allowed: bool
-    count: int
-    """Calls counted in the window after this one (the limit when refused)."""
-
-
-class RateStore(Protocol):
-    """Where counters live. `hit` must be atomic across threads and processes."""
-
-    def hit(self, key: str, limit: int, expires_at: int) -> Hit: ...
-
-    def count(self, key: str) -> int: ...
-
-    def close(self) -> None: ...
 
 
 class RateLimiter:

@@ -39,7 +39,7 @@ def test_packaged_pin_equals_native_pin() -> None:
 
 
 def test_pin_is_a_build_the_binding_supports() -> None:
-    from kronk._native.loader import SUPPORTED_BUILDS
+    from kronk._native.host import SUPPORTED_BUILDS
 
     assert load_pin().build in SUPPORTED_BUILDS
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from filelock import Timeout
 
+from kronk._native.host import library_filename
 from kronk.errors import LibraryNotFoundError, LibsInstallError, NativeError
 from kronk.manage.libs.download import sha256_file
 from kronk.manage.libs.platform import Platform
@@ -34,15 +35,6 @@ logger = logging.getLogger("kronk.libs")
 RECORD_NAME = "version.json"
 TOOLS_DIR = "bin"
 REQUIRED_LIBRARIES = ("llama", "ggml", "ggml-base", "mtmd")
-
-
-def library_filename(stem: str, os_name: str) -> str:
-    """`llama` -> libllama.so / libllama.dylib / llama.dll for the target OS."""
-    if os_name == "windows":
-        return f"{stem}.dll"
-    if os_name == "darwin":
-        return f"lib{stem}.dylib"
-    return f"lib{stem}.so"
 
 
 def is_library(name: str, os_name: str) -> bool:

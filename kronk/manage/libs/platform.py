@@ -8,14 +8,13 @@ detection. `KRONK_OS`, `KRONK_ARCH` and `KRONK_PROCESSOR` override each part.
 from __future__ import annotations
 
 import os
-import platform as _std_platform
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kronk._native.host import arch_name, os_name
 from kronk.errors import ConfigError
 
 OSES = ("linux", "darwin", "windows")
@@ -23,8 +22,6 @@ ARCHES = ("x64", "arm64")
 PROCESSORS = ("cpu", "cuda", "rocm", "vulkan", "metal")
 
 _PROBE_TIMEOUT_S = 10.0
-_MACHINE_TO_ARCH = {"x86_64": "x64", "amd64": "x64", "x64": "x64", "aarch64": "arm64", "arm64": "arm64"}
-_SYS_PLATFORM_TO_OS = {"linux": "linux", "darwin": "darwin", "win32": "windows", "cygwin": "windows"}
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -55,19 +52,17 @@ class Platform:
 
 
 def host_os(sys_platform: str | None = None) -> str:
-    name = sys_platform or sys.platform
-    try:
-        return _SYS_PLATFORM_TO_OS[name]
-    except KeyError:
-        raise ConfigError(f"unsupported operating system {name!r}; set KRONK_OS") from None
+    name = os_name(sys_platform)
+    if name not in OSES:
+        raise ConfigError(f"unsupported operating system {name!r}; set KRONK_OS")
+    return name
 
 
 def host_arch(machine: str | None = None) -> str:
-    name = (machine if machine is not None else _std_platform.machine()).lower()
-    try:
-        return _MACHINE_TO_ARCH[name]
-    except KeyError:
-        raise ConfigError(f"unsupported CPU architecture {name!r}; set KRONK_ARCH") from None
+    name = arch_name(machine)
+    if name not in ARCHES:
+        raise ConfigError(f"unsupported CPU architecture {name!r}; set KRONK_ARCH")
+    return name
 
 
 def _run_probe(tool: str, args: list[str], environ: Mapping[str, str], extra_dirs: tuple[Path, ...] = ()) -> str | None:
