@@ -15,14 +15,16 @@ import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import Field
 
 from kronk import errors as E
 from kronk.http_errors import error_response, openai_error_body
 from kronk.manage.context import LibsView, ManagementContext, PoolView
 from kronk.manage.libs.pin import parse_build
+from kronk.server.wire import Operation, WireModel, operation
 
 __all__ = ["ManagementContext", "PoolView", "LibsView", "create_management_app"]
 
@@ -37,6 +39,46 @@ SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
+
+# --- operations (for /openapi.json) -----------------------------------------------------
+
+_Text = Annotated[str, Field(pattern=r"\S")]
+_STORE = (E.ModelNotFoundError, E.StoreError)
+_PULL = (E.InvalidRequestError, *_STORE, E.DownloadError, E.InsufficientStorageError)
+_LIBS = (E.InvalidRequestError, E.LibsInstallError, E.DownloadError, E.StoreError)
+_TAG = "Management"
+
+
+class UnloadBody(WireModel):
+    id: _Text
+    """A model id (or a name the store resolves)."""
+
+
+class PullBody(WireModel):
+    model: _Text
+    """A catalog id, a Hugging Face `org/repo[:file]` spec or a URL."""
+    projector: _Text | None = None
+    force: bool = False
+
+
+class ForceBody(WireModel):
+    force: bool = False
+
+
+class CatalogUpdateBody(WireModel):
+    url: _Text | None = None
+    """Where to fetch catalog.yaml from (default: the configured source)."""
+
+
+class LibsBody(WireModel):
+    version: Annotated[str, Field(pattern=r"^b?[0-9]+$")] | Annotated[int, Field(ge=0)] | None = None
+    """A llama.cpp build number like b11434 (default: the pinned one)."""
+    source: Literal["release", "sdist", "source"] | None = None
+    with_tools: bool = False
+
+
+_SSE = "progress events as SSE, then `done` (or `error`)"
+
 
 @web.middleware
 async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -187,15 +229,20 @@ def _pull_started(event: dict[str, Any]) -> bool:
 # --- models --------------------------------------------------------------------
 
 
+@operation(Operation(summary="Models in the store", tag=_TAG, response={"type": "object"}, errors=(E.StoreError,)))
 async def list_models(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(_ctx(request).service.list_models))
 
 
+@operation(Operation(summary="One stored model with its GGUF details", tag=_TAG, response={"type": "object"},
+                     errors=_STORE))
 async def show_model(request: web.Request) -> web.Response:
     model = request.match_info["id"]
     return web.json_response(await asyncio.to_thread(_ctx(request).service.show_model, model))
 
 
+@operation(Operation(summary="Remove a stored model (unloading it first)", tag=_TAG, response={"type": "object"},
+                     errors=_STORE))
 async def remove_model(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     stored = await asyncio.to_thread(ctx.service.store.get, request.match_info["id"])
@@ -204,16 +251,21 @@ async def remove_model(request: web.Request) -> web.Response:
     return web.json_response({**result, "unloaded": unloaded})
 
 
+@operation(Operation(summary="Rebuild the store index from the files on disk", tag=_TAG, response={"type": "object"},
+                     errors=(E.StoreError,)))
 async def index_models(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(_ctx(request).service.rebuild_index))
 
 
+@operation(Operation(summary="Loaded models and their slots", tag=_TAG, response={"type": "object"}))
 async def models_ps(request: web.Request) -> web.Response:
     pool = _ctx(request).pool
     rows = pool.ps() if pool is not None else []
     return web.json_response({"object": "list", "data": [dataclasses.asdict(r) for r in rows]})
 
 
+@operation(Operation(summary="Unload a model from memory", tag=_TAG, request=UnloadBody, response={"type": "object"},
+                     errors=_STORE))
 async def unload_model(request: web.Request) -> web.Response:
     ctx = _ctx(request)
     model = _text(await _body(request), "id", required=True)
@@ -226,6 +278,8 @@ async def unload_model(request: web.Request) -> web.Response:
     return web.json_response({"id": model_id, "unloaded": unloaded})
 
 
+@operation(Operation(summary="Download a model into the store", tag=_TAG, request=PullBody, stream=True, errors=_PULL,
+                     description=_SSE))
 async def pull_model(request: web.Request) -> web.StreamResponse:
     body = await _body(request)
     spec = _text(body, "model", required=True)
@@ -242,15 +296,20 @@ async def pull_model(request: web.Request) -> web.StreamResponse:
 # --- catalog -------------------------------------------------------------------
 
 
+@operation(Operation(summary="The model catalog", tag=_TAG, response={"type": "object"}, errors=(E.StoreError,),
+                     query={"category": "only this category"}))
 async def list_catalog(request: web.Request) -> web.Response:
     category = request.query.get("category") or None
     return web.json_response(await asyncio.to_thread(_ctx(request).service.catalog_list, category))
 
 
+@operation(Operation(summary="One catalog entry", tag=_TAG, response={"type": "object"}, errors=_STORE))
 async def show_catalog(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(_ctx(request).service.catalog_show, request.match_info["id"]))
 
 
+@operation(Operation(summary="Download a catalog model", tag=_TAG, request=ForceBody, body_required=False,
+                     stream=True, errors=_PULL, description=_SSE))
 async def pull_catalog(request: web.Request) -> web.StreamResponse:
     body = await _body(request)
     force = _flag(body, "force")
@@ -262,6 +321,8 @@ async def pull_catalog(request: web.Request) -> web.StreamResponse:
     )
 
 
+@operation(Operation(summary="Fetch a newer catalog", tag=_TAG, request=CatalogUpdateBody, body_required=False,
+                     response={"type": "object"}, errors=(E.InvalidRequestError, E.DownloadError, E.StoreError)))
 async def update_catalog(request: web.Request) -> web.Response:
     url = _text(await _body(request), "url")
     return web.json_response(await asyncio.to_thread(_ctx(request).service.catalog_update, url))
@@ -270,6 +331,8 @@ async def update_catalog(request: web.Request) -> web.Response:
 # --- libs ----------------------------------------------------------------------
 
 
+@operation(Operation(summary="Installed llama.cpp libraries", tag=_TAG, response={"type": "object"},
+                     errors=(E.StoreError,)))
 async def list_libs(request: web.Request) -> web.Response:
     libs = _ctx(request).libs_manager()
     records = await asyncio.to_thread(libs.list_installs)
@@ -300,9 +363,13 @@ async def _install_libs(request: web.Request, upgrade: bool) -> web.StreamRespon
     )
 
 
+@operation(Operation(summary="Install the llama.cpp libraries", tag=_TAG, request=LibsBody, body_required=False,
+                     stream=True, errors=_LIBS, description=_SSE))
 async def pull_libs(request: web.Request) -> web.StreamResponse:
     return await _install_libs(request, upgrade=False)
 
 
+@operation(Operation(summary="Upgrade the llama.cpp libraries", tag=_TAG, request=LibsBody, body_required=False,
+                     stream=True, errors=_LIBS, description=_SSE))
 async def upgrade_libs(request: web.Request) -> web.StreamResponse:
     return await _install_libs(request, upgrade=True)

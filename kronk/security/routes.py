@@ -13,22 +13,53 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import ConfigDict, Field
 
 from kronk.errors import ConfigError, InvalidRequestError, KronkError
 from kronk.security import admin
 from kronk.security.durations import parse_duration
+from kronk.security.endpoints import ENDPOINT_NAMES
+from kronk.security.keys import KeyNotFoundError
 from kronk.security.middleware import SECURITY_STATE
 from kronk.security.responses import response_for
 from kronk.security.runtime import SecurityRuntime
-from kronk.security.tokens import IssuedToken, grants_from_json
+from kronk.security.tokens import IssuedToken, Window, grants_from_json
+from kronk.server.wire import Operation, WireModel, operation
 
 PREFIX = "/v1/security"
 _TOKEN_FIELDS = frozenset({"admin", "duration", "endpoints", "subject"})
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class GrantBody(WireModel):
+    """One endpoint's grant in a token request (kronk.security.tokens.Grant)."""
+
+    model_config = ConfigDict(extra="forbid")
+    window: Literal[tuple(w.value for w in Window)]  # type: ignore[valid-type]
+    limit: Annotated[int, Field(ge=1)]
+    """Calls per window (ignored for `unlimited`)."""
+
+
+class TokenBody(WireModel):
+    """The claims of a new token; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    admin: bool = False
+    duration: Annotated[str, Field(pattern=r"^(?:[1-9][0-9]{0,5}|(?:[1-9][0-9]?[smhdw]){1,3})$")] | Annotated[
+        int, Field(ge=1, le=3_000_000_000)] | None = None
+    """Lifetime: seconds, or e.g. 90s, 30m, 24h, 7d, 1h30m (at most 100 years; default: the configured one)."""
+    endpoints: dict[Literal[(*ENDPOINT_NAMES, "*")], GrantBody] | None = None  # type: ignore[misc]
+    """{endpoint: {limit, window}} ('*': every endpoint, each once); or the CLI's NAME:LIMIT/WINDOW text."""
+    subject: Annotated[str, Field(max_length=256, pattern=r"\S")] | None = None
+
+
+_TAG = "Security"
+_NOT_SET_UP = (ConfigError,)
+"""What every admin route can answer when security was not set up in the app (500)."""
 
 
 def _runtime(request: web.Request) -> SecurityRuntime:
@@ -49,27 +80,36 @@ def _mapped(handler: Callable[[web.Request], Awaitable[web.Response]]) -> RouteH
 
     wrapper.__name__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
+    wrapper.__dict__.update(handler.__dict__)  # the declared operation (kronk.server.wire) too
     return wrapper
 
 
+@operation(Operation(summary="Security mode and settings", tag=_TAG, response={"type": "object"},
+                     errors=_NOT_SET_UP))
 async def get_config(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     keys = await asyncio.to_thread(runtime.keys.list)
     return web.json_response({**runtime.config.describe(), "keys": len(keys)})
 
 
+@operation(Operation(summary="Signing keys (the current one marked)", tag=_TAG, response={"type": "object"},
+                     errors=_NOT_SET_UP))
 async def list_keys(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     keys = await asyncio.to_thread(runtime.keys.list)
     return web.json_response({"object": "list", "data": [key.to_dict() for key in keys]})
 
 
+@operation(Operation(summary="Create a signing key (it signs from now on)", tag=_TAG, status=201,
+                     response={"type": "object"}, errors=_NOT_SET_UP))
 async def create_key(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     key = await asyncio.to_thread(runtime.keys.create)
     return web.json_response(key.to_dict(), status=201)
 
 
+@operation(Operation(summary="Delete a key, revoking its tokens", tag=_TAG, response={"type": "object"},
+                     errors=(*_NOT_SET_UP, InvalidRequestError, KeyNotFoundError)))
 async def delete_key(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     kid = request.match_info["kid"]
@@ -121,6 +161,8 @@ def _token_json(issued: IssuedToken) -> dict[str, Any]:
     }
 
 
+@operation(Operation(summary="Issue a token", tag=_TAG, status=201, request=TokenBody, response={"type": "object"},
+                     errors=(*_NOT_SET_UP, InvalidRequestError)))
 async def create_token(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     try:

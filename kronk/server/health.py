@@ -14,6 +14,21 @@ from importlib import metadata
 from aiohttp import web
 
 from kronk.server.keys import HEALTH
+from kronk.server.wire import DocModel, Extra, Operation, operation
+
+
+class Liveness(DocModel):
+    status: str
+    version: str
+    pid: int
+    uptime_seconds: float
+
+
+class Readiness(DocModel):
+    status: str
+    """starting, loading, ready, failed or stopping"""
+    default_model: str | None
+    error: str | None = None
 
 
 def kronk_version() -> str:
@@ -23,6 +38,7 @@ def kronk_version() -> str:
         return "0+unknown"
 
 
+@operation(Operation(summary="Liveness: the process serves HTTP", tag="Health", response=Liveness))
 async def liveness(request: web.Request) -> web.Response:
     health = request.app[HEALTH]
     return web.json_response({
@@ -33,6 +49,8 @@ async def liveness(request: web.Request) -> web.Response:
     })
 
 
+@operation(Operation(summary="Readiness: the default model is loaded", tag="Health", response=Readiness,
+                     also={503: Extra("Not ready (loading, failed or stopping)", Readiness)}))
 async def readiness(request: web.Request) -> web.Response:
     health = request.app[HEALTH]
     return web.json_response(health.as_dict(), status=200 if health.ready else 503)

@@ -1,268 +1,242 @@
-"""GET /openapi.json: an OpenAPI 3.1 document of the whole HTTP API.
+"""GET /openapi.json: an OpenAPI 3.1 document of the whole HTTP API, built from the live router.
 
-The inference, health and metrics routes are described here by hand (request and
-response schemas); routes mounted by other packages (management, security) are
-added from the live router with their handler's docstring, so the document never
-misses a route the server actually serves.
+Every route declares its operation once, beside its handler (`kronk.server.wire.operation`):
+the request model (the same model that validates the body), the response model, whether
+it streams, and the error classes it can raise. This module walks the router (mounted
+management and security routes included), turns the models into JSON Schema under
+components/schemas, and documents each status: the success, every declared error
+class's `http_status` with the API's error schema, 400/413 for any route with a body,
+401/403/429 for routes that security guards, and 500 (a bug) everywhere.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
+from kronk import errors as E
+from kronk.server import legacy_operations
 from kronk.server.health import kronk_version
 from kronk.server.keys import SETTINGS
 from kronk.server.respond import json_response
+from kronk.server.wire import BODY_ERRORS, AnthropicErrorBody, Operation, OpenAIErrorBody, declared, operation
+from kronk.settings import ServerSettings
 
-_OBJ = {"type": "object"}
-_STR = {"type": "string"}
-_INT = {"type": "integer"}
-_NUM = {"type": "number"}
-_BOOL = {"type": "boolean"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+_REF = "#/components/schemas/{model}"
+_SECURITY_ERRORS: tuple[type[E.KronkError], ...] = (
+    E.AuthenticationError, E.PermissionDeniedError, E.RateLimitError)
 
 
-def _arr(items: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": items}
+class _Schemas(GenerateJsonSchema):
+    """Pydantic's generator without a title on every field (the field name says it)."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
 
 
-_STRINGS = {"oneOf": [_STR, _arr(_STR)]}
-_SAMPLING: dict[str, Any] = {
-    "temperature": {**_NUM, "minimum": 0}, "top_p": {**_NUM, "minimum": 0, "maximum": 1},
-    "top_k": {**_INT, "minimum": 0}, "min_p": _NUM, "typical_p": _NUM, "repeat_penalty": _NUM,
-    "repeat_last_n": _INT, "presence_penalty": _NUM, "frequency_penalty": _NUM, "dry_multiplier": _NUM,
-    "dry_base": _NUM, "dry_allowed_length": _INT, "dry_penalty_last_n": _INT,
-    "dry_sequence_breakers": _arr(_STR), "xtc_probability": _NUM, "xtc_threshold": _NUM,
-    "mirostat": {**_INT, "enum": [0, 1, 2]}, "mirostat_tau": _NUM, "mirostat_eta": _NUM,
-    "dynatemp_range": _NUM, "dynatemp_exponent": _NUM, "top_n_sigma": _NUM,
-    "logit_bias": {"type": "object", "additionalProperties": {**_NUM, "minimum": -100, "maximum": 100},
-                   "description": "token id (as a string) -> bias"},
-    "seed": _INT, "grammar": {**_STR, "description": "GBNF grammar constraining the output"},
-    "ignore_eos": _BOOL,
-}
-_USAGE = {"type": "object", "properties": {
-    "prompt_tokens": _INT, "completion_tokens": _INT, "total_tokens": _INT,
-    "prompt_tokens_details": {"type": "object", "properties": {"cached_tokens": _INT}},
-    "completion_tokens_details": {"type": "object", "properties": {"reasoning_tokens": _INT}},
-    "time_to_first_token_ms": _NUM, "tokens_per_second": _NUM}}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-        "type": "object", "properties": {"message": _STR, "type": _STR, "param": {"type": ["string", "null"]},
-                                         "code": {"type": ["string", "null"]}}}}},
-    "AnthropicError": {"type": "object", "properties": {"type": {"const": "error"}, "error": {
-        "type": "object", "properties": {"type": _STR, "message": _STR}}}},
-    "Message": {"type": "object", "required": ["role"], "properties": {
-        "role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
-        "content": {"oneOf": [_STR, _arr(_OBJ), {"type": "null"}],
-                    "description": "text, or parts: text, image_url, input_audio"},
-        "tool_calls": _arr(_OBJ), "tool_call_id": _STR, "reasoning_content": _STR, "name": _STR}},
-    "Tool": {"type": "object", "required": ["type", "function"], "properties": {
-        "type": {"const": "function"}, "function": {"type": "object", "required": ["name"], "properties": {
-            "name": _STR, "description": _STR, "parameters": _OBJ, "strict": _BOOL}}}},
-    "ChatCompletionRequest": {"type": "object", "required": ["messages"], "properties": {
-        "model": _STR, "messages": _arr(_ref("Message")), "stream": _BOOL,
-        "stream_options": {"type": "object", "properties": {"include_usage": _BOOL}},
-        "max_tokens": {**_INT, "minimum": 1}, "max_completion_tokens": {**_INT, "minimum": 1},
-        "n": {**_INT, "minimum": 1, "maximum": 16}, "stop": _STRINGS,
-        "logprobs": _BOOL, "top_logprobs": {**_INT, "minimum": 0, "maximum": 20},
-        "n_probs": {**_INT, "minimum": 0, "maximum": 20},
-        "tools": _arr(_ref("Tool")),
-        "tool_choice": {"oneOf": [{"enum": ["none", "auto", "required"]}, _OBJ]},
-        "parallel_tool_calls": _BOOL,
-        "response_format": {"type": "object", "properties": {
-            "type": {"enum": ["text", "json_object", "json_schema"]}, "json_schema": _OBJ}},
-        "json_schema": _OBJ, "chat_template_kwargs": _OBJ, "chat_template": _STR, "enable_thinking": _BOOL,
-        "reasoning_effort": {"enum": ["none", "minimal", "low", "medium", "high"]}, **_SAMPLING}},
-    "ChatCompletion": {"type": "object", "properties": {
-        "id": _STR, "object": {"const": "chat.completion"}, "created": _INT, "model": _STR,
-        "system_fingerprint": _STR,
-        "choices": _arr({"type": "object", "properties": {
-            "index": _INT, "message": _ref("Message"), "logprobs": {"type": ["object", "null"]},
-            "finish_reason": {"enum": ["stop", "length", "tool_calls"]}}}),
-        "usage": _USAGE}},
-    "CompletionRequest": {"type": "object", "required": ["prompt"], "properties": {
-        "model": _STR, "prompt": {"oneOf": [_STR, _arr(_STR), _arr(_INT), _arr(_arr(_INT))]},
-        "suffix": {**_STR, "description": "fill-in-the-middle: text after the gap"}, "echo": _BOOL,
-        "logprobs": {**_INT, "minimum": 0, "maximum": 20}, "max_tokens": _INT, "stream": _BOOL,
-        "stream_options": _OBJ, "n": _INT, "stop": _STRINGS, **_SAMPLING}},
-    "Completion": {"type": "object", "properties": {
-        "id": _STR, "object": {"const": "text_completion"}, "created": _INT, "model": _STR,
-        "choices": _arr({"type": "object", "properties": {"index": _INT, "text": _STR,
-                                                          "logprobs": {"type": ["object", "null"]},
-                                                          "finish_reason": _STR}}),
-        "usage": _USAGE}},
-    "EmbeddingRequest": {"type": "object", "required": ["input"], "properties": {
-        "model": _STR, "input": {"oneOf": [_STR, _arr(_STR), _arr(_INT), _arr(_arr(_INT))]},
-        "encoding_format": {"enum": ["float", "base64"]}, "dimensions": {**_INT, "minimum": 1},
-        "truncate": _BOOL, "normalize": _BOOL}},
-    "EmbeddingList": {"type": "object", "properties": {
-        "object": {"const": "list"}, "model": _STR,
-        "data": _arr({"type": "object", "properties": {"index": _INT, "object": {"const": "embedding"},
-                                                       "embedding": {"oneOf": [_arr(_NUM), _STR]}}}),
-        "usage": {"type": "object", "properties": {"prompt_tokens": _INT, "total_tokens": _INT}}}},
-    "ResponsesRequest": {"type": "object", "required": ["input"], "properties": {
-        "model": _STR, "input": {"oneOf": [_STR, _arr(_OBJ)],
-                                 "description": "messages, function_call, function_call_output, reasoning"},
-        "instructions": _STR, "tools": _arr(_OBJ), "tool_choice": {"oneOf": [_STR, _OBJ]},
-        "text": {"type": "object", "properties": {"format": _OBJ}}, "reasoning": _OBJ,
-        "max_output_tokens": _INT, "stream": _BOOL, "temperature": _NUM, "top_p": _NUM,
-        "parallel_tool_calls": _BOOL, "metadata": _OBJ}},
-    "Response": {"type": "object", "properties": {
-        "id": _STR, "object": {"const": "response"}, "created_at": _INT,
-        "status": {"enum": ["completed", "incomplete", "in_progress"]}, "model": _STR, "output": _arr(_OBJ),
-        "output_text": _STR, "incomplete_details": {"type": ["object", "null"]}, "usage": _OBJ}},
-    "MessagesRequest": {"type": "object", "required": ["max_tokens", "messages"], "properties": {
-        "model": _STR, "max_tokens": {**_INT, "minimum": 1}, "system": {"oneOf": [_STR, _arr(_OBJ)]},
-        "messages": _arr({"type": "object", "required": ["role", "content"], "properties": {
-            "role": {"enum": ["user", "assistant"]}, "content": {"oneOf": [_STR, _arr(_OBJ)]}}}),
-        "tools": _arr({"type": "object", "required": ["name", "input_schema"], "properties": {
-            "name": _STR, "description": _STR, "input_schema": _OBJ}}),
-        "tool_choice": {"type": "object", "properties": {"type": {"enum": ["auto", "any", "tool", "none"]},
-                                                         "name": _STR, "disable_parallel_tool_use": _BOOL}},
-        "stop_sequences": _arr(_STR), "stream": _BOOL, "temperature": _NUM, "top_p": _NUM, "top_k": _INT,
-        "thinking": {"type": "object", "properties": {"type": {"enum": ["enabled", "disabled"]},
-                                                      "budget_tokens": _INT}}}},
-    "AnthropicMessage": {"type": "object", "properties": {
-        "id": _STR, "type": {"const": "message"}, "role": {"const": "assistant"}, "model": _STR,
-        "content": _arr(_OBJ),
-        "stop_reason": {"enum": ["end_turn", "max_tokens", "stop_sequence", "tool_use"]},
-        "stop_sequence": {"type": ["string", "null"]},
-        "usage": {"type": "object", "properties": {"input_tokens": _INT, "output_tokens": _INT,
-                                                   "cache_read_input_tokens": _INT}}}},
-    "RerankRequest": {"type": "object", "required": ["query", "documents"], "properties": {
-        "model": _STR, "query": _STR, "documents": _arr({"oneOf": [_STR, _OBJ]}), "top_n": _INT,
-        "return_documents": _BOOL}},
-    "RerankResult": {"type": "object", "properties": {"model": _STR, "results": _arr({
-        "type": "object", "properties": {"index": _INT, "relevance_score": _NUM, "document": _OBJ}})}},
-    "TokenizeRequest": {"type": "object", "properties": {
-        "model": _STR, "input": _STR, "content": _STR, "messages": _arr(_ref("Message")),
-        "add_special": _BOOL, "parse_special": _BOOL, "with_pieces": _BOOL}},
-    "DetokenizeRequest": {"type": "object", "required": ["tokens"], "properties": {
-        "model": _STR, "tokens": _arr(_INT)}},
-    "TokenizeResult": {"type": "object", "properties": {
-        "model": _STR, "count": _INT, "tokens": _arr({"oneOf": [_INT, _OBJ]})}},
-    "DetokenizeResult": {"type": "object", "properties": {"model": _STR, "content": _STR}},
-    "TokenCount": {"type": "object", "properties": {"input_tokens": _INT}},
-    "Model": {"type": "object", "properties": {"id": _STR, "object": {"const": "model"}, "created": _INT,
-                                               "owned_by": _STR, "loaded": _BOOL, "capabilities": _OBJ}},
-    "ModelList": {"type": "object", "properties": {"object": {"const": "list"}, "data": _arr(_ref("Model"))}},
-}
-
-_ERRORS = {
-    "400": {"description": "Invalid request (`param` names the field)"},
-    "404": {"description": "Unknown model"},
-    "413": {"description": "Body or input count above a limit"},
-    "429": {"description": "Queue full (Retry-After)"},
-    "503": {"description": "Model cannot be loaded, or shutting down"},
-}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def _errors(error_schema: str) -> dict[str, Any]:
-    return {code: {**spec, "content": _json(_ref(error_schema))} for code, spec in _ERRORS.items()}
-
-
-def _post(summary: str, request: str, response: str, *, stream: bool = False,
-          error: str = "Error", tag: str = "OpenAI") -> dict[str, Any]:
-    content = _json(_ref(response))
-    if stream:
-        content["text/event-stream"] = {"schema": {**_STR, "description": "SSE events when stream is true"}}
-    return {"post": {
-        "summary": summary, "tags": [tag],
-        "requestBody": {"required": True, "content": _json(_ref(request))},
-        "responses": {"200": {"description": "OK", "content": content}, **_errors(error)},
-    }}
-
-
-def _get(summary: str, schema: dict[str, Any], tag: str, media: str = "application/json",
-         extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"get": {"summary": summary, "tags": [tag],
-                    "responses": {"200": {"description": "OK", "content": {media: {"schema": schema}}},
-                                  **(extra or {})}}}
-
-
-PATHS: dict[str, Any] = {
-    "/v1/chat/completions": _post("Chat completion (tools, JSON schema, logprobs, reasoning)",
-                                  "ChatCompletionRequest", "ChatCompletion", stream=True),
-    "/v1/completions": _post("Text completion (FIM with suffix, echo, logprobs)", "CompletionRequest",
-                             "Completion", stream=True),
-    "/v1/embeddings": _post("Embeddings", "EmbeddingRequest", "EmbeddingList"),
-    "/v1/responses": _post("Responses API (stateless)", "ResponsesRequest", "Response", stream=True),
-    "/v1/messages": _post("Anthropic Messages", "MessagesRequest", "AnthropicMessage", stream=True,
-                          error="AnthropicError", tag="Anthropic"),
-    "/v1/messages/count_tokens": _post("Anthropic token count", "MessagesRequest", "TokenCount",
-                                       error="AnthropicError", tag="Anthropic"),
-    "/v1/rerank": _post("Rerank documents", "RerankRequest", "RerankResult", tag="Kronk"),
-    "/v1/reranking": _post("Rerank documents (alias)", "RerankRequest", "RerankResult", tag="Kronk"),
-    "/v1/tokenize": _post("Tokenize text or chat messages", "TokenizeRequest", "TokenizeResult", tag="Kronk"),
-    "/v1/detokenize": _post("Detokenize", "DetokenizeRequest", "DetokenizeResult", tag="Kronk"),
-    "/v1/models": _get("List models", _ref("ModelList"), "OpenAI"),
-    "/v1/models/{id}": {"get": {
-        "summary": "One model (ids may contain '/')", "tags": ["OpenAI"],
-        "parameters": [{"name": "id", "in": "path", "required": True, "schema": _STR}],
-        "responses": {"200": {"description": "OK", "content": _json(_ref("Model"))},
-                      "404": {"description": "Unknown model", "content": _json(_ref("Error"))}}}},
-    "/v1/liveness": _get("Liveness", _OBJ, "Health"),
-    "/v1/readiness": _get("Readiness (503 while the default model loads)", _OBJ, "Health",
-                          extra={"503": {"description": "Not ready", "content": _json(_OBJ)}}),
-    "/metrics": _get("Prometheus metrics", _STR, "Health", media="text/plain"),
-    "/openapi.json": _get("This document", _OBJ, "Health"),
-}
-
-
-def _discovered_paths(app: web.Application) -> dict[str, Any]:
-    """Routes of the live app (sub-apps included) that PATHS does not describe."""
-    found: dict[str, Any] = {}
-
-    def walk(router: web.UrlDispatcher) -> None:
-        for resource in router.resources():
-            sub_app = getattr(resource, "_app", None)
-            if isinstance(sub_app, web.Application):
-                walk(sub_app.router)
+def _routes(app: web.Application) -> Iterator[tuple[str, str, Any]]:
+    """(path template, method, handler) of every route, sub-apps included; `{id:.+}` written `{id}`."""
+    for resource in app.router.resources():
+        sub_app = getattr(resource, "_app", None)
+        if isinstance(sub_app, web.Application):
+            yield from _routes(sub_app)
+            continue
+        path = resource.canonical
+        for route in resource:
+            if route.method in ("HEAD", "OPTIONS", "*"):
                 continue
-            path = resource.canonical.replace("{id:.+}", "{id}")
-            if path in PATHS:
-                continue
-            for route in resource:
-                method = route.method.lower()
-                if method in ("head", "options", "*"):
-                    continue
-                doc = (getattr(route.handler, "__doc__", None) or "").strip().splitlines()
-                tag = "Management" if path.startswith(("/v1/kronk", "/v1/security")) else "Other"
-                found.setdefault(path, {})[method] = {
-                    "summary": doc[0] if doc else f"{route.method} {path}", "tags": [tag],
-                    "responses": {"200": {"description": "OK"}},
-                }
+            yield _plain_template(path), route.method.lower(), route.handler
 
-    walk(app.router)
+
+def _plain_template(path: str) -> str:
+    """`/v1/models/{id:.+}` as OpenAPI writes it: `/v1/models/{id}`."""
+    out, depth, skipping = [], 0, False
+    for char in path:
+        if char == "{":
+            depth += 1
+            skipping = False
+        elif char == "}":
+            depth -= 1
+            skipping = False
+        elif char == ":" and depth == 1:
+            skipping = True
+            continue
+        if not skipping:
+            out.append(char)
+    return "".join(out)
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"},
+             "description": "may contain '/'" if name == "id" else None} for name in names]
+
+
+def _guarded(path: str, app: web.Application) -> tuple[bool, bool]:
+    """(needs a token, counts against a rate limit) under this app's security mode."""
+    try:
+        from kronk.security.endpoints import Access, RouteKind, classify, is_public_path, required_access
+        from kronk.security.middleware import SECURITY_STATE
+    except ModuleNotFoundError:
+        return False, False
+    state = app.get(SECURITY_STATE)
+    if state is None:
+        return False, False
+    config, route = state.config, classify(path)
+    if route.kind is not RouteKind.MANAGEMENT and is_public_path(path, config.public_paths):
+        return False, False
+    access = required_access(config.mode, route)
+    return access is not Access.PUBLIC, access is Access.GRANT
+
+
+class _Document:
+    """Collects schemas (by model) and operations, then renders the document."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
+        self.literal: dict[str, Any] = {}
+        for model in (OpenAIErrorBody, AnthropicErrorBody):
+            self.models[(model, "serialization")] = None
+
+    def schema(self, value: Any, mode: JsonSchemaMode) -> dict[str, Any]:
+        """A $ref to a model (collected) or a literal schema as is."""
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            self.models[(value, mode)] = None
+            return {"$ref": _REF.format(model=value.__name__)}
+        return dict(value)
+
+    def responses(self, op: Operation, extra_errors: tuple[type[E.KronkError], ...]) -> dict[str, Any]:
+        content: dict[str, Any] = {}
+        if op.response is not None:
+            content[op.media] = {"schema": self.schema(op.response, "serialization")}
+        if op.stream:
+            content["text/event-stream"] = {"schema": {
+                "type": "string", "description": "server-sent events" + (
+                    " (with `\"stream\": true`)" if op.response is not None else "")}}
+        success: dict[str, Any] = {"description": op.summary}
+        if content:
+            success["content"] = content
+        out: dict[str, Any] = {str(op.status): success}
+        for status, extra in op.also.items():
+            out[str(status)] = {"description": extra.description,
+                                "content": {extra.media: {"schema": self.schema(extra.schema, "serialization")}}}
+        by_status: dict[int, list[type[E.KronkError]]] = defaultdict(list)
+        for error in (*op.errors, *extra_errors):
+            for cls in _with_subclasses(error):
+                if cls not in by_status[cls.http_status]:
+                    by_status[cls.http_status].append(cls)
+        error_schema = self.schema(AnthropicErrorBody if op.error_style == "anthropic" else OpenAIErrorBody,
+                                   "serialization")
+        for status in sorted(by_status):
+            if str(status) not in out:
+                reasons = "; ".join(f"{cls.error_code}: {_first_line(cls.__doc__)}" for cls in by_status[status])
+                out[str(status)] = {"description": reasons,
+                                    "content": {"application/json": {"schema": error_schema}}}
+        out.setdefault("500", {"description": "internal_error: a bug in the server (logged with its traceback)",
+                               "content": {"application/json": {"schema": error_schema}}})
+        return out
+
+    def operation(self, path: str, op: Operation, app: web.Application) -> dict[str, Any]:
+        guarded, limited = _guarded(path, app)
+        extra = (BODY_ERRORS if op.request is not None else ()) + (
+            _SECURITY_ERRORS[:2] + (_SECURITY_ERRORS[2:] if limited else ()) if guarded else ())
+        doc: dict[str, Any] = {"summary": op.summary, "tags": [op.tag],
+                               "responses": self.responses(op, extra)}
+        if op.description:
+            doc["description"] = op.description
+        parameters = [{k: v for k, v in p.items() if v is not None} for p in _path_parameters(path)]
+        parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"},
+                        "description": text} for name, text in op.query.items()]
+        if parameters:
+            doc["parameters"] = parameters
+        if op.request is not None:
+            doc["requestBody"] = {"required": op.body_required,
+                                  "content": {"application/json": {"schema": self.schema(op.request, "validation")}}}
+        if guarded:
+            doc["security"] = [{"bearer": []}]
+        return doc
+
+    def components(self) -> dict[str, Any]:
+        names: dict[str, type[BaseModel]] = {}
+        for model, _ in self.models:
+            if names.setdefault(model.__name__, model) is not model:
+                raise TypeError(f"two models are named {model.__name__}: {model.__module__}, "
+                                f"{names[model.__name__].__module__}; schema names must be unique")
+        _, defs = models_json_schema(list(self.models), ref_template=_REF, schema_generator=_Schemas)
+        schemas = defs.get("$defs", {})
+        _apply_limits(schemas, self.settings)
+        return schemas
+
+
+def _with_subclasses(error: type[E.KronkError]) -> list[type[E.KronkError]]:
+    """The class and its loaded subclasses that answer with the same status (their codes differ)."""
+    found, pending = [], [error]
+    while pending:
+        cls = pending.pop(0)
+        if cls.http_status == error.http_status:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
     return found
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0].rstrip(".") if doc else ""
+
+
+def _apply_limits(node: Any, settings: ServerSettings) -> None:
+    """Fill `maximum` where a model marked a field with the server setting that bounds it."""
+    if isinstance(node, dict):
+        limit = node.pop("x-kronk-limit", None)
+        if limit == "max_tokens":
+            node["maximum"] = settings.max_tokens_limit
+        for value in node.values():
+            _apply_limits(value, settings)
+    elif isinstance(node, list):
+        for value in node:
+            _apply_limits(value, settings)
+
+
+def _fallback(path: str, method: str, handler: Any) -> Operation:
+    """A route nobody declared: its docstring and a bare success (a test keeps this list empty)."""
+    legacy = legacy_operations.OPERATIONS.get((method, path))
+    if legacy is not None:
+        return legacy
+    lines = (getattr(handler, "__doc__", None) or "").strip().splitlines()
+    return Operation(summary=lines[0] if lines else f"{method.upper()} {path}", tag="Other")
+
+
+def undeclared_routes(app: web.Application) -> list[tuple[str, str]]:
+    """(method, path) of the routes that declare no operation (legacy descriptions count as none)."""
+    return [(method, path) for path, method, handler in _routes(app) if declared(handler) is None]
 
 
 def build_document(app: web.Application) -> dict[str, Any]:
     settings = app[SETTINGS]
+    document = _Document(settings)
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, handler in _routes(app):
+        op = declared(handler) or _fallback(path, method, handler)
+        paths.setdefault(path, {})[method] = document.operation(path, op, app)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Kronk Model Server", "version": kronk_version(),
                  "description": "OpenAI- and Anthropic-compatible local model server on llama.cpp."},
         "servers": [{"url": settings.base_url}],
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": document.components(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
-        "security": [{}, {"bearer": []}],
-        "paths": {**PATHS, **_discovered_paths(app)},
+        "paths": paths,
     }
 
 
+@operation(Operation(summary="This document (OpenAPI 3.1)", tag="Health", response={"type": "object"}))
 async def openapi(request: web.Request) -> web.Response:
     return json_response(build_document(request.app))
 

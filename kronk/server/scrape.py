@@ -6,8 +6,11 @@ from aiohttp import web
 
 from kronk.server.keys import KRONK, METRICS
 from kronk.server.metrics import CONTENT_TYPE
+from kronk.server.wire import Operation, operation
 
 
+@operation(Operation(summary="Prometheus metrics", tag="Health", response={"type": "string"},
+                     media="text/plain"))
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[METRICS].render(request.app[KRONK].stats())
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

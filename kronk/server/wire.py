@@ -266,6 +266,37 @@ def extras(model: BaseModel) -> dict[str, Any]:
     return dict(model.__pydantic_extra__ or {})
 
 
+# --- error bodies -------------------------------------------------------------------
+
+
+class OpenAIError(DocModel):
+    message: str
+    type: str
+    """invalid_request_error, authentication_error, permission_error, rate_limit_error, server_busy, server_error"""
+    param: str | None
+    """The offending field's path, e.g. messages[1].role."""
+    code: str | None
+    """The error class's stable code (kronk.errors), e.g. invalid_value, model_not_found."""
+
+
+class OpenAIErrorBody(DocModel):
+    """Every error of the OpenAI-shaped routes (inference, management, security)."""
+
+    error: OpenAIError
+
+
+class AnthropicError(DocModel):
+    type: str
+    message: str
+
+
+class AnthropicErrorBody(DocModel):
+    """Every error of /v1/messages."""
+
+    type: Literal["error"]
+    error: AnthropicError
+
+
 # --- operations -------------------------------------------------------------------
 
 Schema = type[BaseModel] | Mapping[str, Any]
@@ -294,8 +325,8 @@ class Operation:
 
     summary: str
     tag: str
-    request: type[BaseModel] | None = None
-    """The JSON body's model; None for routes without a body."""
+    request: Schema | None = None
+    """The JSON body's model (the one `parse` validates with); None for routes without a body."""
     response: Schema | None = None
     """The success body (JSON unless `media` says otherwise); None: streamed only, or no body."""
     status: int = 200

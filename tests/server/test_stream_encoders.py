@@ -38,7 +38,8 @@ def test_anthropic_blocks_thinking_text_tool_use() -> None:
     names = [name for name, _ in frames]
     assert names == [
         "message_start",
-        "content_block_start", "ping", "content_block_delta", "content_block_delta", "content_block_stop",
+        "content_block_start", "ping", "content_block_delta", "content_block_delta", "content_block_delta",
+        "content_block_stop",
         "content_block_start", "content_block_delta", "content_block_stop",
         "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
         "message_delta", "message_stop",
@@ -46,11 +47,12 @@ def test_anthropic_blocks_thinking_text_tool_use() -> None:
     payloads = [p for _, p in frames]
     assert payloads[1]["content_block"]["type"] == "thinking"  # type: ignore[index]
     assert payloads[3]["delta"] == {"type": "thinking_delta", "thinking": "let me "}  # type: ignore[index]
-    tool_start = payloads[9]
+    assert payloads[5]["delta"]["type"] == "signature_delta"  # type: ignore[index]
+    tool_start = payloads[10]
     assert tool_start["content_block"] == {"type": "tool_use", "id": "call_1", "name": "get_weather",  # type: ignore[index]
                                            "input": {}}
     assert tool_start["index"] == 2  # type: ignore[index]
-    partial = "".join(p["delta"]["partial_json"] for p in payloads[10:12])  # type: ignore[index]
+    partial = "".join(p["delta"]["partial_json"] for p in payloads[11:13])  # type: ignore[index]
     assert json.loads(partial) == {"city": "paris"}
     delta = payloads[-2]
     assert delta["delta"]["stop_reason"] == "tool_use"  # type: ignore[index]
@@ -185,6 +187,6 @@ def test_responses_input_translation() -> None:
 def test_reasoning_effort_maps_to_enable_thinking(effort: str, enabled: bool) -> None:
     from kronk.server.openai.chat import parse_chat
 
-    call = parse_chat(Body({"messages": [{"role": "user", "content": "x"}], "reasoning_effort": effort}), Limits())
+    call = parse_chat({"messages": [{"role": "user", "content": "x"}], "reasoning_effort": effort}, Limits())
     assert call.request.enable_thinking is enabled
     assert call.request.chat_template_kwargs["reasoning_effort"] == effort

@@ -14,10 +14,13 @@ from kronk.server.errors import openai_error_body
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p
-from kronk.server.respond import json_response
+from kronk.server.openai.answers import ChatCompletion
+from kronk.server.openai.bodies import ChatCompletionRequest
+from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.sse import encode_json
 from kronk.server.streaming import Frame, stream_response
-from kronk.server.validate import Body, read_json
+from kronk.server.validate import read_json
+from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
 
 @dataclass(slots=True)
@@ -29,37 +32,31 @@ class ChatCall:
     """Sampling fields the request set (model defaults fill the rest)."""
 
 
-def parse_chat(body: Body, limits: p.Limits) -> ChatCall:
+def parse_chat(data: object, limits: p.Limits) -> ChatCall:
     """A chat completion request body as a ChatRequest; raises InvalidRequestError(param=...)."""
-    messages = p.parse_messages(body)
-    tools = p.parse_tools(body)
-    tool_choice = p.parse_tool_choice(body, tools)
-    response_format = p.parse_response_format(body)
-    sampling, explicit = p.parse_sampling(body)
-    if sampling.grammar and response_format is not None:
-        raise body.error("grammar", "cannot be combined with response_format")
-    logprobs, top_logprobs = p.parse_logprobs(body)
-    enable_thinking, template_kwargs = p.parse_thinking(body)
-    stream, include_usage = p.parse_stream(body)
+    body = parse(ChatCompletionRequest, data)
+    sampling, explicit = p.sampling_params(body)
+    logprobs, top_logprobs = p.logprobs_of(body)
+    enable_thinking, template_kwargs = p.thinking_of(body)
     request = ChatRequest(
-        messages=messages,
-        model=p.parse_model(body),
-        tools=tools,
-        tool_choice=tool_choice,
-        parallel_tool_calls=bool(body.boolean("parallel_tool_calls", default=True)),
-        response_format=response_format,
+        messages=[p.message_dict(m) for m in body.messages],
+        model=p.model_of(body.model),
+        tools=p.tools_of(body.tools),
+        tool_choice=p.tool_choice_of(body.tool_choice),
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=p.response_format_of(body.response_format, body.json_schema),
         sampling=sampling,
-        max_tokens=p.parse_max_tokens(body, limits),
-        stop=p.parse_stop(body),
-        n=p.parse_n(body),
+        max_tokens=p.check_max_tokens(body, limits, ("max_completion_tokens", "max_tokens")),
+        stop=p.strings(body.stop),
+        n=body.n,
         logprobs=logprobs,
         top_logprobs=top_logprobs,
-        ignore_eos=bool(body.boolean("ignore_eos", default=False)),
+        ignore_eos=body.ignore_eos,
         enable_thinking=enable_thinking,
         chat_template_kwargs=template_kwargs,
-        template=body.string("chat_template") or None,
+        template=body.chat_template or None,
     )
-    return ChatCall(request, stream, include_usage, explicit)
+    return ChatCall(request, body.stream, p.include_usage(body.stream_options), explicit)
 
 
 def encode_chat_result(result: ChatResult) -> dict[str, Any]:
@@ -170,10 +167,12 @@ class ChatStreamEncoder:
         return [(None, openai_error_body(exc))]
 
 
+@operation(Operation(
+    summary="Chat completion (tools, JSON schema, logprobs, reasoning)", tag="OpenAI",
+    request=ChatCompletionRequest, response=ChatCompletion, stream=True, errors=BODY_ERRORS + MODEL_ERRORS))
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     settings, kronk = request.app[SETTINGS], request.app[KRONK]
-    body = Body(await read_json(request, settings.max_body_size))
-    call = parse_chat(body, p.Limits.from_settings(settings))
+    call = parse_chat(await read_json(request, settings.max_body_size), p.Limits.from_settings(settings))
     model = call.request.model or settings.default_model
     meter = RequestMeter(request.app[METRICS], model, "chat")
     if call.stream:
@@ -182,7 +181,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         return await stream_response(request, kronk.chat_stream(call.request, explicit=call.explicit), encoder, meter)
     result = await kronk.chat(call.request, explicit=call.explicit)
     meter.on_usage(result.usage)
-    return json_response(encode_chat_result(result))
+    return json_response(encode_chat_result(result), headers=tools_dropped_headers(result.tools_dropped))
 
 
 def add_routes(app: web.Application) -> None:

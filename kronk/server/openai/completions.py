@@ -14,19 +14,18 @@ from typing import Any
 from aiohttp import web
 
 from kronk.engine.types import Finish, TextDelta, TokenLogprob, Usage
-from kronk.errors import RequestTooLargeError
 from kronk.sdk.requests import CompletionChoice, CompletionRequest, CompletionResult, new_id
 from kronk.server.errors import openai_error_body
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p
+from kronk.server.openai.answers import Completion
+from kronk.server.openai.bodies import CompletionRequest as CompletionRequestBody
 from kronk.server.respond import json_response
 from kronk.server.streaming import Frame, stream_response
 from kronk.server.tasks import gather_or_cancel
-from kronk.server.validate import Body, read_json
-
-MAX_LEGACY_LOGPROBS = 20
-
+from kronk.server.validate import read_json
+from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
 @dataclass(slots=True)
 class CompletionCall:
@@ -37,51 +36,27 @@ class CompletionCall:
     explicit: set[str]
 
 
-def _is_tokens(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
-
-
-def parse_prompts(body: Body, limits: p.Limits) -> list[str | list[int]]:
-    raw = body.raw("prompt")
-    if "prompt" not in body.data or raw is None:
-        raise body.error("prompt", "is required")
-    if isinstance(raw, str) or (_is_tokens(raw) and raw):
-        return [raw]
-    if isinstance(raw, list) and raw and all(isinstance(x, str) or (_is_tokens(x) and x) for x in raw):
-        if len(raw) > limits.max_inputs:
-            raise RequestTooLargeError(f"prompt has {len(raw)} entries; the limit is {limits.max_inputs}")
-        return list(raw)
-    raise body.error("prompt", "must be a string, an array of token ids, or an array of those")
-
-
-def parse_completion(body: Body, limits: p.Limits) -> CompletionCall:
-    prompts = parse_prompts(body, limits)
-    stream, include_usage = p.parse_stream(body)
-    if stream and len(prompts) > 1:
-        raise body.error("prompt", "streaming takes a single prompt")
-    top = body.integer("logprobs", min=0, max=MAX_LEGACY_LOGPROBS)
-    suffix = body.string("suffix")
-    n = p.parse_n(body)
-    best_of = body.integer("best_of", min=1, max=p.MAX_N)
-    if best_of is not None and best_of != n:
-        raise body.error("best_of", "is not supported (only best_of == n)")
-    sampling, explicit = p.parse_sampling(body)
+def parse_completion(data: object, limits: p.Limits) -> CompletionCall:
+    """A completions body as one CompletionRequest per prompt; raises InvalidRequestError(param=...)."""
+    body = parse(CompletionRequestBody, data)
+    p.check_inputs("prompt", len(body.prompt), limits)
+    sampling, explicit = p.sampling_params(body)
     base = CompletionRequest(
         prompt="",
-        model=p.parse_model(body),
-        suffix=suffix if suffix else None,
-        echo=bool(body.boolean("echo", default=False)),
+        model=p.model_of(body.model),
+        suffix=body.suffix or None,
+        echo=body.echo,
         sampling=sampling,
-        max_tokens=p.parse_max_tokens(body, limits, names=("max_tokens",), default=16),
-        stop=p.parse_stop(body),
-        n=n,
-        logprobs=top is not None,
-        top_logprobs=int(top or 0),
-        ignore_eos=bool(body.boolean("ignore_eos", default=False)),
-        add_special=bool(body.boolean("add_special", default=True)),
+        max_tokens=p.check_max_tokens(body, limits, ("max_tokens",)),
+        stop=p.strings(body.stop),
+        n=body.n,
+        logprobs=body.logprobs is not None,
+        top_logprobs=body.logprobs or 0,
+        ignore_eos=body.ignore_eos,
+        add_special=body.add_special,
     )
-    return CompletionCall([dataclasses.replace(base, prompt=pr) for pr in prompts], stream, include_usage,
-                          explicit)
+    return CompletionCall([dataclasses.replace(base, prompt=pr) for pr in body.prompt], body.stream,
+                          p.include_usage(body.stream_options), explicit)
 
 
 def encode_legacy_logprobs(items: list[TokenLogprob] | None, offset: int = 0) -> dict[str, Any] | None:
@@ -191,10 +166,12 @@ class CompletionStreamEncoder:
         return [(None, openai_error_body(exc))]
 
 
+@operation(Operation(
+    summary="Text completion (FIM with suffix, echo, logprobs)", tag="OpenAI",
+    request=CompletionRequestBody, response=Completion, stream=True, errors=BODY_ERRORS + MODEL_ERRORS))
 async def completions(request: web.Request) -> web.StreamResponse:
     settings, kronk = request.app[SETTINGS], request.app[KRONK]
-    body = Body(await read_json(request, settings.max_body_size))
-    call = parse_completion(body, p.Limits.from_settings(settings))
+    call = parse_completion(await read_json(request, settings.max_body_size), p.Limits.from_settings(settings))
     first = call.requests[0]
     model = first.model or settings.default_model
     meter = RequestMeter(request.app[METRICS], model, "completions")

@@ -8,8 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from kronk.sdk.requests import ModelInfo
+from kronk.errors import ModelNotFoundError
 from kronk.server.keys import KRONK
+from kronk.server.openai.answers import Model, ModelList
 from kronk.server.respond import json_response
+from kronk.server.wire import Operation, operation
 
 
 def encode_model(info: ModelInfo) -> dict[str, Any]:
@@ -23,11 +26,14 @@ def encode_model(info: ModelInfo) -> dict[str, Any]:
     }
 
 
+@operation(Operation(summary="List models", tag="OpenAI", response=ModelList))
 async def list_models(request: web.Request) -> web.Response:
     models = await asyncio.to_thread(request.app[KRONK].list_models)  # scans the model store on disk
     return json_response({"object": "list", "data": [encode_model(m) for m in models]})
 
 
+@operation(Operation(summary="One model (ids may contain '/')", tag="OpenAI", response=Model,
+                     errors=(ModelNotFoundError,)))
 async def get_model(request: web.Request) -> web.Response:
     info = await request.app[KRONK].model_info(request.match_info["id"])
     return json_response(encode_model(info))

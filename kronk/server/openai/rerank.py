@@ -6,31 +6,23 @@ from typing import Any
 
 from aiohttp import web
 
-from kronk.errors import RequestTooLargeError
 from kronk.sdk.requests import RerankRequest, RerankResult, new_id
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.openai import protocol as p
+from kronk.server.openai.answers import RerankResult as RerankAnswer
+from kronk.server.openai.bodies import RerankRequest as RerankRequestBody
 from kronk.server.respond import json_response
-from kronk.server.validate import Body, read_json
+from kronk.server.validate import read_json
+from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
 
-def parse_rerank(body: Body, limits: p.Limits) -> tuple[RerankRequest, bool]:
+def parse_rerank(data: object, limits: p.Limits) -> tuple[RerankRequest, bool]:
     """The SDK request and whether to return the documents' text."""
-    query = body.string("query", required=True, nonempty=True)
-    documents: list[str] = []
-    raw = body.array("documents", required=True, nonempty=True) or []
-    if len(raw) > limits.max_inputs:
-        raise RequestTooLargeError(f"documents has {len(raw)} entries; the limit is {limits.max_inputs}")
-    for i, doc in enumerate(raw):
-        if isinstance(doc, str):
-            documents.append(doc)
-        elif isinstance(doc, dict) and isinstance(doc.get("text"), str):
-            documents.append(doc["text"])
-        else:
-            raise body.error(f"documents[{i}]", "must be a string or an object with text")
-    top_n = body.integer("top_n", min=1)
-    request = RerankRequest(query=query, documents=documents, model=p.parse_model(body), top_n=top_n)
-    return request, bool(body.boolean("return_documents", default=True))
+    body = parse(RerankRequestBody, data)
+    p.check_inputs("documents", len(body.documents), limits)
+    documents = [doc if isinstance(doc, str) else doc.text for doc in body.documents]
+    request = RerankRequest(query=body.query, documents=documents, model=p.model_of(body.model), top_n=body.top_n)
+    return request, body.return_documents
 
 
 def encode_rerank(result: RerankResult, return_documents: bool) -> dict[str, Any]:
@@ -49,10 +41,12 @@ def encode_rerank(result: RerankResult, return_documents: bool) -> dict[str, Any
     }
 
 
+@operation(Operation(summary="Rerank documents against a query (also at /v1/reranking)", tag="Kronk",
+                     request=RerankRequestBody, response=RerankAnswer, errors=BODY_ERRORS + MODEL_ERRORS))
 async def rerank(request: web.Request) -> web.Response:
     settings, kronk = request.app[SETTINGS], request.app[KRONK]
-    body = Body(await read_json(request, settings.max_body_size))
-    req, return_documents = parse_rerank(body, p.Limits.from_settings(settings))
+    req, return_documents = parse_rerank(await read_json(request, settings.max_body_size),
+                                         p.Limits.from_settings(settings))
     result = await kronk.rerank(req)
     metrics = request.app[METRICS]
     metrics.count_request(result.model, "rerank")
