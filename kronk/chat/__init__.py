@@ -6,9 +6,11 @@
     parser = plan.new_parser()                     # per choice
     events = parser.feed(piece) ... parser.finish()
 
-Pure Python: no tokenization and no native calls happen here.
+Pure Python: no native calls happen here (token counting, for fitting tools into
+the context, is a callable the caller passes in a `ContextBudget`).
 """
 
+from kronk.chat.fit import DEFAULT_REPLY_ROOM, ContextBudget
 from kronk.chat.formats import ToolFormat, ToolSpec, detect_tool_format
 from kronk.chat.json_schema import json_object_gbnf, schema_to_gbnf
 from kronk.chat.messages import NormalizedMessages, normalize_messages
@@ -19,6 +21,8 @@ from kronk.chat.template import CHATML_TEMPLATE, ChatTemplate
 
 __all__ = [
     "CHATML_TEMPLATE",
+    "DEFAULT_REPLY_ROOM",
+    "ContextBudget",
     "ChatOutputParser",
     "ChatPlan",
     "ChatTemplate",

@@ -2,9 +2,9 @@
 
 It validates the chat-specific fields (tools, tool_choice, response_format,
 chat_template_kwargs), renders the prompt with the model's template, and decides
-the grammar and how to parse the output. It does no tokenization and touches no
-native code, so it is cheap to call on the event loop's worker threads and easy to
-test.
+the grammar and how to parse the output. It touches no native code: counting tokens,
+to fit the tools into the context, is a callable the SDK passes in a `ContextBudget`,
+so it is easy to test.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from kronk.chat.fit import ContextBudget, fit_tools
 from kronk.chat.formats import GenericFormat, ToolFormat, ToolSpec, detect_tool_format
 from kronk.chat.formats.generic import system_prompt
 from kronk.chat.gbnf import GrammarBuilder, json_primitives
@@ -55,6 +56,8 @@ class ChatPlan:
     reasoning_tags: ReasoningTags | None = None
     media: list[dict[str, Any]] = field(default_factory=list)
     """Image/audio parts in prompt order (each left a media marker in `prompt`)."""
+    tools_dropped: list[str] = field(default_factory=list)
+    """Tools of the request left out because they did not fit the context (see `fit`)."""
 
     def new_parser(self, choice: int = 0) -> ChatOutputParser:
         """A fresh output parser; one per generated choice."""
@@ -84,12 +87,16 @@ def prepare_chat(
     eos_token: str = "",
     media_marker: str | None = None,
     clock: Callable[[], datetime] = datetime.now,
+    budget: ContextBudget | None = None,
 ) -> ChatPlan:
     """Render and plan a chat request.
 
     template_source: the model's template text, or an already compiled
     `ChatTemplate` (the SDK may keep one per model); None uses ChatML. A per-request
     `request.template` wins over both. media_marker: see `normalize_messages`.
+    budget: the context the prompt must fit; tools that do not fit are dropped or
+    refused (see `kronk.chat.fit`). None: no check (the engine still refuses a prompt
+    longer than its context).
     """
     template = _template(request, template_source, bos_token, eos_token, clock)
     specs = validate_tools(request.tools)
@@ -116,17 +123,29 @@ def prepare_chat(
     messages = normalized.messages
     if not template.supports_tools:
         messages = _history_as_text(messages)
-    if tools_on and isinstance(fmt, GenericFormat):
-        instructions = system_prompt(
-            specs, allow_response=mode == "auto", parallel=request.parallel_tool_calls, structured=response is not None
+
+    def render(kept: list[ToolSpec]) -> str:
+        on = bool(kept) and mode != "none"
+        rendered = messages
+        if on and isinstance(fmt, GenericFormat):
+            instructions = system_prompt(
+                kept, allow_response=mode == "auto", parallel=request.parallel_tool_calls, structured=response is not None
+            )
+            rendered = _with_instructions(messages, instructions, system_role=template.supports_system_role)
+        return template.render(
+            rendered,
+            tools=[t.to_openai() for t in kept] if on and template.supports_tools else None,
+            add_generation_prompt=True,
+            **kwargs,
         )
-        messages = _with_instructions(messages, instructions, system_role=template.supports_system_role)
-    prompt = template.render(
-        messages,
-        tools=[t.to_openai() for t in specs] if tools_on and template.supports_tools else None,
-        add_generation_prompt=True,
-        **kwargs,
-    )
+
+    dropped: list[str] = []
+    if tools_on and budget is not None:
+        fitted = fit_tools(specs, mode=mode, named=named, render=render, budget=budget)
+        specs, prompt, dropped = fitted.tools, fitted.prompt, fitted.dropped
+        tools_on = bool(specs)
+    else:
+        prompt = render(specs if tools_on else [])
 
     tags = reasoning_tags(template.source)
     state = prompt_thinking(prompt, tags)
@@ -141,6 +160,7 @@ def prepare_chat(
 
     plan = ChatPlan(
         prompt=prompt,
+        tools_dropped=dropped,
         media=normalized.media,
         reasoning=reasoning,
         starts_in_reasoning=opened,

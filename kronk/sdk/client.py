@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,8 +40,11 @@ from kronk.sdk.requests import (
     RerankRequest,
     RerankResult,
     ToolCall,
+    ToolsDropped,
 )
 from kronk.sdk.settings import PoolSettings
+
+log = logging.getLogger("kronk.sdk")
 
 
 def _with_defaults(sampling: SamplingParams, defaults: dict[str, Any], explicit: set[str] | None) -> SamplingParams:
@@ -126,6 +130,7 @@ class AsyncKronk:
     async def _chat_prompt(self, loaded: LoadedModel, request: ChatRequest) -> tuple[Any, list[int], Any]:
         """The plan, the prompt tokens and, for a prompt with images/audio, its `MediaPrompt`
         (then the tokens are the text tokens with -1 at each media position)."""
+        from kronk.chat.fit import ContextBudget
         from kronk.chat.plan import prepare_chat
 
         self._require(loaded, "chat", "chat completions")
@@ -135,12 +140,25 @@ class AsyncKronk:
         eos = vocab.token_text(vocab.eos) if vocab.eos >= 0 else ""
         template = request.template or loaded.chat_template(bos, eos)
         marker = loaded.projector.marker if loaded.projector is not None else None
+        # Tools are fitted by the prompt's text tokens; a media prompt's image/audio
+        # tokens are not known before it is built (the engine still checks the total).
+        tokenized: dict[str, list[int]] = {}
+
+        def count(prompt: str) -> int:
+            if prompt not in tokenized:
+                tokenized[prompt] = self._tokenize_prompt(loaded, prompt)
+            return len(tokenized[prompt])
+
+        budget = ContextBudget.for_request(loaded.engine.n_ctx, self._max_tokens(loaded, request.max_tokens), count)
         plan = await asyncio.to_thread(
-            prepare_chat, request, template_source=template, bos_token=bos, eos_token=eos, media_marker=marker
+            prepare_chat, request, template_source=template, bos_token=bos, eos_token=eos, media_marker=marker,
+            budget=budget,
         )
         if plan.media:
             return plan, *await asyncio.to_thread(self._media_prompt, loaded, plan)
-        tokens = await asyncio.to_thread(self._tokenize_prompt, loaded, plan.prompt)
+        tokens = tokenized.get(plan.prompt)
+        if tokens is None:
+            tokens = await asyncio.to_thread(self._tokenize_prompt, loaded, plan.prompt)
         return plan, tokens, None
 
     @staticmethod
@@ -174,8 +192,11 @@ class AsyncKronk:
                         param=f"messages[{index}].content",
                     )
 
-    async def chat_stream(self, request: ChatRequest, *, explicit: set[str] | None = None) -> AsyncIterator[Event]:
-        """Events of a chat completion: text, reasoning and tool-call deltas, then Finish per choice.
+    async def chat_stream(
+        self, request: ChatRequest, *, explicit: set[str] | None = None
+    ) -> AsyncIterator[Event | ToolsDropped]:
+        """Events of a chat completion: text, reasoning and tool-call deltas, then Finish per choice;
+        first a `ToolsDropped` when tools were left out because they did not fit the context.
 
         `explicit`: names of sampling fields the caller set (so model defaults apply to the rest).
         """
@@ -206,6 +227,12 @@ class AsyncKronk:
                 raise InvalidRequestError("n > 1 is not supported with image or audio input", param="n")
             parsers = [plan.new_parser() for _ in range(request.n)]
             called = [False] * request.n
+            if plan.tools_dropped:
+                log.warning(
+                    "model %s: %d of the request's tools do not fit its context of %d tokens; serving the chat "
+                    "without %s", loaded.id, len(plan.tools_dropped), loaded.engine.n_ctx, ", ".join(plan.tools_dropped),
+                )
+                yield ToolsDropped(list(plan.tools_dropped))
             async for event in self._generate(loaded, generate, request.n):
                 parser = parsers[event.choice]
                 if isinstance(event, TextDelta):
@@ -237,7 +264,11 @@ class AsyncKronk:
     async def chat(self, request: ChatRequest, *, explicit: set[str] | None = None) -> ChatResult:
         choices: dict[int, dict[str, Any]] = {}
         usage = Usage()
+        dropped: list[str] = []
         async for event in self.chat_stream(request, explicit=explicit):
+            if isinstance(event, ToolsDropped):
+                dropped = event.names
+                continue
             state = choices.setdefault(
                 event.choice, {"content": [], "reasoning": [], "calls": {}, "logprobs": [], "finish": "stop", "stop_sequence": None}
             )
@@ -277,7 +308,7 @@ class AsyncKronk:
                     stop_sequence=state["stop_sequence"],
                 )
             )
-        return ChatResult(model=model_id, choices=result_choices, usage=usage)
+        return ChatResult(model=model_id, choices=result_choices, usage=usage, tools_dropped=dropped)
 
     async def tokenize_chat(self, request: ChatRequest) -> list[int]:
         """The prompt tokens a chat request would evaluate (count_tokens)."""

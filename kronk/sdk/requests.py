@@ -109,6 +109,21 @@ class ChatResult:
     usage: Usage
     id: str = field(default_factory=lambda: new_id("chatcmpl"))
     created: int = field(default_factory=lambda: int(time.time()))
+    tools_dropped: list[str] = field(default_factory=list)
+    """Tools left out because they did not fit the context (tool_choice auto)."""
+
+
+@dataclass(slots=True)
+class ToolsDropped:
+    """First event of a chat stream whose tools did not all fit the context.
+
+    With tool_choice "auto" the chat is served without the tools it cannot hold;
+    this names them (request order) before any output, so a server can still put it
+    in a response header.
+    """
+
+    names: list[str]
+    choice: int = 0
 
 
 @dataclass(slots=True)

@@ -1,6 +1,6 @@
 """Tool calling for models whose template knows no tools (as llama-server does).
 
-The tools are described in the system prompt and the output is constrained to one
+The tools are described in the system prompt (one signature line each) and the output is constrained to one
 JSON object: `{"tool_calls": [{"name": ..., "arguments": {...}}]}` to call tools, or
 `{"response": "..."}` to answer (tool_choice auto only). The parser turns the first
 into tool calls and streams the second's text as ordinary content.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from kronk.chat.formats.base import CallSink, Marker, ToolFormat, ToolSpec, call_object
+from kronk.chat.formats.signatures import tool_line
 from kronk.chat.gbnf import GrammarBuilder, literal, repeat, seq
 from kronk.chat.reader import Cursor, Mismatch, Step
 
@@ -67,16 +68,15 @@ def _call(tool: ToolSpec) -> str:
 
 
 def system_prompt(tools: list[ToolSpec], *, allow_response: bool, parallel: bool, structured: bool = False) -> str:
-    """Instructions that teach a model without tool training our JSON reply format."""
-    listing = json.dumps(
-        [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools],
-        ensure_ascii=False,
-        indent=2,
-    )
+    """Instructions that teach a model without tool training our JSON reply format.
+
+    Tools are listed one compact signature line each (see `signatures`): indented
+    JSON Schema would fill a small model's context before the conversation starts.
+    """
     many = "one or more tool calls" if parallel else "exactly one tool call"
     lines = [
-        "You can call these tools (the parameters are JSON Schemas of their arguments):",
-        listing,
+        'You can call these tools. Each line is name(arguments) - what it does; "?" marks an optional argument:',
+        *(tool_line(t) for t in tools),
         "",
         "Reply with a single JSON object and nothing else.",
         f'To call tools ({many}): {{"tool_calls": [{{"name": "<tool name>", "arguments": {{...}}}}]}}',
