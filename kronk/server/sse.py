@@ -64,6 +64,13 @@ class SSEResponse:
     def prepared(self) -> bool:
         return self._response is not None
 
+    def add_headers(self, headers: dict[str, str] | None) -> bool:
+        """Headers for the response; False (and nothing added) once it went out."""
+        if self._response is not None:
+            return False
+        self._headers.update(headers or {})
+        return True
+
     @property
     def response(self) -> web.StreamResponse:
         if self._response is None:

@@ -14,10 +14,12 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from kronk.errors import KronkError
+from kronk.sdk.requests import ToolsDropped
 from kronk.server.errors import ShuttingDownError, spec_for
 from kronk.server.keys import METRICS, SETTINGS, STREAMS
 from kronk.server.meter import RequestMeter
 from kronk.server.middleware import route_label
+from kronk.server.respond import tools_dropped_headers
 from kronk.server.sse import ClientGone, EventPump, SSEResponse
 
 log = logging.getLogger("kronk.server")
@@ -61,6 +63,11 @@ async def stream_response(
     metrics.streams_active.inc()
     try:
         event = await pump.next()
+        if isinstance(event, ToolsDropped):
+            # Comes before any output: the header can still go out with the response.
+            if not sse.add_headers(tools_dropped_headers(event.names)):
+                log.warning("%s: tools were dropped after the stream began; no header sent", request.path)
+            event = await pump.next()
         await _send(sse, encoder.start())
         while event is not None:
             meter.on_event(event)

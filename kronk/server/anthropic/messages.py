@@ -19,7 +19,7 @@ from kronk.server.errors import anthropic_error_body
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai.protocol import Limits
-from kronk.server.respond import json_response
+from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.streaming import Frame, stream_response
 from kronk.server.validate import Body, read_json
 
@@ -126,7 +126,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return await stream_response(request, kronk.chat_stream(call.request, explicit=call.explicit), encoder, meter)
     result = await kronk.chat(call.request, explicit=call.explicit)
     meter.on_usage(result.usage)
-    return json_response(ap.encode_message(result))
+    return json_response(ap.encode_message(result), headers=tools_dropped_headers(result.tools_dropped))
 
 
 async def count_tokens(request: web.Request) -> web.Response:

@@ -19,7 +19,7 @@ from kronk.server.errors import openai_error_body, spec_for
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p
-from kronk.server.respond import json_response
+from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.streaming import Frame, stream_response
 from kronk.server.validate import Body, read_json
 
@@ -421,7 +421,7 @@ async def responses(request: web.Request) -> web.StreamResponse:
     result = await kronk.chat(call.request, explicit=call.explicit)
     meter.on_usage(result.usage)
     shell.model = result.model
-    return json_response(encode_response(result, shell))
+    return json_response(encode_response(result, shell), headers=tools_dropped_headers(result.tools_dropped))
 
 
 def add_routes(app: web.Application) -> None:
