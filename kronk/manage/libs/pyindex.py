@@ -67,8 +67,8 @@ def pip_settings(environ: Mapping[str, str], python: str = sys.executable) -> In
     """pip's index settings under `environ`; only PIP_* variables count where pip cannot say."""
     values = _pip_config(environ, python)
     if values is None:
-        values = {option: environ[f"PIP_{option.upper().replace('-', '_')}"] for option in _OPTIONS
-                  if f"PIP_{option.upper().replace('-', '_')}" in environ}
+        variables = {option: "PIP_" + option.upper().replace("-", "_") for option in _OPTIONS}
+        values = {option: environ[name] for option, name in variables.items() if name in environ}
     if values.get("no-index", "").strip().lower() in _TRUE:
         urls: tuple[str, ...] = ()
     else:
