@@ -153,10 +153,8 @@ def tagged(field_name: str, *variants: type[BaseModel]) -> Any:
     allowed = ", ".join(repr(v) for v in values)
 
     def pick(value: Any) -> str | None:
-        if isinstance(value, dict):
-            variant = values.get(value.get(field_name))  # type: ignore[arg-type]
-            return None if variant is None else _TAG + variant.__name__
-        variant = values.get(getattr(value, field_name, None))  # type: ignore[arg-type]
+        tag = value.get(field_name) if isinstance(value, dict) else getattr(value, field_name, None)
+        variant = values.get(tag) if isinstance(tag, str) else None
         return None if variant is None else _TAG + variant.__name__
 
     return Annotated[Union[members],  # noqa: UP007
