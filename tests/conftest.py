@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import require, tiny_models
+from tests import loopback_only, require, tiny_models
 from tests.require import missing
 
 # Captured before any test isolates the environment: where the real libs and models are.
@@ -23,6 +23,7 @@ TEST_MODELS_DIR = Path(os.environ.get("KRONK_TEST_MODELS", Path.home() / ".cache
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    loopback_only.install()
     try:
         require.parse(os.environ.get(require.ENV))
     except ValueError as exc:

