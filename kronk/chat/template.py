@@ -149,6 +149,23 @@ class ChatTemplate:
         return probe in text
 
     @cached_property
+    def supports_late_system(self) -> bool:
+        """A system message after the conversation began is rendered where it stands.
+
+        Anthropic's mid-conversation system messages (which Claude Code sends) and
+        OpenAI clients put them there; many templates raise or drop them, and then
+        `render` folds them into a user turn instead.
+        """
+        probe = "kronk-late-system-probe"
+        messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"},
+                    {"role": "user", "content": "next"}, {"role": "system", "content": probe}]
+        try:
+            text = self._render_raw(messages, None, True, {})
+        except (InvalidRequestError, jinja2.TemplateError, TypeError, ValueError):
+            return False
+        return probe in text
+
+    @cached_property
     def wants_object_arguments(self) -> bool:
         """Tool-call `arguments` must be a dict (the template uses `tojson`/`items()`), not a JSON string.
 
@@ -191,7 +208,10 @@ class ChatTemplate:
         failure raise `InvalidRequestError`.
         """
         normalized = normalize_messages(messages, object_arguments=self.wants_object_arguments)
-        return self._render_raw(normalized.messages, tools, add_generation_prompt, kwargs)
+        rendered = normalized.messages
+        if not self.supports_late_system:
+            rendered = fold_late_system(rendered)
+        return self._render_raw(rendered, tools, add_generation_prompt, kwargs)
 
     def _render_raw(
         self,
@@ -230,3 +250,32 @@ class ChatTemplate:
                 raise jinja2.exceptions.SecurityError("the template renders too much text")
             parts.append(chunk)
         return "".join(parts)
+
+
+def fold_late_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """System messages after the first other message, as user text (for templates that refuse them there).
+
+    The text joins the user message before it, else the user message after it, else
+    becomes a user message of its own, so user turns never repeat. Leading system
+    messages stay. Content is already text (normalised).
+    """
+    out: list[dict[str, Any]] = []
+    pending: list[str] = []
+    began = False
+    for msg in messages:
+        if msg["role"] == "system" and began:
+            if out and out[-1]["role"] == "user" and not pending:
+                out[-1] = {**out[-1], "content": f"{out[-1]['content'] or ''}\n\n{msg['content']}"}
+            else:
+                pending.append(msg["content"] or "")
+            continue
+        began = began or msg["role"] != "system"
+        if pending and msg["role"] == "user":
+            msg = {**msg, "content": "\n\n".join([*pending, msg["content"] or ""])}
+        elif pending:
+            out.append({"role": "user", "content": "\n\n".join(pending)})
+        pending = []
+        out.append(msg)
+    if pending:
+        out.append({"role": "user", "content": "\n\n".join(pending)})
+    return out

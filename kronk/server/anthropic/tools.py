@@ -1,0 +1,94 @@
+"""Anthropic tool definitions and tool_choice → the SDK's OpenAI function tools.
+
+Custom tools (no `type`, or `custom`) become function tools. Server tools
+(`web_search_*`, `web_fetch_*`, `bash_*`, `text_editor_*`, `computer_*`,
+`code_execution_*`, `memory_*`, `tool_search_*`, `mcp_toolset` ...) are Anthropic
+running code on its side; Kronk does not run them yet, so they are skipped — one
+warning per tool name per process, their names in the response's
+X-Kronk-Tools-Ignored header — and the rest of the request goes on. Only where the
+client requires a skipped tool (tool_choice names it, or asks for `any` tool and
+only skipped ones exist) is the request refused, naming the tool.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from kronk.errors import CapabilityError, InvalidRequestError
+from kronk.server.anthropic import schema as s
+
+log = logging.getLogger("kronk.server.anthropic")
+
+_warned: set[str] = set()
+"""Skipped tool names already warned about (a client sends the same tools with every request)."""
+_MAX_WARNED = 256
+"""Names are client input: past this many, skips are logged at debug level only."""
+
+
+@dataclass(slots=True)
+class ToolPlan:
+    tools: list[dict[str, Any]] | None
+    """OpenAI function tools for the SDK; None when there are none."""
+    tool_choice: str | dict[str, Any] = "auto"
+    parallel: bool = True
+    ignored: list[str] = field(default_factory=list)
+    """Names of the server tools that were skipped."""
+
+
+def plan_tools(definitions: list[s.ToolDefinition] | None, choice: Any) -> ToolPlan:
+    """Function tools, the SDK's tool_choice and parallel flag, and what was skipped."""
+    tools: list[dict[str, Any]] = []
+    ignored: list[str] = []
+    for definition in definitions or []:
+        if definition.custom:
+            tools.append(_function(definition))
+        else:
+            ignored.append(_skip(definition))
+    names = [t["function"]["name"] for t in tools]
+    if len(set(names)) != len(names):
+        raise InvalidRequestError("tools: tool names must be unique", param="tools")
+    plan = ToolPlan(tools or None, ignored=ignored)
+    if choice is None or isinstance(choice, s.ToolChoiceNone):
+        plan.tool_choice = "auto" if choice is None else "none"
+        return plan
+    plan.parallel = not choice.disable_parallel_tool_use
+    if isinstance(choice, s.ToolChoiceAuto):
+        return plan
+    if isinstance(choice, s.ToolChoiceAny):
+        if not tools:
+            if ignored:
+                raise CapabilityError(f"tool_choice: 'any' needs a tool Kronk can run; {', '.join(ignored)} "
+                                      "are server tools, which Kronk does not run yet", param="tool_choice")
+            raise InvalidRequestError("tool_choice: 'any' needs at least one tool in tools", param="tool_choice")
+        plan.tool_choice = "required"
+        return plan
+    if choice.name in names:
+        plan.tool_choice = {"type": "function", "function": {"name": choice.name}}
+        return plan
+    if choice.name in ignored:
+        raise CapabilityError(f"tool_choice: names {choice.name!r}, a server tool Kronk does not run yet; "
+                              "define it as a custom tool with an input_schema and run it in the client",
+                              param="tool_choice.name")
+    raise InvalidRequestError(f"tool_choice: names tool {choice.name!r}, which is not in tools",
+                              param="tool_choice.name")
+
+
+def _function(definition: s.ToolDefinition) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": definition.name, "parameters": definition.input_schema}
+    if definition.description:
+        function["description"] = definition.description
+    if definition.strict is not None:
+        function["strict"] = definition.strict
+    return {"type": "function", "function": function}
+
+
+def _skip(definition: s.ToolDefinition) -> str:
+    name = definition.name or definition.mcp_server_name or str(definition.type)
+    if name not in _warned and len(_warned) < _MAX_WARNED:
+        _warned.add(name)
+        log.warning("skipping tool %r: %s is a server tool, which Kronk does not run yet", name, definition.type)
+    else:
+        log.debug("skipping server tool %r (%s)", name, definition.type)
+    return name
