@@ -1,8 +1,7 @@
 """Hand-written descriptions of the routes whose parsers have not moved onto WireModels yet.
 
-/v1/responses and the Anthropic routes still parse with `Body`; until their handlers
-declare an `Operation` (which then takes precedence), /openapi.json describes them from
-here. Delete an entry when its route declares itself; delete the module when empty.
+/v1/responses still parses with `Body`; until its handler declares an `Operation`
+(which then takes precedence), /openapi.json describes it from here. Delete an entry when its route declares itself; delete the module when empty.
 """
 
 from __future__ import annotations
@@ -34,34 +33,10 @@ _RESPONSE = {"type": "object", "properties": {
     "id": _STR, "object": {"const": "response"}, "created_at": _INT,
     "status": {"enum": ["completed", "incomplete", "in_progress"]}, "model": _STR, "output": _arr(_OBJ),
     "output_text": _STR, "incomplete_details": {"type": ["object", "null"]}, "usage": _OBJ}}
-_MESSAGES_REQUEST = {"type": "object", "required": ["max_tokens", "messages"], "properties": {
-    "model": _STR, "max_tokens": {**_INT, "minimum": 1}, "system": {"oneOf": [_STR, _arr(_OBJ)]},
-    "messages": {**_arr({"type": "object", "required": ["role", "content"], "properties": {
-        "role": {"enum": ["user", "assistant"]}, "content": {"oneOf": [_STR, _arr(_OBJ)]}}}), "minItems": 1},
-    "tools": _arr({"type": "object", "required": ["name", "input_schema"], "properties": {
-        "name": _STR, "description": _STR, "input_schema": _OBJ}}),
-    "tool_choice": {"type": "object", "properties": {"type": {"enum": ["auto", "any", "tool", "none"]},
-                                                     "name": _STR, "disable_parallel_tool_use": _BOOL}},
-    "stop_sequences": _arr(_STR), "stream": _BOOL, "temperature": {**_NUM, "minimum": 0},
-    "top_p": {**_NUM, "minimum": 0, "maximum": 1}, "top_k": {**_INT, "minimum": 0},
-    "thinking": {"type": "object", "properties": {"type": {"enum": ["enabled", "disabled"]},
-                                                  "budget_tokens": _INT}}}}
-_ANTHROPIC_MESSAGE = {"type": "object", "properties": {
-    "id": _STR, "type": {"const": "message"}, "role": {"const": "assistant"}, "model": _STR,
-    "content": _arr(_OBJ), "stop_reason": {"enum": ["end_turn", "max_tokens", "stop_sequence", "tool_use"]},
-    "stop_sequence": {"type": ["string", "null"]},
-    "usage": {"type": "object", "properties": {"input_tokens": _INT, "output_tokens": _INT}}}}
 _ERRORS = (E.InvalidRequestError, E.RequestTooLargeError, *MODEL_ERRORS)
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/v1/responses"): Operation(
         summary="Responses API (stateless)", tag="OpenAI", request=_RESPONSES_REQUEST, response=_RESPONSE,
         stream=True, errors=_ERRORS),
-    ("post", "/v1/messages"): Operation(
-        summary="Anthropic Messages", tag="Anthropic", request=_MESSAGES_REQUEST, response=_ANTHROPIC_MESSAGE,
-        stream=True, errors=_ERRORS, error_style="anthropic"),
-    ("post", "/v1/messages/count_tokens"): Operation(
-        summary="Anthropic token count", tag="Anthropic", request={**_MESSAGES_REQUEST, "required": ["messages"]},
-        response={"type": "object", "required": ["input_tokens"], "properties": {"input_tokens": _INT}},
-        errors=_ERRORS, error_style="anthropic"),
 }

@@ -82,7 +82,7 @@ async def test_invalid_fields_name_their_param(server: RunningServer, http: aioh
     ("body", "param"),
     [
         ({"messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
-        ({"max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+        ({"max_tokens": 5, "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
         ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]},
          "messages[0].content[0].type"),
         ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "any"}},
