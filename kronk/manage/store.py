@@ -262,17 +262,27 @@ class ModelStore:
 
     # --- resolving ---------------------------------------------------------
 
+    def _file_named(self, model: str) -> Path | None:
+        """The .gguf file `model` names as a path, or None when it names a stored model instead."""
+        try:
+            candidate = Path(model).expanduser()
+            if not (model.lower().endswith(".gguf") or os.sep in model and candidate.exists()):
+                return None
+            if candidate.is_file():
+                return candidate.resolve()
+        except (RuntimeError, ValueError, OSError):  # "~nobody", a NUL byte, a name too long: no such file
+            return None
+        if self.find(model) is None:
+            raise ModelNotFoundError(model, f"model file {model!r} does not exist")
+        return None
+
     def resolve(self, model: str) -> ResolvedModel:
         """Turn an id, alias or path to a .gguf file into files + config + capabilities."""
         if not model or not model.strip():
             raise ModelNotFoundError(model, "no model given")
-        candidate = Path(model).expanduser()
-        if model.lower().endswith(".gguf") or os.sep in model and candidate.exists():
-            if not candidate.is_file():
-                if self.find(model) is None:
-                    raise ModelNotFoundError(model, f"model file {model!r} does not exist")
-            else:
-                return self._resolve_path(candidate.resolve())
+        path = self._file_named(model)
+        if path is not None:
+            return self._resolve_path(path)
         stored = self.get(model)
         paths = tuple(self.root / f.path for f in stored.files)
         missing = [str(p) for p in paths if not p.is_file()]
