@@ -31,7 +31,7 @@ from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation
 __all__ = ["MessagesStreamEncoder", "add_routes", "count_tokens", "messages"]
 
 TOOLS_IGNORED_HEADER = "X-Kronk-Tools-Ignored"
-_TOOLS_IGNORED_KEY = "kronk.anthropic.tools_ignored"
+_TOOLS_IGNORED_KEY = web.RequestKey("anthropic_tools_ignored", list[str])
 """Where a request keeps the names of its skipped server tools until its response is prepared."""
 _QUERY = {"beta": "Accepted and ignored (Claude Code sends beta=true); so are anthropic-beta and anthropic-version headers."}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
@@ -41,11 +41,10 @@ _ERRORS = BODY_ERRORS + MODEL_ERRORS + (CapabilityError, ContextOverflowError)
 
 async def _parse(request: web.Request, *, count_only: bool) -> MessagesCall:
     settings = request.app[SETTINGS]
-    call = parse_request(await read_json(request, settings.max_body_size), Limits.from_settings(settings),
-                         count_only=count_only)
-    if call.ignored_tools:
-        request[_TOOLS_IGNORED_KEY] = call.ignored_tools
-    return call
+    ignored: list[str] = []
+    request[_TOOLS_IGNORED_KEY] = ignored
+    return parse_request(await read_json(request, settings.max_body_size), Limits.from_settings(settings),
+                         count_only=count_only, ignored=ignored)
 
 
 def _model_hint(exc: ModelNotFoundError) -> ModelNotFoundError:

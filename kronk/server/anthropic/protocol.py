@@ -48,8 +48,13 @@ class MessagesCall:
     """False for `thinking.display: "omitted"`: thinking blocks go out without their text."""
 
 
-def parse_request(data: object, limits: Limits, *, count_only: bool = False) -> MessagesCall:
-    """A /v1/messages body (or, with count_only, a count_tokens body) as a ChatRequest."""
+def parse_request(data: object, limits: Limits, *, count_only: bool = False,
+                  ignored: list[str] | None = None) -> MessagesCall:
+    """A /v1/messages body (or, with count_only, a count_tokens body) as a ChatRequest.
+
+    `ignored` receives the names of skipped server tools as soon as they are known,
+    so an error about the rest of the body can still name them.
+    """
     if isinstance(data, Body):
         data = data.data
     body: s.CountTokensRequest = parse(s.CountTokensRequest if count_only else s.MessagesRequest, data)
@@ -57,7 +62,7 @@ def parse_request(data: object, limits: Limits, *, count_only: bool = False) -> 
         raise CapabilityError("mcp_servers: MCP servers are not supported yet; connect them in the client "
                               "(Claude Code runs its own MCP servers) and send their tools as custom tools",
                               param="mcp_servers")
-    tools = plan_tools(body.tools, body.tool_choice)
+    tools = plan_tools(body.tools, body.tool_choice, ignored if ignored is not None else [])
     sampling, explicit = sampling_params(body)
     enable_thinking, show_thinking = _thinking(body.thinking)
     kwargs: dict[str, Any] = {}

@@ -37,10 +37,9 @@ class ToolPlan:
     """Names of the server tools that were skipped."""
 
 
-def plan_tools(definitions: list[s.ToolDefinition] | None, choice: Any) -> ToolPlan:
-    """Function tools, the SDK's tool_choice and parallel flag, and what was skipped."""
+def plan_tools(definitions: list[s.ToolDefinition] | None, choice: Any, ignored: list[str]) -> ToolPlan:
+    """Function tools, the SDK's tool_choice and parallel flag; skipped tools' names go to `ignored` first."""
     tools: list[dict[str, Any]] = []
-    ignored: list[str] = []
     for definition in definitions or []:
         if definition.custom:
             tools.append(_function(definition))
