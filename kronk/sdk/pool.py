@@ -47,8 +47,12 @@ class PathResolution:
 
 def path_resolver(model: str) -> PathResolution:
     """Resolve a GGUF path (the id is the path as given)."""
-    path = Path(model).expanduser()
-    if path.suffix == ".gguf" and path.exists():
+    try:
+        path = Path(model).expanduser()
+        found = path.suffix == ".gguf" and path.exists()
+    except (RuntimeError, ValueError, OSError):  # "~nobody", a NUL byte, a name too long: no such file
+        found = False
+    if found:
         return PathResolution(id=model, path=path)
     raise ModelNotFoundError(model)
 
