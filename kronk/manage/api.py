@@ -296,7 +296,8 @@ async def pull_model(request: web.Request) -> web.StreamResponse:
 # --- catalog -------------------------------------------------------------------
 
 
-@operation(Operation(summary="The model catalog", tag=_TAG, response={"type": "object"}, errors=(E.StoreError,),
+@operation(Operation(summary="The model catalog", tag=_TAG, response={"type": "object"},
+                     errors=(E.InvalidRequestError, E.StoreError),
                      query={"category": "only this category"}))
 async def list_catalog(request: web.Request) -> web.Response:
     category = request.query.get("category") or None

@@ -108,7 +108,8 @@ async def create_key(request: web.Request) -> web.Response:
     return web.json_response(key.to_dict(), status=201)
 
 
-@operation(Operation(summary="Delete a key, revoking its tokens", tag=_TAG, response={"type": "object"},
+@operation(Operation(path_params={"kid": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}},
+                     summary="Delete a key, revoking its tokens", tag=_TAG, response={"type": "object"},
                      errors=(*_NOT_SET_UP, InvalidRequestError, KeyNotFoundError)))
 async def delete_key(request: web.Request) -> web.Response:
     runtime = _runtime(request)

@@ -28,6 +28,9 @@ from kronk.server.wire import BODY_ERRORS, AnthropicErrorBody, Operation, OpenAI
 from kronk.settings import ServerSettings
 
 _REF = "#/components/schemas/{model}"
+_SSE_EVENT: dict[str, Any] = {"type": "object", "required": ["data"], "properties": {
+    "event": {"type": "string"}, "data": {"type": "string", "description": "a JSON object, or [DONE] at the end"}}}
+"""One event of a stream (each event's `data` is the JSON of a chunk)."""
 _SECURITY_ERRORS: tuple[type[E.KronkError], ...] = (
     E.AuthenticationError, E.PermissionDeniedError, E.RateLimitError)
 
@@ -71,10 +74,16 @@ def _plain_template(path: str) -> str:
     return "".join(out)
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
+def _path_parameters(path: str, op: Operation) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
-    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"},
-             "description": "may contain '/'" if name == "id" else None} for name in names]
+    out: list[dict[str, Any]] = []
+    for name in names:
+        parameter = {"name": name, "in": "path", "required": True,
+                     "schema": dict(op.path_params.get(name, {"type": "string", "minLength": 1}))}
+        if name == "id":
+            parameter["description"] = "may contain '/'"
+        out.append(parameter)
+    return out
 
 
 def _guarded(path: str, app: web.Application) -> tuple[bool, bool]:
@@ -116,9 +125,8 @@ class _Document:
         if op.response is not None:
             content[op.media] = {"schema": self.schema(op.response, "serialization")}
         if op.stream:
-            content["text/event-stream"] = {"schema": {
-                "type": "string", "description": "server-sent events" + (
-                    " (with `\"stream\": true`)" if op.response is not None else "")}}
+            when = " (with `\"stream\": true`)" if op.response is not None else ""
+            content["text/event-stream"] = {"schema": {**_SSE_EVENT, "description": f"server-sent events{when}"}}
         success: dict[str, Any] = {"description": op.summary}
         if content:
             success["content"] = content
@@ -150,7 +158,7 @@ class _Document:
                                "responses": self.responses(op, extra)}
         if op.description:
             doc["description"] = op.description
-        parameters = [{k: v for k, v in p.items() if v is not None} for p in _path_parameters(path)]
+        parameters = _path_parameters(path, op)
         parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"},
                         "description": text} for name, text in op.query.items()]
         if parameters:

@@ -337,6 +337,8 @@ class Operation:
     body_required: bool = True
     query: Mapping[str, str] = field(default_factory=dict)
     """Query parameters (strings): name -> description."""
+    path_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """JSON Schemas of path parameters that are not any string (e.g. a pattern); name -> schema."""
     also: Mapping[int, Extra] = field(default_factory=dict)
     """Other answers than the success and the errors."""
     description: str | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainValidator, WithJsonSchema, field_validator, model_validator
+from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator, model_validator
 
 from kronk.server.wire import FieldError, Int, WireModel, by_json_type, explained, tagged
 
@@ -136,11 +136,7 @@ class AudioPart(WireModel):
     input_audio: Audio
 
 
-class FilePart(WireModel):
-    type: Literal["file"]
-
-
-ContentPart = tagged("type", TextPart, ImagePart, AudioPart, FilePart)
+ContentPart = tagged("type", TextPart, ImagePart, AudioPart)
 Content = by_json_type("a string or an array of content parts", string=str, array=list[ContentPart])
 
 
@@ -178,6 +174,13 @@ class UserMessage(WireModel):
 
 
 class AssistantMessage(WireModel):
+    """Needs content, tool_calls or reasoning (an earlier turn's thinking)."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
+        {"required": ["tool_calls"], "properties": {"tool_calls": {"type": "array", "minItems": 1}}},
+        {"required": ["reasoning_content"], "properties": {"reasoning_content": {"type": "string", "minLength": 1}}},
+        {"required": ["reasoning"], "properties": {"reasoning": {"type": "string", "minLength": 1}}}]})
     role: Literal["assistant"]
     content: Content | None = None
     name: str | None = None
@@ -328,12 +331,17 @@ class ChatCompletionRequest(Sampling):
 
 
 def _prompts(value: Any) -> list[str | list[int]]:
-    """A string, a token list, or a non-empty array of either, as a list of prompts."""
+    """A string, a token list, or a non-empty array of either, as a list of prompts (none empty)."""
     if isinstance(value, str) or _is_tokens(value):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(x, str) or _is_tokens(x) for x in value):
-        return list(value)
-    raise ValueError("must be a string, an array of token ids, or an array of those")
+        prompts = [value]
+    elif isinstance(value, list) and value and all(isinstance(x, str) or _is_tokens(x) for x in value):
+        prompts = list(value)
+    else:
+        raise ValueError("must be a string, an array of token ids, or an array of those")
+    for i, prompt in enumerate(prompts):
+        if prompt == "":
+            raise FieldError(i, "must not be empty") if isinstance(value, list) else ValueError("must not be empty")
+    return prompts
 
 
 def _is_tokens(value: object) -> bool:
@@ -343,8 +351,8 @@ def _is_tokens(value: object) -> bool:
 
 _TOKENS_SCHEMA = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0}}
 Prompts = Annotated[list[str | list[int]], PlainValidator(_prompts), WithJsonSchema({
-    "oneOf": [{"type": "string"}, _TOKENS_SCHEMA,
-              {"type": "array", "minItems": 1, "items": {"oneOf": [{"type": "string"}, _TOKENS_SCHEMA]}}],
+    "oneOf": [{"type": "string", "minLength": 1}, _TOKENS_SCHEMA,
+              {"type": "array", "minItems": 1, "items": {"oneOf": [{"type": "string", "minLength": 1}, _TOKENS_SCHEMA]}}],
     "description": "a string, token ids, or an array of those (several prompts)",
 })]
 
@@ -434,6 +442,10 @@ class RerankRequest(WireModel):
 
 class TokenizeRequest(WireModel):
     """POST /v1/tokenize: `input` (or llama.cpp's `content`, or `prompt`) text, or chat `messages`."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in ("messages", "input", "content", "prompt")]})
 
     model: str | None = None
     with_pieces: bool = False

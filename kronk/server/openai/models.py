@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from kronk.sdk.requests import ModelInfo
-from kronk.errors import ModelNotFoundError
+from kronk.errors import ModelLoadError, ModelNotFoundError
 from kronk.server.keys import KRONK
 from kronk.server.openai.answers import Model, ModelList
 from kronk.server.respond import json_response
@@ -33,7 +33,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 
 @operation(Operation(summary="One model (ids may contain '/')", tag="OpenAI", response=Model,
-                     errors=(ModelNotFoundError,)))
+                     errors=(ModelNotFoundError, ModelLoadError)))
 async def get_model(request: web.Request) -> web.Response:
     info = await request.app[KRONK].model_info(request.match_info["id"])
     return json_response(encode_model(info))

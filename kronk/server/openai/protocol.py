@@ -103,10 +103,7 @@ def _part(part: Any) -> dict[str, Any]:
         if isinstance(image, b.ImageURL) and image.detail is not None:
             entry["detail"] = image.detail
         return {"type": "image_url", "image_url": entry}
-    if isinstance(part, b.AudioPart):
-        return {"type": "input_audio", "input_audio": {"data": part.input_audio.data,
-                                                       "format": part.input_audio.format}}
-    return part.model_dump(by_alias=True)
+    return {"type": "input_audio", "input_audio": {"data": part.input_audio.data, "format": part.input_audio.format}}
 
 
 def _content(content: str | list[Any]) -> str | list[dict[str, Any]]:
