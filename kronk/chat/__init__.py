@@ -22,10 +22,10 @@ from kronk.chat.template import CHATML_TEMPLATE, ChatTemplate
 __all__ = [
     "CHATML_TEMPLATE",
     "DEFAULT_REPLY_ROOM",
-    "ContextBudget",
     "ChatOutputParser",
     "ChatPlan",
     "ChatTemplate",
+    "ContextBudget",
     "NormalizedMessages",
     "ReasoningTags",
     "ToolFormat",

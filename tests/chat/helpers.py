@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from kronk.chat.output import ChatOutputParser
 from kronk.engine.types import Event, ReasoningDelta, SamplingParams, TextDelta, ToolCallDelta
 
 FIXED_NOW = datetime(2024, 7, 26, 12, 0, 0)
+
+OPEN_WEBUI_TOOLS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "fixtures" / "open_webui_tools.json").read_text(encoding="utf-8")
+)
+"""Open WebUI's 36 built-in tools in the shape it sends them (OpenAI function tools with
+pydantic-made parameter schemas, ~25 KB of JSON); written for these tests."""
+
+
+def tool_names(tools: list[dict[str, Any]]) -> list[str]:
+    return [t["function"]["name"] for t in tools]
 
 
 def fixed_clock() -> datetime:

@@ -38,7 +38,7 @@ def tool_line(tool: ToolSpec) -> str:
     """`name(args) - description Args: notes`, on one line."""
     params = tool.parameters if isinstance(tool.parameters, dict) else {}
     refs = _Refs(params)
-    line = f"{tool.name}({_fields(params, refs, 0)})"
+    line = f"{tool.name}({_fields(params, refs, 1)})"
     description = brief(tool.description, DESCRIPTION_LIMIT)
     if description:
         line += f" - {description}"
@@ -106,7 +106,7 @@ def _fields(schema: dict[str, Any], refs: _Refs, depth: int) -> str:
 
 
 def _field(name: str, prop: Any, required: bool, refs: _Refs, depth: int) -> str:
-    kinds = _type(prop, refs, depth + 1)
+    kinds = _type(prop, refs, depth)
     default = prop.get("default") if isinstance(prop, dict) else None
     parts = _alternatives(kinds)
     if not required and default is None and len(parts) > 1:
@@ -128,7 +128,10 @@ def _default(prop: Any) -> str | None:
 
 
 def _type(schema: Any, refs: _Refs, depth: int) -> str:
-    """A TypeScript-like type: `string`, `integer[]`, `"a"|"b"`, `{k: string}`."""
+    """A TypeScript-like type: `string`, `integer[]`, `"a"|"b"`, `{k: string}`.
+
+    `depth`: how many objects (or `$ref` hops, which may loop) lie around this schema.
+    """
     if schema is True or schema == {}:
         return "any"
     if not isinstance(schema, dict):
@@ -150,11 +153,11 @@ def _type(schema: Any, refs: _Refs, depth: int) -> str:
         return _union([_type({**schema, "type": k}, refs, depth) for k in kind if isinstance(k, str)]) or "any"
     if kind == "array" or (kind is None and "items" in schema):
         items = schema.get("items")
-        inner = _type(items, refs, depth + 1) if isinstance(items, dict) else "any"
+        inner = _type(items, refs, depth) if isinstance(items, dict) else "any"
         return f"({inner})[]" if len(_alternatives(inner)) > 1 else f"{inner}[]"
     if kind == "object" or (kind is None and "properties" in schema):
         if depth < _MAX_DEPTH and isinstance(schema.get("properties"), dict) and schema["properties"]:
-            return "{" + _fields(schema, refs, depth) + "}"
+            return "{" + _fields(schema, refs, depth + 1) + "}"
         return "object"
     if kind == "string":
         fmt = schema.get("format")
