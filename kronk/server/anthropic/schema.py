@@ -284,11 +284,6 @@ class OutputConfig(WireModel):
     """Structured output: the reply follows this JSON Schema."""
 
 
-class Metadata(WireModel):
-    user_id: str | None = None
-    """Accepted and ignored."""
-
-
 # --- request bodies --------------------------------------------------------------------------------
 
 
@@ -308,7 +303,8 @@ class CountTokensRequest(Sampling):
     """The structured-outputs beta's spelling of output_config.format."""
     stop_sequences: Annotated[list[str], Field(max_length=MAX_STOP)] | None = None
     stream: bool = False
-    metadata: Metadata | None = None
+    metadata: dict[str, Any] | None = None
+    """`{"user_id": ...}`: accepted and ignored, whatever it holds."""
     mcp_servers: list[dict[str, Any]] | None = None
     """Anthropic's MCP connector: not supported yet (a non-empty list is refused)."""
 
