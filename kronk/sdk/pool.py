@@ -2,8 +2,9 @@
 
 Concurrent requests for a model that is loading wait for the same load (coalesced).
 A model with active streams is never unloaded: eviction picks idle models only, and
-an explicit unload waits for its streams to end. Loading and freeing run in worker
-threads so the event loop never blocks.
+an explicit unload waits for its streams to end. Closing the pool ends open streams
+(finish reason "cancelled") but frees no model while a request still holds it. Loading
+and freeing run in worker threads so the event loop never blocks.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kronk.engine.loop import Engine, EngineConfig
-from kronk.errors import BusyError, ModelNotFoundError
+from kronk.errors import BusyError, ModelNotFoundError, ShuttingDownError
 from kronk.sdk.requests import LoadedModelStatus
 from kronk.sdk.settings import ModelSettings, PoolSettings
 
 logger = logging.getLogger("kronk.pool")
+
+FREE_GRACE_SECONDS = 10.0
+"""How long unloading a model that requests still hold (closing the pool) waits for them to
+let go before leaving the model to be freed by the last of them."""
 
 
 class Resolved(Protocol):
@@ -96,6 +101,7 @@ class LoadedModel:
         self.active = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self._free_when_idle = False
 
     def chat_template(self, bos_token: str, eos_token: str) -> Any:
         """The model's template compiled once (jinja compilation costs milliseconds per request)."""
@@ -115,6 +121,16 @@ class LoadedModel:
         self.last_used = time.monotonic()
         if self.active == 0:
             self.idle.set()
+            if self._free_when_idle:
+                self.close()
+
+    async def until_idle(self) -> None:
+        while self.active:  # a request may enter between idle being set and this waking
+            await self.idle.wait()
+
+    def free_when_idle(self) -> None:
+        """An unloaded model still held by requests: the last one to leave frees it."""
+        self._free_when_idle = True
 
     def close(self) -> None:
         """Blocking: stop the engine, free the projector and the model."""
@@ -122,6 +138,12 @@ class LoadedModel:
         if self.projector is not None:
             self.projector.close()
         self.model.close()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a load's outcome as seen: its waiters, if any are left, re-raise it themselves."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _model_kind(model: Any) -> str:
@@ -190,7 +212,10 @@ class ModelPool:
         self._loaded: dict[str, LoadedModel] = {}
         self._names: dict[str, str] = {}
         """Requested name (id, alias, path) -> model id, for models that are loaded."""
-        self._loading: dict[str, asyncio.Future[LoadedModel]] = {}
+        self._loading: dict[str, asyncio.Task[LoadedModel]] = {}
+        self._load_lock = asyncio.Lock()
+        self._claims: dict[str, int] = {}
+        """Model id -> callers waiting for its load to finish."""
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -207,6 +232,7 @@ class ModelPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
+        await asyncio.gather(*self._loading.values(), return_exceptions=True)
         for model_id in list(self._loaded):
             await self._unload(model_id, wait=False)
 
@@ -224,7 +250,7 @@ class ModelPool:
     async def get(self, model: str | None) -> LoadedModel:
         """The loaded model (loading it first, once, however many callers ask at once)."""
         if self._closed:
-            raise BusyError("the server is shutting down")
+            raise ShuttingDownError("the model pool is closed (shutting down)")
         name = model or self.settings.default_model or ""
         known = self._loaded.get(self._names.get(name, ""))
         if known is not None:  # the hot path: no resolving, no thread hop
@@ -232,31 +258,53 @@ class ModelPool:
             return known
         resolved = await asyncio.to_thread(self.resolve, model)
         model_id = resolved.id
-        current = self._loaded.get(model_id)
-        if current is not None:
-            self._names[name] = model_id
-            current.last_used = time.monotonic()
-            return current
-        pending = self._loading.get(model_id)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._loading[model_id] = pending
+        while True:
+            if self._closed:
+                raise ShuttingDownError("the model pool is closed (shutting down)")
+            current = self._loaded.get(model_id)
+            if current is not None:
+                self._names[name] = model_id
+                current.last_used = time.monotonic()
+                return current
+            pending = self._loading.get(model_id)
+            if pending is None:
+                # A task of its own, so a caller that gives up (a client that disconnects)
+                # neither cancels the load halfway nor orphans the model it loads.
+                pending = asyncio.create_task(self._load(name, resolved), name=f"kronk-load-{model_id}")
+                pending.add_done_callback(_retrieve)
+                self._loading[model_id] = pending
+            # Claimed until this caller has it: a fresh model is not evicted before its
+            # callers wake up (otherwise two loads could evict each other's model forever).
+            self._claims[model_id] = self._claims.get(model_id, 0) + 1
             try:
+                await asyncio.shield(pending)
+            finally:
+                self._claims[model_id] -= 1
+                if not self._claims[model_id]:
+                    del self._claims[model_id]
+            # Loop: a caller woken after the model was unloaded again (explicitly) loads it anew.
+
+    async def _load(self, name: str, resolved: Resolved) -> LoadedModel:
+        model_id = resolved.id
+        try:
+            # One load at a time: otherwise two loads of different models would each see
+            # room for one more model and together exceed max_models.
+            async with self._load_lock:
+                if self._closed:
+                    raise ShuttingDownError("the model pool is closed (shutting down)")
                 await self._make_room()
                 settings = self.settings.settings_for(model_id, resolved.config)
                 loaded = await asyncio.to_thread(_load_blocking, model_id, resolved, settings)
+                if self._closed:  # closed while loading: nobody will unload it later
+                    await asyncio.to_thread(loaded.close)
+                    raise ShuttingDownError("the model pool is closed (shutting down)")
                 self._loaded[model_id] = loaded
                 self._names[name] = model_id
-                pending.set_result(loaded)
-                logger.info("loaded %s (%s, %d slots, ctx %d)", model_id, loaded.kind, len(loaded.engine.slots),
-                            loaded.engine.n_ctx)
-            except BaseException as exc:
-                pending.set_exception(exc)
-                pending.exception()  # mark retrieved: waiters re-raise it
-                raise
-            finally:
-                self._loading.pop(model_id, None)
-        return await asyncio.shield(pending)
+        finally:
+            self._loading.pop(model_id, None)
+        logger.info("loaded %s (%s, %d slots, ctx %d)", model_id, loaded.kind, len(loaded.engine.slots),
+                    loaded.engine.n_ctx)
+        return loaded
 
     @contextlib.asynccontextmanager
     async def use(self, model: str | None) -> AsyncIterator[LoadedModel]:
@@ -270,7 +318,7 @@ class ModelPool:
 
     async def _make_room(self) -> None:
         while len(self._loaded) >= max(1, self.settings.max_models):
-            idle = [m for m in self._loaded.values() if m.active == 0]
+            idle = [m for m in self._loaded.values() if m.active == 0 and m.id not in self._claims]
             if not idle:
                 raise BusyError(
                     f"{len(self._loaded)} models are loaded and all are busy (max_models={self.settings.max_models})"
@@ -293,11 +341,22 @@ class ModelPool:
         if loaded is None:
             return False
         if wait:
-            await loaded.idle.wait()
+            await loaded.until_idle()
         if self._loaded.get(model_id) is not loaded:
             return False
         del self._loaded[model_id]
         self._names = {name: mid for name, mid in self._names.items() if mid != model_id}
+        await asyncio.to_thread(loaded.engine.close)  # open streams end now, with finish reason "cancelled"
+        if loaded.active:
+            # A request holding the model may be in a worker thread (tokenizing, building a
+            # media prompt): freeing the model under it would crash the process.
+            try:
+                await asyncio.wait_for(loaded.until_idle(), FREE_GRACE_SECONDS)
+            except TimeoutError:
+                loaded.free_when_idle()
+                logger.warning("unloaded %s; %d request(s) still hold it, it is freed when they end", model_id,
+                               loaded.active)
+                return True
         await asyncio.to_thread(loaded.close)
         logger.info("unloaded %s", model_id)
         return True
@@ -309,7 +368,10 @@ class ModelPool:
             now = time.monotonic()
             for loaded in list(self._loaded.values()):
                 if loaded.active == 0 and loaded.engine.active == 0 and now - loaded.last_used >= ttl:
-                    await self._unload(loaded.id, wait=False)
+                    try:
+                        await self._unload(loaded.id, wait=False)
+                    except Exception:  # the reaper must survive one model's failure to free
+                        logger.exception("unloading idle model %s failed", loaded.id)
 
     # --- status ----------------------------------------------------------------------
 
