@@ -1,7 +1,7 @@
 """Tools as one compact line each, for prompts that describe tools in plain text.
 
 Indented JSON Schema costs a small model its whole context: Open WebUI's 36 built-in
-tools take ~7,600 SmolLM2 tokens that way. A signature line keeps what a model needs
+tools take ~7,600 SmolLM2 tokens that way (~2,900 as signature lines). A signature line keeps what a model needs
 to call a tool (name, what it does, argument names, types, which are optional, short
 argument notes) and drops what it does not (titles, `additionalProperties`, numeric
 bounds, `$schema`, defaults repeated in prose):
