@@ -17,6 +17,7 @@ from kronk.sdk.requests import (
     RerankRequest,
     RerankResult,
     ToolCall,
+    ToolsDropped,
 )
 from kronk.sdk.settings import ModelSettings, PoolSettings
 from kronk.sdk.sync import Kronk
@@ -41,4 +42,5 @@ __all__ = [
     "RerankRequest",
     "RerankResult",
     "ToolCall",
+    "ToolsDropped",
 ]
