@@ -25,11 +25,16 @@ from kronk.chat.grammars import ReasoningSetup, response_grammar, tool_grammar
 from kronk.chat.json_schema import SchemaConverter
 from kronk.chat.messages import normalize_messages
 from kronk.chat.output import ChatOutputParser
-from kronk.chat.reasoning import PromptThinking, ReasoningTags, prompt_thinking, reasoning_tags
+from kronk.chat.reasoning import (
+    PromptThinking,
+    ReasoningTags,
+    prompt_thinking,
+    reasoning_tags,
+)
+from kronk.chat.request import ChatRequest
 from kronk.chat.template import CHATML_TEMPLATE, ChatTemplate
 from kronk.engine.types import SamplingParams
 from kronk.errors import InvalidRequestError
-from kronk.sdk.requests import ChatRequest
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _RESERVED_KWARGS = frozenset({"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"})

@@ -12,36 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kronk.chat.request import ChatRequest as ChatRequest  # re-exported: declared where the chat layer plans it
 from kronk.engine.types import FinishReason, SamplingParams, TokenLogprob, Usage
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"
-
-
-@dataclass(slots=True)
-class ChatRequest:
-    messages: list[dict[str, Any]]
-    """OpenAI-shaped: role, content (str or parts), tool_calls, tool_call_id, reasoning_content."""
-    model: str | None = None
-    tools: list[dict[str, Any]] | None = None
-    """OpenAI function tools: [{"type": "function", "function": {name, description, parameters}}]."""
-    tool_choice: str | dict[str, Any] = "auto"
-    """"none" | "auto" | "required" | {"type": "function", "function": {"name": ...}}."""
-    parallel_tool_calls: bool = True
-    response_format: dict[str, Any] | None = None
-    """{"type": "text"|"json_object"} or {"type": "json_schema", "json_schema": {"schema": {...}}}."""
-    sampling: SamplingParams = field(default_factory=SamplingParams)
-    max_tokens: int | None = None
-    stop: list[str] = field(default_factory=list)
-    n: int = 1
-    logprobs: bool = False
-    top_logprobs: int = 0
-    ignore_eos: bool = False
-    enable_thinking: bool | None = None
-    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-    template: str | None = None
-    """Per-request Jinja chat template override."""
 
 
 @dataclass(slots=True)
