@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from kronk.chat.fit import ContextBudget
+from kronk.chat.plan import ChatPlan, prepare_chat
 from kronk.engine.jobs import AsyncEventQueue, Job
 from kronk.engine.types import Event, Finish, GenerateRequest, ReasoningDelta, SamplingParams, TextDelta, ToolCallDelta, Usage
 from kronk.errors import CapabilityError, ContextOverflowError, InvalidRequestError, KronkError
@@ -127,12 +129,9 @@ class AsyncKronk:
 
     # --- chat ----------------------------------------------------------------------------
 
-    async def _chat_prompt(self, loaded: LoadedModel, request: ChatRequest) -> tuple[Any, list[int], Any]:
+    async def _chat_prompt(self, loaded: LoadedModel, request: ChatRequest) -> tuple[ChatPlan, list[int], Any]:
         """The plan, the prompt tokens and, for a prompt with images/audio, its `MediaPrompt`
         (then the tokens are the text tokens with -1 at each media position)."""
-        from kronk.chat.fit import ContextBudget
-        from kronk.chat.plan import prepare_chat
-
         self._require(loaded, "chat", "chat completions")
         self._reject_media(loaded, request.messages)
         vocab = loaded.model.vocab
@@ -162,7 +161,7 @@ class AsyncKronk:
         return plan, tokens, None
 
     @staticmethod
-    def _media_prompt(loaded: LoadedModel, plan: Any) -> tuple[list[int], Any]:
+    def _media_prompt(loaded: LoadedModel, plan: ChatPlan) -> tuple[list[int], Any]:
         from kronk.llama.mtmd import MediaPrompt
         from kronk.sdk.media import media_bytes
 
