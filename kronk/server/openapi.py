@@ -20,7 +20,6 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
 from kronk import errors as E
-from kronk.server import legacy_operations
 from kronk.server.health import kronk_version
 from kronk.server.keys import SETTINGS
 from kronk.server.respond import json_response
@@ -212,15 +211,12 @@ def _apply_limits(node: Any, settings: ServerSettings) -> None:
 
 def _fallback(path: str, method: str, handler: Any) -> Operation:
     """A route nobody declared: its docstring and a bare success (a test keeps this list empty)."""
-    legacy = legacy_operations.OPERATIONS.get((method, path))
-    if legacy is not None:
-        return legacy
     lines = (getattr(handler, "__doc__", None) or "").strip().splitlines()
     return Operation(summary=lines[0] if lines else f"{method.upper()} {path}", tag="Other")
 
 
 def undeclared_routes(app: web.Application) -> list[tuple[str, str]]:
-    """(method, path) of the routes that declare no operation (legacy descriptions count as none)."""
+    """(method, path) of the routes that declare no operation."""
     return [(method, path) for path, method, handler in _routes(app) if declared(handler) is None]
 
 

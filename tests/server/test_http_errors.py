@@ -66,8 +66,10 @@ async def test_bad_json_and_non_object_bodies(server: RunningServer, http: aioht
         ("/rerank", {"query": "q"}, "documents"),
         ("/detokenize", {"tokens": [1, -2]}, "tokens[1]"),
         ("/responses", {"input": 7}, "input"),
-        ("/responses", {"input": [{"type": "web_search_call"}]}, "input[0].type"),
-        ("/responses", {"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ("/responses", {"input": [{"type": "web_search_call"}]}, "input"),
+        ("/responses", {"input": [{"role": "user"}]}, "input[0].content"),
+        ("/responses", {"input": "x", "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search_preview"}},
+         "tool_choice"),
     ],
 )
 async def test_invalid_fields_name_their_param(server: RunningServer, http: aiohttp.ClientSession, path: str,

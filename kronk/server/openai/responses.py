@@ -1,29 +1,78 @@
-"""POST /v1/responses: the OpenAI Responses API, stateless, on top of chat.
+"""POST /v1/responses: the OpenAI Responses API, stateless, on top of chat — as the SDKs and Codex CLI use it.
 
-Input items (messages, function_call, function_call_output, reasoning) become chat
-messages; the neutral events come back as Responses output items, streamed with
-the named events (response.created … response.completed / response.incomplete).
+The body (kronk.server.openai.responses_schema) becomes a ChatRequest: tools through
+responses_tools (function, namespace, custom, local_shell offered; hosted tools
+skipped), input items through responses_input. The answer is a Response object, or
+its named event stream (responses_stream).
+
+- Stateless: `store` is accepted and nothing is stored (the answer says store:
+  false); previous_response_id, conversation, prompt and background are refused.
+- reasoning.effort: `none` turns thinking off, other values on (the chat template
+  gets reasoning_effort low/medium/high). reasoning.summary auto/concise/detailed:
+  the thinking goes out as the reasoning item's summary (the full text — Kronk does
+  not summarise), else as its reasoning_text content.
+- include `reasoning.encrypted_content`: reasoning items carry Kronk's encoding of
+  their text, which comes back readable in later input (opaque, not secret).
+- max_output_tokens above the server's max_tokens_limit is lowered to it.
+- text.verbosity, truncation, service_tier, prompt_cache_key, user,
+  safety_identifier, metadata: accepted and echoed; they change nothing here.
+
+Headers: X-Kronk-Tools-Ignored names skipped tools, X-Kronk-Input-Ignored the types of
+dropped input items — on every answer to the request, errors included.
 """
 
 from __future__ import annotations
 
-import time
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from kronk.engine.types import Finish, ReasoningDelta, TextDelta, TokenLogprob, ToolCallDelta, Usage
+from kronk.errors import CapabilityError, ContextOverflowError
 from kronk.sdk.requests import ChatRequest, ChatResult, new_id
-from kronk.server.errors import openai_error_body, spec_for
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
-from kronk.server.openai import protocol as p
+from kronk.server.openai import responses_schema as s
+from kronk.server.openai.protocol import Limits, sampling_params
+from kronk.server.openai.responses_input import chat_messages
+from kronk.server.openai.responses_items import (
+    CallItems,
+    encode_logprobs,
+    message_item,
+    reasoning_item,
+)
+from kronk.server.openai.responses_stream import (
+    ResponseShell,
+    ResponsesStreamEncoder,
+    encode_usage,
+)
+from kronk.server.openai.responses_tools import ToolCatalog, plan_choice
 from kronk.server.respond import json_response, tools_dropped_headers
-from kronk.server.streaming import Frame, stream_response
+from kronk.server.streaming import stream_response
 from kronk.server.validate import Body, read_json
+from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
-_MESSAGE_ROLES = ("user", "system", "developer", "assistant")
+__all__ = ["ResponseShell", "ResponsesCall", "ResponsesStreamEncoder", "add_routes", "encode_response",
+           "encode_usage", "parse_responses", "responses"]
+
+TOOLS_IGNORED_HEADER = "X-Kronk-Tools-Ignored"
+INPUT_IGNORED_HEADER = "X-Kronk-Input-Ignored"
+_SUMMARY = ("auto", "concise", "detailed")
+_EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+"""Names in headers are client input: anything else is masked."""
+
+
+@dataclass(slots=True)
+class Skipped:
+    """What the request had to leave out, for the response headers."""
+
+    tools: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+
+
+_SKIPPED_KEY = web.RequestKey("responses_skipped", Skipped)
 
 
 @dataclass(slots=True)
@@ -31,399 +80,146 @@ class ResponsesCall:
     request: ChatRequest
     stream: bool
     explicit: set[str]
+    """Sampling fields the request set (model defaults fill the rest)."""
     echo: dict[str, Any]
-    """Request fields the Response object repeats back (instructions, tools, text ...)."""
+    """Request fields the Response object repeats back."""
+    catalog: ToolCatalog
+    reasoning_summary: bool = False
+    opaque_reasoning: bool = False
+    skipped: Skipped = field(default_factory=Skipped)
 
 
-# --- input -------------------------------------------------------------------
-
-
-def _content(item: Body, role: str) -> str | list[dict[str, Any]]:
-    raw = item.raw("content")
-    if isinstance(raw, str):
-        return raw
-    if not isinstance(raw, list):
-        raise item.error("content", "must be a string or an array of content parts")
-    parts: list[dict[str, Any]] = []
-    for part in item.children("content"):
-        kind = part.string("type", required=True)
-        if kind in ("input_text", "output_text", "text", "summary_text", "reasoning_text"):
-            parts.append({"type": "text", "text": part.string("text", required=True)})
-        elif kind == "refusal":
-            parts.append({"type": "text", "text": part.string("refusal", default="")})
-        elif kind == "input_image":
-            url = part.string("image_url")
-            if not url:
-                raise part.error("image_url", "is required (file_id references are not supported)")
-            parts.append({"type": "image_url", "image_url": {"url": url}})
-        elif kind == "input_audio":
-            audio = part.child("input_audio", required=True)
-            assert audio is not None
-            parts.append({"type": "input_audio", "input_audio": {
-                "data": audio.string("data", required=True), "format": audio.string("format", default="wav")}})
-        else:
-            raise part.error("type", f"unsupported content part type {kind!r}")
-    if role != "user" and any(p_["type"] != "text" for p_ in parts):
-        raise item.error("content", f"{role} messages may only contain text")
-    if all(p_["type"] == "text" for p_ in parts):
-        return "".join(p_["text"] for p_ in parts)
-    return parts
-
-
-def parse_input(body: Body, instructions: str | None) -> list[dict[str, Any]]:
-    """Responses input (a string or items) as OpenAI chat messages."""
-    messages: list[dict[str, Any]] = []
-    if instructions:
-        messages.append({"role": "system", "content": instructions})
-    raw = body.raw("input")
-    if isinstance(raw, str):
-        messages.append({"role": "user", "content": raw})
-        return messages
-    if not isinstance(raw, list) or not raw:
-        raise body.error("input", "must be a string or a non-empty array of input items")
-    reasoning: str | None = None
-    for item in body.children("input"):
-        kind = item.string("type", default="message")
-        if kind == "message":
-            role = str(item.string("role", required=True, choices=_MESSAGE_ROLES))
-            message: dict[str, Any] = {"role": "system" if role == "developer" else role,
-                                       "content": _content(item, role)}
-            if role == "assistant" and reasoning:
-                message["reasoning_content"], reasoning = reasoning, None
-            messages.append(message)
-        elif kind == "function_call":
-            arguments = item.raw("arguments", "")
-            if not isinstance(arguments, str):
-                raise item.error("arguments", "must be a JSON string")
-            call = {"id": item.string("call_id", required=True), "type": "function",
-                    "function": {"name": item.string("name", required=True), "arguments": arguments}}
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant":
-                last.setdefault("tool_calls", []).append(call)
-            else:
-                message = {"role": "assistant", "content": None, "tool_calls": [call]}
-                if reasoning:
-                    message["reasoning_content"], reasoning = reasoning, None
-                messages.append(message)
-        elif kind == "function_call_output":
-            output = item.raw("output")
-            if isinstance(output, list):
-                if not all(isinstance(part, dict) and isinstance(part.get("text"), str) for part in output):
-                    raise item.error("output", "must be a string or an array of text parts")
-                output = "".join(part["text"] for part in output)
-            if not isinstance(output, str):
-                raise item.error("output", "must be a string or an array of text parts")
-            messages.append({"role": "tool", "tool_call_id": item.string("call_id", required=True),
-                             "content": output})
-        elif kind == "reasoning":
-            texts = [str(part.get("text", "")) for key in ("content", "summary")
-                     for part in (item.raw(key) or []) if isinstance(part, dict)]
-            reasoning = "".join(texts) or None
-        else:
-            raise item.error("type", f"unsupported input item type {kind!r}")
-    return messages
-
-
-def parse_tools(body: Body) -> list[dict[str, Any]] | None:
-    tools: list[dict[str, Any]] = []
-    for tool in body.children("tools"):
-        kind = tool.string("type", required=True)
-        if kind != "function":
-            raise tool.error("type", f"tool type {kind!r} is not supported (only function tools)")
-        tools.append(p.function_tool(tool))
-    return tools or None
-
-
-def parse_tool_choice(body: Body, tools: list[dict[str, Any]] | None) -> str | dict[str, Any]:
-    raw = body.raw("tool_choice")
-    if raw is None:
-        return "auto"
-    if isinstance(raw, str):
-        choice = str(body.string("tool_choice", choices=("none", "auto", "required")))
-        if choice == "required" and not tools:
-            raise body.error("tool_choice", "'required' needs at least one tool in tools")
-        return choice
-    obj = body.child("tool_choice")
-    assert obj is not None
-    obj.string("type", required=True, choices=("function",))
-    return p.named_tool_choice(body, str(obj.string("name", required=True)), tools)
-
-
-def parse_text_format(body: Body) -> dict[str, Any] | None:
-    text = body.child("text")
-    fmt = text.child("format") if text is not None else None
-    if fmt is None:
-        return None
-    kind = fmt.string("type", required=True, choices=("text", "json_object", "json_schema"))
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return {"type": "json_object"}
-    return p.json_schema_format(fmt)
-
-
-def parse_responses(body: Body, limits: p.Limits) -> ResponsesCall:
-    if body.has("previous_response_id") or body.has("conversation"):
-        raise body.error("previous_response_id", "stored responses are not supported; send the full input")
-    instructions = body.string("instructions")
-    tools = parse_tools(body)
-    tool_choice = parse_tool_choice(body, tools)
-    reasoning = body.child("reasoning")
-    effort = reasoning.string("effort", choices=("none", "minimal", "low", "medium", "high")) if reasoning else None
-    kwargs = dict(body.mapping("chat_template_kwargs") or {})
-    top_logprobs = int(body.integer("top_logprobs", default=0, min=0, max=p.MAX_TOP_LOGPROBS))
-    include = body.strings("include", max_items=32)
-    sampling, explicit = p.parse_sampling(body)
-    if effort is not None:
-        kwargs.setdefault("reasoning_effort", effort)
+def parse_responses(data: object, limits: Limits, skipped: Skipped | None = None) -> ResponsesCall:
+    """A /v1/responses body as a ChatRequest; `skipped` gets the skipped tools and items as soon as they are known."""
+    if isinstance(data, Body):
+        data = data.data
+    body = parse(s.ResponsesRequest, data)
+    skipped = skipped if skipped is not None else Skipped()
+    catalog = ToolCatalog(ignored=skipped.tools)
+    catalog.add(body.tools or [], "tools")
+    if isinstance(body.input, list):
+        for i, item in enumerate(body.input):
+            if isinstance(item, s.AdditionalToolsItem):
+                catalog.add(item.tools, f"input[{i}].tools")
+    choice = plan_choice(body.tool_choice, catalog, body.max_tool_calls)
+    messages = chat_messages(body.instructions, body.input, catalog, skipped.items)
+    reasoning = body.reasoning or s.ReasoningConfig()
+    effort = reasoning.effort
+    kwargs = dict(body.chat_template_kwargs or {})
+    if effort is not None and effort != "none":
+        kwargs.setdefault("reasoning_effort", _EFFORT[effort])
+    include = set(body.include or [])
+    top_logprobs = body.top_logprobs or 0
+    sampling, explicit = sampling_params(body)
+    max_tokens = None if body.max_output_tokens is None else min(body.max_output_tokens, limits.max_tokens)
     request = ChatRequest(
-        messages=parse_input(body, instructions),
-        model=p.parse_model(body),
-        tools=tools,
-        tool_choice=tool_choice,
-        parallel_tool_calls=bool(body.boolean("parallel_tool_calls", default=True)),
-        response_format=parse_text_format(body),
+        messages=messages,
+        model=body.model or None,
+        tools=catalog.chat_tools(choice.allowed),
+        tool_choice=choice.tool_choice,
+        parallel_tool_calls=body.parallel_tool_calls and body.max_tool_calls != 1,
+        response_format=_response_format(body.text),
         sampling=sampling,
-        max_tokens=p.parse_max_tokens(body, limits, names=("max_output_tokens",)),
+        max_tokens=max_tokens,
         logprobs=top_logprobs > 0 or "message.output_text.logprobs" in include,
         top_logprobs=top_logprobs,
         enable_thinking=None if effort is None else effort != "none",
         chat_template_kwargs=kwargs,
     )
-    echo = {
-        "instructions": instructions,
-        "max_output_tokens": request.max_tokens,
-        "parallel_tool_calls": request.parallel_tool_calls,
-        "temperature": body.number("temperature"),
-        "top_p": body.number("top_p"),
-        "tool_choice": body.raw("tool_choice", "auto"),
-        "tools": [{"type": "function", **t["function"]} for t in tools or []],
-        "text": {"format": (body.mapping("text") or {}).get("format") or {"type": "text"}},
-        "reasoning": {"effort": effort, "summary": None},
-        "metadata": body.mapping("metadata") or {},
-        "user": body.string("user"),
-    }
-    return ResponsesCall(request, bool(body.boolean("stream", default=False)), explicit, echo)
+    summary = reasoning.summary or reasoning.generate_summary
+    return ResponsesCall(request, body.stream, explicit, _echo(body, data, max_tokens), catalog,
+                         reasoning_summary=summary in _SUMMARY,
+                         opaque_reasoning="reasoning.encrypted_content" in include, skipped=skipped)
 
 
-# --- output ------------------------------------------------------------------
+def _response_format(text: s.TextConfig | None) -> dict[str, Any] | None:
+    fmt = text.format if text is not None else None
+    if isinstance(fmt, s.TextJsonObject):
+        return {"type": "json_object"}
+    if isinstance(fmt, s.TextJsonSchema):
+        spec: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema_}
+        if fmt.strict is not None:
+            spec["strict"] = fmt.strict
+        return {"type": "json_schema", "json_schema": spec}
+    return None
 
 
-def encode_usage(usage: Usage) -> dict[str, Any]:
+def _echo(body: s.ResponsesRequest, data: dict[str, Any], max_tokens: int | None) -> dict[str, Any]:
+    reasoning = body.reasoning or s.ReasoningConfig()
+    text = data.get("text") if isinstance(data.get("text"), dict) else {}
     return {
-        "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
-        "output_tokens": usage.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-        "total_tokens": usage.total_tokens,
+        "instructions": body.instructions,
+        "max_output_tokens": max_tokens,
+        "max_tool_calls": body.max_tool_calls,
+        "parallel_tool_calls": body.parallel_tool_calls,
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "top_logprobs": body.top_logprobs,
+        "tool_choice": data.get("tool_choice") or "auto",
+        "tools": data.get("tools") or [],
+        "text": {"format": text.get("format") or {"type": "text"}, "verbosity": text.get("verbosity") or "medium"},
+        "reasoning": {"effort": reasoning.effort, "summary": reasoning.summary or reasoning.generate_summary},
+        "truncation": body.truncation or "disabled",
+        "service_tier": "default",
+        "prompt_cache_key": body.prompt_cache_key,
+        "safety_identifier": body.safety_identifier,
+        "metadata": body.metadata or {},
+        "user": body.user,
     }
 
 
-def _logprobs(items: list[TokenLogprob] | None) -> list[dict[str, Any]]:
-    return [{"token": lp.token, "logprob": lp.logprob, "bytes": lp.bytes,
-             "top_logprobs": [{"token": t.token, "logprob": t.logprob, "bytes": t.bytes}
-                              for t in lp.top_logprobs]} for lp in items or []]
-
-
-def message_item(item_id: str, text: str, status: str = "completed",
-                 logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"type": "message", "id": item_id, "status": status, "role": "assistant",
-            "content": [text_part(text, logprobs)] if status == "completed" else []}
-
-
-def text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
-
-
-def reasoning_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
-    content = [{"type": "reasoning_text", "text": text}] if status == "completed" else []
-    return {"type": "reasoning", "id": item_id, "summary": [], "content": content, "status": status}
-
-
-def function_call_item(item_id: str, call_id: str, name: str, arguments: str,
-                       status: str = "completed") -> dict[str, Any]:
-    return {"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
-            "arguments": arguments, "status": status}
-
-
-@dataclass(slots=True)
-class ResponseShell:
-    """The Response object around the output items."""
-
-    model: str
-    echo: dict[str, Any]
-    id: str = field(default_factory=lambda: new_id("resp"))
-    created_at: int = field(default_factory=lambda: int(time.time()))
-
-    def build(self, status: str, output: list[dict[str, Any]], usage: Usage | None,
-              incomplete: str | None = None) -> dict[str, Any]:
-        texts = [part["text"] for item in output if item["type"] == "message"
-                 for part in item.get("content", []) if part.get("type") == "output_text"]
-        return {
-            "id": self.id, "object": "response", "created_at": self.created_at, "status": status,
-            "error": None,
-            "incomplete_details": {"reason": incomplete} if incomplete else None,
-            "model": self.model, "output": output, "output_text": "".join(texts),
-            "previous_response_id": None, "store": False, "truncation": "disabled",
-            **self.echo,
-            "usage": encode_usage(usage) if usage is not None else None,
-        }
-
-
-def encode_response(result: ChatResult, shell: ResponseShell) -> dict[str, Any]:
+def encode_response(result: ChatResult, shell: ResponseShell, call: ResponsesCall | None = None) -> dict[str, Any]:
+    """The Response object of a finished (non-streamed) generation."""
+    calls = CallItems(call.catalog if call is not None else ToolCatalog())
     choice = result.choices[0]
+    incomplete = "max_output_tokens" if choice.finish_reason == "length" else None
     output: list[dict[str, Any]] = []
     if choice.reasoning_content:
-        output.append(reasoning_item(new_id("rs"), choice.reasoning_content))
+        output.append(reasoning_item(new_id("rs"), choice.reasoning_content,
+                                     as_summary=bool(call and call.reasoning_summary),
+                                     opaque=bool(call and call.opaque_reasoning)))
     if choice.content:
-        output.append(message_item(new_id("msg"), choice.content, logprobs=_logprobs(choice.logprobs)))
-    for call in choice.tool_calls:
-        output.append(function_call_item(new_id("fc"), call.id, call.name, call.arguments))
-    incomplete = "max_output_tokens" if choice.finish_reason == "length" else None
+        output.append(message_item(new_id("msg"), choice.content, logprobs=encode_logprobs(choice.logprobs)))
+    for tool_call in choice.tool_calls:
+        kind = calls.kind(tool_call.name)
+        output.append(calls.item(calls.item_id(kind), tool_call.id, tool_call.name, tool_call.arguments))
+    if incomplete and output:
+        output[-1]["status"] = "incomplete"
     return shell.build("incomplete" if incomplete else "completed", output, result.usage, incomplete)
 
 
-@dataclass(slots=True)
-class _OpenItem:
-    kind: str
-    item_id: str
-    index: int
-    text: str = ""
-    call_id: str = ""
-    name: str = ""
-    logprobs: list[dict[str, Any]] = field(default_factory=list)
-
-
-class ResponsesStreamEncoder:
-    """Named Responses events; one output item per reasoning block, message or call."""
-
-    def __init__(self, shell: ResponseShell) -> None:
-        self.shell = shell
-        self.sequence = 0
-        self.output: list[dict[str, Any]] = []
-        self.open: _OpenItem | None = None
-        self.usage: Usage | None = None
-        self.reason = "stop"
-
-    def _event(self, kind: str, **payload: Any) -> Frame:
-        data = {"type": kind, "sequence_number": self.sequence, **payload}
-        self.sequence += 1
-        return kind, data
-
-    def start(self) -> list[Frame]:
-        response = self.shell.build("in_progress", [], None)
-        return [self._event("response.created", response=response),
-                self._event("response.in_progress", response=response)]
-
-    def _open(self, kind: str, call_id: str = "", name: str = "") -> list[Frame]:
-        frames = self._close()
-        prefix = {"message": "msg", "reasoning": "rs", "function_call": "fc"}[kind]
-        item = _OpenItem(kind, new_id(prefix), len(self.output), call_id=call_id, name=name)
-        self.open = item
-        self.output.append({})
-        if kind == "message":
-            added = message_item(item.item_id, "", status="in_progress")
-            part = text_part("")
-        elif kind == "reasoning":
-            added = reasoning_item(item.item_id, "", status="in_progress")
-            part = {"type": "reasoning_text", "text": ""}
-        else:
-            added = function_call_item(item.item_id, item.call_id, item.name, "", status="in_progress")
-            return [*frames, self._event("response.output_item.added", output_index=item.index, item=added)]
-        return [*frames,
-                self._event("response.output_item.added", output_index=item.index, item=added),
-                self._event("response.content_part.added", item_id=item.item_id, output_index=item.index,
-                            content_index=0, part=part)]
-
-    def _close(self) -> list[Frame]:
-        item, self.open = self.open, None
-        if item is None:
-            return []
-        ids = {"item_id": item.item_id, "output_index": item.index}
-        if item.kind == "message":
-            done = message_item(item.item_id, item.text, logprobs=item.logprobs)
-            frames = [self._event("response.output_text.done", **ids, content_index=0, text=item.text,
-                                  logprobs=item.logprobs),
-                      self._event("response.content_part.done", **ids, content_index=0,
-                                  part=text_part(item.text, item.logprobs))]
-        elif item.kind == "reasoning":
-            done = reasoning_item(item.item_id, item.text)
-            frames = [self._event("response.reasoning_text.done", **ids, content_index=0, text=item.text),
-                      self._event("response.content_part.done", **ids, content_index=0,
-                                  part={"type": "reasoning_text", "text": item.text})]
-        else:
-            done = function_call_item(item.item_id, item.call_id, item.name, item.text)
-            frames = [self._event("response.function_call_arguments.done", **ids, name=item.name,
-                                  arguments=item.text)]
-        self.output[item.index] = done
-        return [*frames, self._event("response.output_item.done", output_index=item.index, item=done)]
-
-    def encode(self, event: Any) -> list[Frame]:
-        if getattr(event, "choice", 0) != 0:
-            return []
-        frames: list[Frame] = []
-        if isinstance(event, TextDelta):
-            if self.open is None or self.open.kind != "message":
-                frames += self._open("message")
-            assert self.open is not None
-            self.open.text += event.text
-            logprobs = _logprobs(event.logprobs)
-            self.open.logprobs.extend(logprobs)
-            frames.append(self._event("response.output_text.delta", item_id=self.open.item_id,
-                                      output_index=self.open.index, content_index=0, delta=event.text,
-                                      logprobs=logprobs))
-        elif isinstance(event, ReasoningDelta):
-            if self.open is None or self.open.kind != "reasoning":
-                frames += self._open("reasoning")
-            assert self.open is not None
-            self.open.text += event.text
-            frames.append(self._event("response.reasoning_text.delta", item_id=self.open.item_id,
-                                      output_index=self.open.index, content_index=0, delta=event.text))
-        elif isinstance(event, ToolCallDelta):
-            if event.id is not None or self.open is None or self.open.kind != "function_call":
-                frames += self._open("function_call", call_id=event.id or new_id("call"), name=event.name or "")
-            assert self.open is not None
-            if event.name and not self.open.name:
-                self.open.name = event.name
-            if event.arguments:
-                self.open.text += event.arguments
-                frames.append(self._event("response.function_call_arguments.delta", item_id=self.open.item_id,
-                                          output_index=self.open.index, delta=event.arguments))
-        elif isinstance(event, Finish):
-            frames += self._close()
-            self.usage, self.reason = event.usage, event.reason
-        return frames
-
-    def finish(self) -> list[Frame]:
-        frames = self._close()
-        incomplete = "max_output_tokens" if self.reason == "length" else None
-        response = self.shell.build("incomplete" if incomplete else "completed",
-                                    [o for o in self.output if o], self.usage, incomplete)
-        kind = "response.incomplete" if incomplete else "response.completed"
-        return [*frames, self._event(kind, response=response)]
-
-    def error(self, exc: BaseException) -> list[Frame]:
-        body = openai_error_body(exc)
-        return [self._event("error", code=spec_for(exc).code, message=body["error"]["message"],
-                            param=body["error"]["param"], error=body["error"])]
-
-
+@operation(Operation(
+    summary="OpenAI Responses API (stateless): function, namespace, custom and local_shell tools; hosted tools "
+            "skipped", tag="OpenAI", request=s.ResponsesRequest, response=s.ResponseObject, stream=True,
+    errors=BODY_ERRORS + MODEL_ERRORS + (CapabilityError, ContextOverflowError)))
 async def responses(request: web.Request) -> web.StreamResponse:
     settings, kronk = request.app[SETTINGS], request.app[KRONK]
-    body = Body(await read_json(request, settings.max_body_size))
-    call = parse_responses(body, p.Limits.from_settings(settings))
+    skipped = Skipped()
+    request[_SKIPPED_KEY] = skipped
+    call = parse_responses(await read_json(request, settings.max_body_size), Limits.from_settings(settings), skipped)
     model = call.request.model or settings.default_model
     meter = RequestMeter(request.app[METRICS], model, "responses")
     shell = ResponseShell(model, call.echo)
     if call.stream:
-        return await stream_response(request, kronk.chat_stream(call.request, explicit=call.explicit),
-                                     ResponsesStreamEncoder(shell), meter)
+        encoder = ResponsesStreamEncoder(shell, CallItems(call.catalog), reasoning_summary=call.reasoning_summary,
+                                         opaque_reasoning=call.opaque_reasoning)
+        return await stream_response(request, kronk.chat_stream(call.request, explicit=call.explicit), encoder, meter)
     result = await kronk.chat(call.request, explicit=call.explicit)
     meter.on_usage(result.usage)
     shell.model = result.model
-    return json_response(encode_response(result, shell), headers=tools_dropped_headers(result.tools_dropped))
+    return json_response(encode_response(result, shell, call), headers=tools_dropped_headers(result.tools_dropped))
+
+
+async def _skipped_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Name what was skipped on every answer to the request: streamed, JSON or error."""
+    skipped = request.get(_SKIPPED_KEY)
+    if skipped is None:
+        return
+    for header, names in ((TOOLS_IGNORED_HEADER, skipped.tools), (INPUT_IGNORED_HEADER, skipped.items)):
+        if names:
+            response.headers[header] = ",".join(dict.fromkeys(_UNSAFE.sub("?", n) for n in names))
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/responses", responses)
-
+    app.on_response_prepare.append(_skipped_headers)
