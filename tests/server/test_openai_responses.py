@@ -1,14 +1,20 @@
-"""The Responses API through the official `openai` client: items, tools, named stream events."""
+"""The Responses API through the official `openai` client and as Codex CLI sends it: items, tools, named events."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 import jsonschema
 import openai
 import pytest
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import TypeAdapter
 
 from tests.server.conftest import RunningServer
+from tests.server.test_responses_protocol import codex_body
 
 pytestmark = pytest.mark.requires_libs
 
@@ -26,8 +32,9 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture
-def client(server: RunningServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=server.v1, api_key="unused", max_retries=0)
+async def client(server: RunningServer) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=server.v1, api_key="unused", max_retries=0) as client:
+        yield client
 
 
 async def test_text_response_and_incomplete_status(client: openai.AsyncOpenAI) -> None:
@@ -97,3 +104,111 @@ async def test_text_format_json_schema(client: openai.AsyncOpenAI) -> None:
         text={"format": {"type": "json_schema", "name": "flag", "schema": schema}})
     assert response.status == "completed"
     jsonschema.validate(json.loads(response.output_text), schema)
+
+
+# --- as Codex CLI and the SDK's helpers use it ---------------------------------------------
+
+EVENTS = TypeAdapter(ResponseStreamEvent)
+NAMESPACE_TOOL = {"type": "namespace", "name": "mcp__weather__", "description": "Weather MCP server",
+                  "tools": [{k: v for k, v in WEATHER_TOOL.items()}]}
+PATCH_TOOL = {"type": "custom", "name": "apply_patch", "description": "Edit files with a patch",
+              "format": {"type": "grammar", "syntax": "lark", "definition": "start: /[a-z ]+/"}}
+
+
+async def _sse(response: aiohttp.ClientResponse) -> list[dict[str, Any]]:
+    events, name = [], None
+    async for raw in response.content:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            data = json.loads(line[6:])
+            assert data["type"] == name
+            events.append(data)
+    return events
+
+
+async def test_a_codex_request_streams_typed_events(server: RunningServer, http: aiohttp.ClientSession) -> None:
+    body = codex_body(model="", max_output_tokens=16)
+    async with http.post(server.v1 + "/responses", json=body) as response:
+        assert response.status == 200, await response.text()
+        assert response.headers["X-Kronk-Tools-Ignored"] == "web_search,image_generation,tool_search"
+        assert response.headers["X-Kronk-Input-Ignored"] == "web_search_call,compaction"
+        events = await _sse(response)
+    for event in events:
+        EVENTS.validate_python(event)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[0]["type"] == "response.created" and events[-1]["type"] in ("response.completed",
+                                                                              "response.incomplete")
+    final = Response.model_validate(events[-1]["response"])
+    assert final.usage is not None and final.usage.output_tokens > 0
+    assert [item.id for item in final.output] == [e["item"]["id"] for e in events
+                                                  if e["type"] == "response.output_item.done"]
+
+
+async def test_a_namespaced_function_round_trip(client: openai.AsyncOpenAI) -> None:
+    first = await client.responses.create(
+        model="", input="weather in paris?", tools=[NAMESPACE_TOOL],  # type: ignore[list-item]
+        tool_choice={"type": "function", "name": "get_weather", "namespace": "mcp__weather__"},  # type: ignore[typeddict-unknown-key]
+        parallel_tool_calls=False, max_output_tokens=300, extra_body={"seed": 0})
+    call = first.output[-1]
+    assert call.type == "function_call"
+    assert (call.name, call.namespace) == ("get_weather", "mcp__weather__")
+    jsonschema.validate(json.loads(call.arguments), WEATHER_TOOL["parameters"])
+    history = [{"role": "user", "content": "weather in paris?"},
+               *[item.model_dump(exclude_none=True) for item in first.output],
+               {"type": "function_call_output", "call_id": call.call_id, "output": '{"temp_c": 21}'}]
+    second = await client.responses.create(model="", input=history, tools=[NAMESPACE_TOOL],  # type: ignore[arg-type, list-item]
+                                           tool_choice="none", max_output_tokens=4)
+    assert [item.type for item in second.output] == ["message"]
+
+
+async def test_a_custom_tool_streams_its_input(client: openai.AsyncOpenAI) -> None:
+    stream = await client.responses.create(
+        model="", input="fix the typo", tools=[PATCH_TOOL],  # type: ignore[list-item]
+        tool_choice={"type": "custom", "name": "apply_patch"}, max_output_tokens=200, stream=True,
+        extra_body={"seed": 0})
+    events = [event async for event in stream]
+    added = next(e for e in events if e.type == "response.output_item.added")
+    assert added.item.type == "custom_tool_call" and added.item.name == "apply_patch"
+    deltas = "".join(e.delta for e in events if e.type == "response.custom_tool_call_input.delta")
+    done = next(e for e in events if e.type == "response.custom_tool_call_input.done")
+    assert deltas == done.input and done.input
+    item = events[-1].response.output[-1]
+    assert item.type == "custom_tool_call" and item.input == done.input
+    history = [{"role": "user", "content": "fix the typo"}, item.model_dump(exclude_none=True),
+               {"type": "custom_tool_call_output", "call_id": item.call_id, "output": "Done!"}]
+    again = await client.responses.create(model="", input=history, tools=[PATCH_TOOL],  # type: ignore[arg-type, list-item]
+                                          tool_choice="none", max_output_tokens=4)
+    assert again.output[0].type == "message"
+
+
+async def test_the_sdk_stream_helper_accumulates_the_response(client: openai.AsyncOpenAI) -> None:
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
+              "additionalProperties": False}
+    async with client.responses.stream(
+            model="", input="json", max_output_tokens=200, store=True,
+            text={"format": {"type": "json_schema", "name": "flag", "schema": schema}}) as stream:
+        deltas = [event.delta async for event in stream if event.type == "response.output_text.delta"]
+        final = await stream.get_final_response()
+    assert final.status == "completed" and final.store is False
+    assert final.output_text == "".join(deltas)
+    jsonschema.validate(json.loads(final.output_text), schema)
+
+
+async def test_a_required_hosted_tool_is_refused_and_named(server: RunningServer,
+                                                          http: aiohttp.ClientSession) -> None:
+    body = {"input": "search", "tools": [{"type": "web_search_preview"}, WEATHER_TOOL],
+            "tool_choice": {"type": "web_search_preview"}}
+    async with http.post(server.v1 + "/responses", json=body) as response:
+        assert response.status == 400
+        assert response.headers["X-Kronk-Tools-Ignored"] == "web_search_preview"
+        error = (await response.json())["error"]
+    assert (error["param"], error["code"]) == ("tool_choice", "unsupported_capability")
+
+
+@pytest.mark.parametrize("input_", ["", []])
+async def test_empty_input_is_a_clear_400(client: openai.AsyncOpenAI, input_: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(model="", input=input_)
+    assert caught.value.body["param"] == "input"  # type: ignore[index]

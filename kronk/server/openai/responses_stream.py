@@ -33,9 +33,10 @@ from kronk.server.streaming import Frame
 
 
 def encode_usage(usage: Usage) -> dict[str, Any]:
+    """Responses usage; cache_write_tokens is always 0 (the prefix cache fills itself, nothing is billed)."""
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens},
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": 0},
         "output_tokens": usage.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
