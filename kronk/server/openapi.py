@@ -17,13 +17,21 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from kronk import errors as E
 from kronk.server.health import kronk_version
 from kronk.server.keys import SETTINGS
 from kronk.server.respond import json_response
-from kronk.server.wire import BODY_ERRORS, AnthropicErrorBody, Operation, OpenAIErrorBody, declared, operation
+from kronk.server.wire import (
+    BODY_ERRORS,
+    AnthropicErrorBody,
+    OpenAIErrorBody,
+    Operation,
+    WireSchema,
+    declared,
+    operation,
+)
 from kronk.settings import ServerSettings
 
 _REF = "#/components/schemas/{model}"
@@ -32,13 +40,6 @@ _SSE_EVENT: dict[str, Any] = {"type": "object", "required": ["data"], "propertie
 """One event of a stream (each event's `data` is the JSON of a chunk)."""
 _SECURITY_ERRORS: tuple[type[E.KronkError], ...] = (
     E.AuthenticationError, E.PermissionDeniedError, E.RateLimitError)
-
-
-class _Schemas(GenerateJsonSchema):
-    """Pydantic's generator without a title on every field (the field name says it)."""
-
-    def field_title_should_be_set(self, schema: Any) -> bool:
-        return False
 
 
 def _routes(app: web.Application) -> Iterator[tuple[str, str, Any]]:
@@ -175,7 +176,7 @@ class _Document:
             if names.setdefault(model.__name__, model) is not model:
                 raise TypeError(f"two models are named {model.__name__}: {model.__module__}, "
                                 f"{names[model.__name__].__module__}; schema names must be unique")
-        _, defs = models_json_schema(list(self.models), ref_template=_REF, schema_generator=_Schemas)
+        _, defs = models_json_schema(list(self.models), ref_template=_REF, schema_generator=WireSchema)
         schemas = defs.get("$defs", {})
         _apply_limits(schemas, self.settings)
         return schemas

@@ -37,19 +37,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
+    Field,
+    GetCoreSchemaHandler,
     Tag,
     ValidationError,
     WrapValidator,
-    model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic.json_schema import DEFAULT_REF_TEMPLATE, GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import CoreSchema, ErrorDetails, PydanticCustomError, core_schema
 
 from kronk import errors as E
 
@@ -61,29 +63,73 @@ _TAG = "~"
 """Prefix of the union tags we put in error locations (stripped from the reported path)."""
 
 
+_CONSTRAINTS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum",
+                "multiple_of": "multipleOf"}
+
+
+def _fix_constraints(node: Any) -> None:
+    """pydantic writes `ge`/`le` for bounds on a validator-wrapped type (`Int`); JSON Schema says minimum/maximum."""
+    if isinstance(node, dict):
+        if node.get("type") in ("integer", "number"):
+            for name, keyword in _CONSTRAINTS.items():
+                if name in node:
+                    node[keyword] = node.pop(name)
+        for value in node.values():
+            _fix_constraints(value)
+    elif isinstance(node, list):
+        for value in node:
+            _fix_constraints(value)
+
+
+class WireSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema generator, with standard bound keywords and no title on every field."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+    def generate(self, schema: CoreSchema, mode: JsonSchemaMode = "validation") -> JsonSchemaValue:
+        out = super().generate(schema, mode)
+        _fix_constraints(out)
+        return out
+
+    def generate_definitions(self, inputs: Any) -> Any:
+        mapping, definitions = super().generate_definitions(inputs)
+        _fix_constraints(mapping)
+        _fix_constraints(definitions)
+        return mapping, definitions
+
+
 class WireModel(BaseModel):
     """Base of every request model (see the module docstring for the conventions)."""
 
     model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False, populate_by_name=False,
                               validate_default=False, use_attribute_docstrings=True)
 
-    _null_means_default: ClassVar[frozenset[str]] = frozenset()
-    """JSON names of the optional fields whose default is not null: a null there means "use the default"."""
+    @classmethod
+    def model_json_schema(cls, by_alias: bool = True, ref_template: str = DEFAULT_REF_TEMPLATE,  # noqa: D102
+                          schema_generator: type[GenerateJsonSchema] = WireSchema,
+                          mode: JsonSchemaMode = "validation", **kwargs: Any) -> dict[str, Any]:
+        return super().model_json_schema(by_alias=by_alias, ref_template=ref_template,
+                                         schema_generator=schema_generator, mode=mode, **kwargs)
 
     @classmethod
-    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
-        super().__pydantic_init_subclass__(**kwargs)
-        cls._null_means_default = frozenset(
-            info.alias or name for name, info in cls.model_fields.items()
-            if not info.is_required() and info.default is not None)
+    def __get_pydantic_core_schema__(cls, source: type[BaseModel], handler: GetCoreSchemaHandler) -> CoreSchema:
+        """The model's schema; where an optional field's default is not null, a null there means that default.
 
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_nulls(cls, data: Any) -> Any:
-        names = cls._null_means_default
-        if names and isinstance(data, dict) and any(data.get(name, 0) is None for name in names):
-            return {k: v for k, v in data.items() if v is not None or k not in names}
-        return data
+        Only such models get the (Python) step that drops those nulls, so the others cost nothing extra.
+        """
+        schema = handler(source)
+        names = frozenset(info.alias or name for name, info in cls.__pydantic_fields__.items()
+                          if not info.is_required() and info.default is not None)
+        if not names:
+            return schema
+
+        def drop_nulls(data: Any) -> Any:
+            if isinstance(data, dict) and any(data.get(name, 0) is None for name in names):
+                return {k: v for k, v in data.items() if v is not None or k not in names}
+            return data
+
+        return core_schema.no_info_before_validator_function(drop_nulls, schema)
 
 
 class DocModel(BaseModel):
@@ -162,8 +208,20 @@ def tagged(field_name: str, *variants: type[BaseModel]) -> Any:
                                    custom_error_message=f"must be one of {allowed}")]
 
 
+_PATTERN_MESSAGES: dict[str, str] = {}
+
+
+def pattern(regex: str, message: str) -> Any:
+    """`Field(pattern=regex)` whose mismatch reads "<path>: <message>" (nothing runs in Python on valid input)."""
+    _PATTERN_MESSAGES[regex] = message
+    return Field(pattern=regex)
+
+
 def explained(message: str) -> WrapValidator:
-    """Replace any error of the annotated value by "<path>: <message>" (keeps its schema)."""
+    """Replace any error of the annotated value by "<path>: <message>" (keeps its schema).
+
+    It runs Python on every value: for a plain string pattern, `pattern(regex, message)` is free.
+    """
 
     def wrap(value: Any, handler: Callable[[Any], Any]) -> Any:
         try:
@@ -233,7 +291,8 @@ def _message(error: ErrorDetails) -> tuple[tuple[int | str, ...], str]:
         unit = "characters" if kind == "string_too_long" else "entries"
         return loc, f"at most {ctx.get('max_length')} {unit} are allowed"
     if kind == "string_pattern_mismatch":
-        return loc, f"must match {ctx.get('pattern')}"
+        regex = str(ctx.get("pattern"))
+        return loc, _PATTERN_MESSAGES.get(regex, f"must match {regex}")
     if kind == "value_error":
         cause = ctx.get("error")
         if isinstance(cause, FieldError):

@@ -110,6 +110,9 @@ async def test_unknown_model_is_404_in_each_shape(server: RunningServer, http: a
     assert body == {"type": "error", "error": {"type": "not_found_error", "message": body["error"]["message"]}}
     async with http.get(server.v1 + "/models/no/such-model") as response:
         assert response.status == 404
+    for odd in ("~nobody%15", "a/%00b", "a/" + "x" * 5000, "x" * 300 + ".gguf"):  # not paths: found by schemathesis
+        async with http.get(server.v1 + "/models/" + odd) as response:
+            assert response.status == 404, odd
 
 
 async def test_oversized_bodies_and_input_counts_are_413(start_server: StartServer,

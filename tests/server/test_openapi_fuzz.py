@@ -30,7 +30,7 @@ from kronk.server.openapi import build_document
 from tests import tiny_models
 from tests.server.conftest import tiny_settings
 
-pytestmark = [pytest.mark.requires_libs, pytest.mark.slow]
+pytestmark = pytest.mark.requires_libs
 
 schemathesis = pytest.importorskip("schemathesis")
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator, model_validator
 
-from kronk.server.wire import FieldError, Int, WireModel, by_json_type, explained, tagged
+from kronk.server.wire import FieldError, Int, WireModel, by_json_type, explained, pattern, tagged
 
 MAX_TOP_LOGPROBS = 20
 MAX_STOP = 16
@@ -211,8 +211,7 @@ Messages = Annotated[list[Message], Field(min_length=1)]
 
 
 class FunctionDef(WireModel):
-    name: Annotated[str, Field(pattern=TOOL_NAME_PATTERN),
-                    explained("must be 1-128 letters, digits, '_', '-', '.' or ':'")]
+    name: Annotated[str, pattern(TOOL_NAME_PATTERN, "must be 1-128 letters, digits, '_', '-', '.' or ':'")]
     description: str | None = None
     parameters: dict[str, Any] | None = None
     """JSON Schema of the arguments; absent or empty: an object with any properties."""
@@ -432,9 +431,8 @@ class RerankRequest(WireModel):
     """POST /v1/rerank."""
 
     query: NonEmpty
-    documents: Annotated[list[Annotated[
-        by_json_type("a string or an object with text", string=str, object=RerankDocument),
-        explained("must be a string or an object with text")]], Field(min_length=1)]
+    documents: Annotated[list[by_json_type("a string or an object with text", string=str,  # type: ignore[valid-type]
+                                           object=RerankDocument)], Field(min_length=1)]
     top_n: Annotated[Int, Field(ge=1)] | None = None
     model: str | None = None
     return_documents: bool = True
