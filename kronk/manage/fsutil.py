@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from kronk.errors import InsufficientStorageError
@@ -15,17 +14,10 @@ from kronk.errors import InsufficientStorageError
 CHUNK = 1 << 20
 
 
-def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks; `on_bytes` gets the running total."""
-    digest = hashlib.sha256()
-    done = 0
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file: the one file hash of the store, the downloader and the libs installer."""
     with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-            done += len(chunk)
-            if on_bytes is not None:
-                on_bytes(done)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def existing_dir(path: Path) -> Path:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from kronk.errors import ChecksumError, DownloadError, InsufficientStorageError, KronkError, ModelLoadError
 from kronk.manage.catalog import Catalog
-from kronk.manage.download import Downloader
+from kronk.manage.download import Downloader, throttled
 from kronk.manage.endpoints import Endpoints, make_session
 from kronk.manage.fsutil import check_free_space, format_bytes, remove_empty_dirs
 from kronk.manage.gguf_info import read_gguf_info
@@ -230,12 +230,20 @@ class PullManager:
 
         def on_bytes(done: int, total: int | None) -> None:
             emit(PullEvent("downloading", model=model_id, file=remote.name, completed=done,
-                           total=total if total is not None and total >= 0 else remote.size))
+                           total=total if total is not None else remote.size))
 
         headers = self.endpoints.hf_headers() if remote.hf_auth else {}
         result = self.downloader.fetch(remote.url, folder / remote.name, size=remote.size, sha256=remote.sha256,
-                                       headers=headers, on_bytes=_throttled(on_bytes, remote.size))
+                                       headers=headers, on_bytes=on_bytes, denied_hint=self._denied_hint(remote))
         return result.sha256
+
+    def _denied_hint(self, remote: RemoteFile) -> str | None:
+        """What to do about a 401/403: only a Hugging Face download can be helped by a token."""
+        if not remote.hf_auth:
+            return None
+        if self.endpoints.hf_token:
+            return "KRONK_HF_TOKEN was sent: check that it may read this repo (gated repos need their terms accepted)"
+        return "set KRONK_HF_TOKEN for gated or private repos"
 
     def _assemble(self, plan: PullPlan, staging: Path, emit: PullCallback) -> str:
         assembly = plan.assembly
@@ -259,7 +267,7 @@ class PullManager:
         def on_bytes(done: int, total: int | None) -> None:
             emit(PullEvent("extracting", model=plan.model_id, file=assembly.name, completed=done, total=total))
 
-        report = _throttled(on_bytes, assembly.size)
+        report = throttled(on_bytes)
         try:
             sha = assemble(parts, staging / assembly.name, size=assembly.size, sha256=assembly.sha256,
                            on_bytes=lambda done: report(done, assembly.size))
@@ -292,16 +300,3 @@ class PullManager:
         shutil.rmtree(staging, ignore_errors=True)
         remove_empty_dirs(staging.parent, self.store.root)
         return stored
-
-
-def _throttled(callback: Callable[[int, int | None], None], size: int | None) -> Callable[[int, int | None], None]:
-    """Pass on at most ~200 progress calls per file (and always the last one)."""
-    step = max(1 << 20, (size or 0) // 200)
-    last = [-step]
-
-    def wrapper(done: int, total: int | None) -> None:
-        if done - last[0] >= step or (total is not None and done >= total):
-            last[0] = done
-            callback(done, total)
-
-    return wrapper

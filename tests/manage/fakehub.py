@@ -39,6 +39,8 @@ class Served:
     ignore_range: bool = False
     pointer_sha: str | None = None
     pointer_size: int | None = None
+    status: int = 200
+    """Answer the file's URL with this status (and no file) when it is not 200."""
 
 
 @dataclass
@@ -156,6 +158,8 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
 
         def _file(self, served: Served, head: bool) -> None:
+            if served.status != 200:
+                return self._bytes(b"no", "text/plain", head, served.status)
             data = served.data
             start = 0
             header = self.headers.get("Range")

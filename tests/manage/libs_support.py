@@ -7,7 +7,6 @@ The server is a real HTTP server on 127.0.0.1 that records every path asked for.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -20,6 +19,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from kronk.manage.fsutil import sha256_file
 from tests import real_llama
 
 REAL_BUILD_BIN = real_llama.build_bin()
@@ -76,8 +76,8 @@ def make_zip(dest: Path, members: dict[str, bytes]) -> Path:
     return dest
 
 
-def sha256(path: Path) -> str:
-    return _sha256_of(path)
+sha256 = sha256_file
+"""The tests' short name for the one file hash."""
 
 
 def release_path(root: Path, prefix: str, build: int, asset: str) -> Path:
@@ -96,14 +96,17 @@ class LocalServer:
     """A static file server on 127.0.0.1 over `root`, recording request paths.
 
     Beyond http.server it answers `Range: bytes=N-` (206, for resumed downloads, recorded
-    in `ranges`) and, like a PEP 691 index, serves a folder's `index.json` to a client
-    that asks for the JSON simple API.
+    in `ranges`), closes the connection halfway through a file named in `cuts` (that many
+    times), and, like a PEP 691 index, serves a folder's `index.json` to a client that
+    asks for the JSON simple API.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.requests: list[str] = []
         self.ranges: list[tuple[str, str]] = []
+        self.cuts: dict[str, int] = {}
+        self._lock = threading.Lock()
         server = self
 
         class Handler(SimpleHTTPRequestHandler):
@@ -117,29 +120,44 @@ class LocalServer:
                     self._send(200, (target / "index.json").read_bytes(), SIMPLE_JSON)
                     return
                 wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
-                if wanted is None or not target.is_file():
+                cut = server.take_cut(self.path)
+                if (wanted is None and not cut) or not target.is_file():
                     super().do_GET()
                     return
+                data = target.read_bytes()
+                if wanted is None:
+                    self._send(200, data, "application/octet-stream", cut=cut)
+                    return
                 server.ranges.append((self.path, self.headers["Range"]))
-                data, start = target.read_bytes(), int(wanted.group(1))
+                start = int(wanted.group(1))
                 if start >= len(data):
                     self._send(416, b"", "text/plain", {"Content-Range": f"bytes */{len(data)}"})
                 else:
                     self._send(206, data[start:], "application/octet-stream",
-                               {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
+                               {"Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}, cut=cut)
 
             def _send(self, status: int, body: bytes, content_type: str,
-                      headers: dict[str, str] | None = None) -> None:
+                      headers: dict[str, str] | None = None, cut: bool = False) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(body[:len(body) // 2] if cut else body)
+                if cut:
+                    self.close_connection = True
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def take_cut(self, path: str) -> bool:
+        """Whether this request for `path` is to be cut short (using up one of its cuts)."""
+        with self._lock:
+            left = self.cuts.get(path, 0)
+            if left:
+                self.cuts[path] = left - 1
+            return left > 0
 
     @property
     def url(self) -> str:
@@ -189,7 +207,7 @@ class SimpleIndex:
             path.symlink_to(data)
         else:
             path.write_bytes(data)
-        self._listed[name] = (sha256 or _sha256_of(path)) if hashed else None
+        self._listed[name] = (sha256 or sha256_file(path)) if hashed else None
         self._write_pages()
         return name
 
@@ -203,11 +221,3 @@ class SimpleIndex:
                      for name, digest in self._listed.items()]
             (self.project / "index.json").write_text(json.dumps({"meta": {"api-version": "1.0"},
                                                                  "name": self.PROJECT, "files": files}))
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

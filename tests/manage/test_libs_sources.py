@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from kronk.errors import ChecksumError, DownloadError, LibraryNotFoundError, LibsInstallError
+from kronk.manage.endpoints import make_session
 from kronk.manage.libs import __main__ as libs_main
 from kronk.manage.libs import archive, load_pin, sources
-from kronk.manage.libs.download import new_session
 from kronk.manage.libs.events import ProgressEvent
 from tests import real_llama
 from tests.manage import libs_support as support
@@ -32,7 +32,7 @@ REAL_SDIST = real_llama.sdist()
 
 
 def _context(home: Path, events: list[ProgressEvent] | None = None) -> sources.Context:
-    return sources.Context(cache=home / "cache", environ=dict(os.environ), session=new_session(),
+    return sources.Context(cache=home / "cache", environ=dict(os.environ), session=make_session(),
                            progress=(events.append if events is not None else lambda e: None), pin=load_pin())
 
 

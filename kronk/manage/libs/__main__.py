@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kronk.errors import KronkError
+from kronk.manage.endpoints import make_session
 from kronk.manage.libs import sdist
-from kronk.manage.libs.download import new_session
 from kronk.manage.libs.pin import load_pin, parse_build
 
 
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin = load_pin()
     try:
         build = parse_build(args.build) if args.build else pin.build
-        fetched = sdist.fetch(new_session(), os.environ, pin, build, args.dest)
+        fetched = sdist.fetch(make_session(), os.environ, pin, build, args.dest)
     except KronkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -48,3 +48,8 @@ ProgressCallback = Callable[[ProgressEvent], None]
 
 def ignore_progress(event: ProgressEvent) -> None:
     """The default callback: drop every event."""
+
+
+def download_progress(progress: ProgressCallback, name: str, source: str) -> Callable[[int, int | None], None]:
+    """The downloader's byte counts (see `kronk.manage.download.ByteProgress`) as DOWNLOAD events."""
+    return lambda done, total: progress(ProgressEvent(Stage.DOWNLOAD, name, done, total, source))

@@ -19,10 +19,10 @@ from pathlib import Path
 import requests
 
 from kronk.errors import ConfigError, KronkError, LibraryNotFoundError, LibsInstallError
+from kronk.manage.endpoints import make_session
 from kronk.manage.libs import install as inst
 from kronk.manage.libs import sources
 from kronk.manage.libs.assets import Combination, combinations
-from kronk.manage.libs.download import new_session
 from kronk.manage.libs.events import ProgressCallback, ProgressEvent, Stage, ignore_progress
 from kronk.manage.libs.install import InstallRecord
 from kronk.manage.libs.pin import Pin, load_pin, parse_build
@@ -172,7 +172,7 @@ class LibsManager:
 
     def _session_or_new(self) -> requests.Session:
         if self._session is None:
-            self._session = new_session()
+            self._session = make_session()
         return self._session
 
     @staticmethod
@@ -217,7 +217,7 @@ class LibsManager:
             if name == "release":
                 payload = sources.from_release(ctx, platform, wanted, work)
             elif name == "sdist":
-                payload = sources.from_sdist(ctx, platform, wanted, work, with_tools=with_tools)
+                payload = sources.from_sdist(ctx, platform, wanted, with_tools=with_tools)
             elif name == "source":
                 payload = sources.from_source(ctx, platform, wanted, work, with_tools=with_tools, tree=source_tree)
             else:

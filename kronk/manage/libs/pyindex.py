@@ -26,8 +26,7 @@ from urllib.request import url2pathname
 import requests
 
 from kronk.errors import DownloadError, LibsInstallError
-from kronk.manage.libs.download import TIMEOUT
-from kronk.manage.libs.download import _reason as reason  # one-line cause of a requests error
+from kronk.manage.download import TIMEOUT, failure_reason
 
 DEFAULT_INDEX = "https://pypi.org/simple/"
 ACCEPT = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
@@ -36,6 +35,7 @@ _OPTIONS = ("index-url", "extra-index-url", "no-index", "cert", "proxy")
 _SECTIONS = ("global", "download", ":env:")  # pip's precedence for `pip download`: later wins
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _PIP_CONFIG_TIMEOUT_S = 60
+DENIED_HINT = "the package index wants credentials: put them in pip's index-url or ~/.netrc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +144,13 @@ def project_files(session: requests.Session, index: str, project: str) -> list[I
     try:
         response = session.get(page, headers={"Accept": ACCEPT}, timeout=TIMEOUT)
     except requests.RequestException as exc:
-        raise DownloadError(f"cannot reach the package index {index}: {reason(exc)}") from exc
+        raise DownloadError(f"cannot reach the package index {index}: {failure_reason(exc)}") from exc
     with response:
         if response.status_code == 404:
             return []
         if response.status_code != 200:
-            raise DownloadError(f"the package index {index} answered HTTP {response.status_code} for {page}")
+            hint = f" ({DENIED_HINT})" if response.status_code in (401, 403) else ""
+            raise DownloadError(f"the package index {index} answered HTTP {response.status_code} for {page}{hint}")
         content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type == _JSON_TYPE:
             return _json_files(response.text, response.url, index)

@@ -10,22 +10,18 @@ scripts/setup.sh keeps the pinned sdist for the tests).
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import requests
 
-from kronk.errors import ChecksumError, DownloadError
+from kronk.errors import ChecksumError
 from kronk.manage.download import Downloader
+from kronk.manage.fsutil import sha256_file
 from kronk.manage.libs import pyindex
-from kronk.manage.libs.download import sha256_file
-from kronk.manage.libs.events import ProgressCallback, ProgressEvent, Stage, ignore_progress
+from kronk.manage.libs.events import ProgressCallback, ProgressEvent, Stage, download_progress, ignore_progress
 from kronk.manage.libs.pin import Pin, sdist_requirement
 
 
@@ -56,18 +52,13 @@ def fetch(session: requests.Session, environ: Mapping[str, str], pin: Pin, build
     dest = dest_dir / found.filename
     progress(ProgressEvent(Stage.DOWNLOAD, f"fetching {found.url}", source="sdist"))
     try:
-        if urlsplit(found.url).scheme == "file":
-            actual = _copy_verified(Path(url2pathname(urlsplit(found.url).path)), dest, expected)
-        else:
-            result = Downloader(session).fetch(
-                found.url, dest, size=found.size, sha256=expected,
-                on_bytes=lambda done, total: progress(ProgressEvent(Stage.DOWNLOAD, found.filename, done,
-                                                                    total, "sdist")))
-            actual = result.sha256
+        result = Downloader(session).fetch(found.url, dest, size=found.size, sha256=expected,
+                                           denied_hint=pyindex.DENIED_HINT,
+                                           on_bytes=download_progress(progress, found.filename, "sdist"))
     except ChecksumError as exc:
         whose = "pinned" if pinned else f"listed by {found.index}"
         raise ChecksumError(f"{exc} (the sha256 {whose} for {requirement})") from exc
-    return Sdist(path=dest, sha256=actual, url=found.url)
+    return Sdist(path=dest, sha256=result.sha256, url=found.url)
 
 
 def _verified_copy(dest_dir: Path, pin: Pin, version: str) -> Sdist | None:
@@ -77,21 +68,3 @@ def _verified_copy(dest_dir: Path, pin: Pin, version: str) -> Sdist | None:
         if path.is_file() and sha256_file(path) == pin.sdist_sha256:
             return Sdist(path=path, sha256=pin.sdist_sha256, url=path.as_uri())
     return None
-
-
-def _copy_verified(source: Path, dest: Path, sha256: str | None) -> str:
-    """A file:// index's file, copied beside `dest` and renamed into place once verified."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.copy")
-    try:
-        shutil.copyfile(source, tmp)
-        actual = sha256_file(tmp)
-        if sha256 is not None and actual != sha256:
-            raise ChecksumError(f"{dest.name}: sha256 {actual} does not match the expected {sha256}")
-        os.replace(tmp, dest)
-    except OSError as exc:
-        raise DownloadError(f"cannot copy {source}: {exc.strerror or exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    return actual
-

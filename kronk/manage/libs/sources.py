@@ -15,6 +15,7 @@ compiles against their headers) and builds in `$KRONK_HOME/cache/build/`.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -23,10 +24,10 @@ from pathlib import Path
 
 import requests
 
-from kronk.errors import LibraryNotFoundError, LibsInstallError
+from kronk.errors import ChecksumError, LibraryNotFoundError, LibsInstallError
+from kronk.manage.download import TIMEOUT, AssetMissingError, Downloader
 from kronk.manage.libs import archive, assets, build, sdist
-from kronk.manage.libs.download import AssetMissingError, download, fetch_sha256
-from kronk.manage.libs.events import ProgressCallback, ProgressEvent, Stage
+from kronk.manage.libs.events import ProgressCallback, ProgressEvent, Stage, download_progress
 from kronk.manage.libs.install import install_lock, library_filename, read_record
 from kronk.manage.libs.pin import Pin
 from kronk.manage.libs.platform import Platform
@@ -34,6 +35,8 @@ from kronk.manage.libs.platform import Platform
 SOURCES = ("release", "sdist", "source", "dir")
 AUTO_ORDER = ("release", "sdist", "source")
 _TREE_MARKER = ".kronk-source.json"
+_SHA256_RE = re.compile(r"\b([0-9a-fA-F]{64})\b")
+_DENIED_HINT = f"check {assets.BASE_URL_ENV}; a private mirror's credentials go in ~/.netrc"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,30 @@ class Context:
         return tree if (tree / _TREE_MARKER).is_file() else None
 
 
+def _download(ctx: Context, url: str, dest: Path, *, source: str, sha256: str | None = None) -> str:
+    """Fetch `url` to `dest` with the one downloader, progress as DOWNLOAD events; return its sha256."""
+    ctx.progress(ProgressEvent(Stage.DOWNLOAD, f"fetching {url}", source=source))
+    fetched = Downloader(ctx.session).fetch(url, dest, sha256=sha256, denied_hint=_DENIED_HINT,
+                                            on_bytes=download_progress(ctx.progress, dest.name, source))
+    return fetched.sha256
+
+
 # --- release archives --------------------------------------------------------------
+
+
+def _published_sha256(ctx: Context, url: str) -> str | None:
+    """The digest published next to `url` as `<url>.sha256`, or None when there is none."""
+    try:
+        response = ctx.session.get(url + ".sha256", timeout=TIMEOUT)
+    except requests.RequestException:
+        return None
+    with response:
+        if response.status_code != 200:
+            return None
+        match = _SHA256_RE.search(response.text[:4096])
+    if match is None:
+        raise ChecksumError(f"{url}.sha256 does not hold a sha256 digest")
+    return match.group(1).lower()
 
 
 def find_lib_folder(root: Path, os_name: str, max_depth: int = 4) -> Path:
@@ -91,11 +117,9 @@ def from_release(ctx: Context, platform: Platform, build_number: int, work: Path
     missing = []
     for asset in assets_:
         url = assets.release_url(base, build_number, asset)
-        ctx.progress(ProgressEvent(Stage.DOWNLOAD, f"fetching {url}", source="release"))
+        path = work / asset
         try:
-            expected = fetch_sha256(ctx.session, url)
-            path = work / asset
-            download(ctx.session, url, path, progress=ctx.progress, sha256=expected, source="release")
+            _download(ctx, url, path, source="release", sha256=_published_sha256(ctx, url))
         except AssetMissingError:
             missing.append(asset)
             continue
@@ -107,8 +131,7 @@ def from_release(ctx: Context, platform: Platform, build_number: int, work: Path
         for extra in assets.companion_assets(asset):
             extra_url = assets.release_url(base, build_number, extra)
             extra_path = work / extra
-            download(ctx.session, extra_url, extra_path, progress=ctx.progress,
-                     sha256=fetch_sha256(ctx.session, extra_url), source="release")
+            _download(ctx, extra_url, extra_path, source="release", sha256=_published_sha256(ctx, extra_url))
             archive.extract(extra_path, folder)
             extra_path.unlink()
         return Payload(folder, "release", build_number, ctx.cached_tree(build_number))
@@ -169,8 +192,7 @@ def tag_tree(ctx: Context, build_number: int, work: Path) -> Path:
             return cached
         url = assets.source_tarball_url(assets.base_url(ctx.environ), build_number)
         tarball = work / f"llama.cpp-b{build_number}.tar.gz"
-        ctx.progress(ProgressEvent(Stage.DOWNLOAD, f"fetching {url}", source="source"))
-        actual = download(ctx.session, url, tarball, progress=ctx.progress, source="source")
+        actual = _download(ctx, url, tarball, source="source")
         return _install_tree(ctx, build_number, tarball, (), "source", actual)
 
 
@@ -183,7 +205,7 @@ def _build_payload(ctx: Context, platform: Platform, build_number: int, tree: Pa
     return Payload(folder, source, build_number, tree.resolve())
 
 
-def from_sdist(ctx: Context, platform: Platform, build_number: int, work: Path, *, with_tools: bool) -> Payload:
+def from_sdist(ctx: Context, platform: Platform, build_number: int, *, with_tools: bool) -> Payload:
     build.check_toolchain(platform, ctx.environ)  # fail before a long download
     tree = sdist_tree(ctx, build_number)
     return _build_payload(ctx, platform, build_number, tree, "sdist", with_tools)
