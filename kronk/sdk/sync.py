@@ -12,7 +12,7 @@ import concurrent.futures
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from kronk.engine.types import Event
 from kronk.errors import ShuttingDownError
@@ -119,7 +119,7 @@ class Kronk:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
 
-    def __enter__(self) -> Kronk:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

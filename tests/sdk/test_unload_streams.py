@@ -129,7 +129,7 @@ _CLOSE_DURING_PROMPT = textwrap.dedent('''
 def test_closing_the_sdk_while_a_request_builds_its_prompt_does_not_crash(lib_dir: Path,
                                                                            tiny: dict[str, Path]) -> None:
     result = subprocess.run([sys.executable, "-c", _CLOSE_DURING_PROMPT, str(tiny["chat"])],
-                            capture_output=True, text=True, timeout=300)
+                            check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"exit {result.returncode}\n{result.stderr[-3000:]}"
     lines = result.stdout.splitlines()
     # the prompt is far longer than the context, so a request that got that far is refused
