@@ -211,7 +211,7 @@ def _apply_limits(node: Any, settings: ServerSettings) -> None:
 
 
 def _fallback(path: str, method: str, handler: Any) -> Operation:
-    """A route nobody declared: its docstring and a bare success (a test keeps this list empty)."""
+    """A route nobody declared: its docstring and a bare success (a test keeps such routes out)."""
     lines = (getattr(handler, "__doc__", None) or "").strip().splitlines()
     return Operation(summary=lines[0] if lines else f"{method.upper()} {path}", tag="Other")
 

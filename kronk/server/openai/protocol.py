@@ -3,8 +3,7 @@
 Request bodies are WireModels (kronk.server.openai.bodies); the functions here turn
 their validated pieces into kronk.sdk.requests shapes and check what depends on the
 server's settings (Limits). Encoders turn SDK results and neutral events into
-OpenAI's JSON. The Body-based parsers at the end serve the Anthropic and Responses
-parsers until those move onto their own models.
+OpenAI's JSON.
 """
 
 from __future__ import annotations
@@ -16,9 +15,7 @@ from typing import Any
 from kronk.engine.types import FinishReason, SamplingParams, TokenLogprob, Usage
 from kronk.errors import InvalidRequestError, RequestTooLargeError
 from kronk.server.openai import bodies as b
-from kronk.server.openai.bodies import MAX_STOP, MAX_TOP_LOGPROBS  # noqa: F401 (read as p.MAX_TOP_LOGPROBS)
-from kronk.server.validate import Body
-from kronk.server.wire import parse
+from kronk.server.openai.bodies import MAX_TOP_LOGPROBS  # noqa: F401 (read as p.MAX_TOP_LOGPROBS)
 from kronk.settings import ServerSettings
 
 SYSTEM_FINGERPRINT = "fp_kronk"
@@ -208,69 +205,6 @@ def logprobs_of(request: b.ChatCompletionRequest) -> tuple[bool, int]:
 
 def include_usage(options: b.StreamOptions | None) -> bool:
     return options is not None and options.include_usage
-
-
-# --- Body-based pieces still used by the Anthropic and Responses parsers ----------------------
-
-
-def parse_sampling(body: Body) -> tuple[SamplingParams, set[str]]:
-    """`sampling_params` of a Body's object (its fields validated by the `Sampling` model)."""
-    try:
-        request = parse(b.Sampling, body.data)
-    except InvalidRequestError as exc:
-        if not body.path or exc.param is None:
-            raise
-        param = body.param(exc.param)
-        raise InvalidRequestError(f"{param}: {str(exc).split(': ', 1)[-1]}", param=param) from None
-    return sampling_params(request)
-
-
-def parse_model(body: Body) -> str | None:
-    """The requested model; absent or "" means the server's default model."""
-    return body.string("model") or None
-
-
-def parse_max_tokens(body: Body, limits: Limits, names: tuple[str, ...] = ("max_completion_tokens", "max_tokens"),
-                     default: int | None = None) -> int | None:
-    """The first of `names` that is set, within 1..limit."""
-    for name in names:
-        if body.has(name):
-            value = body.integer(name, min=1)
-            if value > limits.max_tokens:
-                raise body.error(name, f"must be <= {limits.max_tokens} (the server's max_tokens_limit)")
-            return int(value)
-    return default
-
-
-def parse_stop(body: Body, name: str = "stop") -> list[str]:
-    return body.strings(name, max_items=MAX_STOP)
-
-
-def function_tool(where: Body) -> dict[str, Any]:
-    """A validated OpenAI chat function tool from a `{name, description, parameters}` object."""
-    try:
-        fn = parse(b.FunctionDef, where.data)
-    except InvalidRequestError as exc:
-        param = where.param(exc.param) if exc.param else where.path or None
-        message = str(exc).split(": ", 1)[-1] if exc.param else str(exc)
-        raise InvalidRequestError(f"{param}: {message}" if param else message, param=param) from None
-    return tool_dict(fn)
-
-
-def named_tool_choice(body: Body, name: str, tools: list[dict[str, Any]] | None) -> dict[str, Any]:
-    if name not in {t["function"]["name"] for t in tools or []}:
-        raise body.error("tool_choice", f"names function {name!r}, which is not in tools")
-    return {"type": "function", "function": {"name": name}}
-
-
-def json_schema_format(spec: Body) -> dict[str, Any]:
-    schema = spec.mapping("schema")
-    if schema is None:
-        raise spec.error("schema", "is required")
-    out: dict[str, Any] = {"name": spec.string("name", default="response"), "schema": schema}
-    if spec.has("strict"):
-        out["strict"] = spec.boolean("strict")
-    return {"type": "json_schema", "json_schema": out}
 
 
 # --- encoders -----------------------------------------------------------------
