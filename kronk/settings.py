@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from kronk.durations import parse_duration  # the one duration grammar
 from kronk.errors import ConfigError
 from kronk.sdk.settings import ModelSettings, PoolSettings
 
@@ -36,7 +37,6 @@ CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
           "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
-_DURATIONS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_size(value: object) -> int:
@@ -49,18 +49,6 @@ def parse_size(value: object) -> int:
     if not match or match.group(2).lower() not in _UNITS:
         raise ValueError(f"expected a size like 32MiB, got {value!r}")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a text like `90`, `5m`, `1.5h`."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 5m")
-    if isinstance(value, (int, float)):
-        return float(value)
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhSMH]?)\s*", str(value))
-    if not match:
-        raise ValueError(f"expected a duration like 300, 5m or 1h, got {value!r}")
-    return float(match.group(1)) * _DURATIONS[match.group(2).lower()]
 
 
 def parse_bool(value: object) -> bool:

@@ -117,11 +117,11 @@ def token() -> None:
 def token_create(admin: bool, duration: str | None, endpoints: str, subject: str | None, as_json: bool) -> None:
     """Create a token; prints only the token, so `TOKEN=$(kronk security token create …)` works."""
     from kronk.security import admin as operations
-    from kronk.security.durations import parse_duration
+    from kronk.security.durations import parse_lifetime
     from kronk.security.tokens import parse_grants
 
     config = _config()
-    lifetime = parse_duration(duration) if duration else None
+    lifetime = parse_lifetime(duration) if duration else None
     grants = parse_grants(endpoints)
     if not admin and not grants:
         _notice("warning: this token has no endpoint grants; in full mode it can only list models")

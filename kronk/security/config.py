@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from kronk import paths
+from kronk.durations import format_duration
 from kronk.errors import ConfigError
-from kronk.security.durations import format_duration, parse_duration
+from kronk.security.durations import parse_lifetime
 
 ENV_MODE = "KRONK_SECURITY"
 ENV_ISSUER = "KRONK_SECURITY_ISSUER"
@@ -94,7 +95,7 @@ class SecurityConfig:
         if value := env.get(ENV_ISSUER, "").strip():
             fields["issuer"] = value
         if value := env.get(ENV_DURATION, "").strip():
-            fields["token_duration"] = parse_duration(value)
+            fields["token_duration"] = parse_lifetime(value)
         if value := env.get(ENV_POLICY_DIR, "").strip():
             fields["policy_dir"] = Path(value).expanduser()
         if value := env.get(ENV_RATE_STORE, "").strip():
@@ -123,7 +124,7 @@ class SecurityConfig:
         return {
             "mode": self.mode.value,
             "issuer": self.issuer,
-            "token_duration": format_duration(self.token_duration),
+            "token_duration": format_duration(self.token_duration.total_seconds()),
             "keys_dir": str(self.keys_path),
             "policy_dir": str(self.policy_dir) if self.policy_dir else "(built-in)",
             "rate_store": redact_url(self.rate_store_url),

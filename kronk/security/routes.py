@@ -20,7 +20,7 @@ from pydantic import ConfigDict, Field
 
 from kronk.errors import ConfigError, InvalidRequestError, KronkError
 from kronk.security import admin
-from kronk.security.durations import parse_duration
+from kronk.security.durations import parse_lifetime
 from kronk.security.endpoints import ENDPOINT_NAMES
 from kronk.security.keys import KeyNotFoundError
 from kronk.security.middleware import SECURITY_STATE
@@ -124,7 +124,7 @@ def _duration(value: Any) -> timedelta | None:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidRequestError("duration must be a string like '24h' or a number of seconds", param="duration")
     try:
-        return parse_duration(str(value))
+        return parse_lifetime(value)
     except ConfigError as exc:
         raise InvalidRequestError(str(exc), param="duration") from None
 
