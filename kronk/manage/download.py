@@ -214,10 +214,10 @@ class Downloader:
     def _copy_local(url: str, part: _PartFile, report: ByteProgress | None) -> None:
         """A file:// URL: the whole file, read into the .part file (nothing to resume or retry)."""
         source = Path(url2pathname(urlsplit(url).path))
-        part.reset()
         try:
-            total = source.stat().st_size
             with source.open("rb") as handle:
+                total = os.fstat(handle.fileno()).st_size
+                part.reset()
                 part.append(iter(lambda: handle.read(CHUNK), b""),
                             (lambda done: report(done, total)) if report is not None else (lambda done: None))
         except OSError as exc:

@@ -75,6 +75,7 @@ def test_file_urls_take_the_same_verified_path(tmp_path: Path) -> None:
     assert dest.read_bytes() == b"sdist bytes" and result.size == len(b"sdist bytes")
     with pytest.raises(DownloadError, match="cannot read"):
         Downloader().fetch((tmp_path / "missing.tar.gz").as_uri(), tmp_path / "out" / "missing.tar.gz")
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["pkg-1.0.tar.gz"]
 
 
 def test_progress_is_throttled_to_about_200_calls_and_keeps_the_end() -> None:
