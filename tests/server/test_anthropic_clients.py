@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -384,3 +385,24 @@ async def test_claude_model_names_are_404_with_directions(client: anthropic.Asyn
                                           messages=[{"role": "user", "content": "hi"}]) as stream:
             await stream.get_final_message()
     assert "ANTHROPIC_DEFAULT_HAIKU_MODEL" in info.value.body["error"]["message"]
+
+
+async def test_a_prompt_longer_than_the_context_reads_like_anthropics(start_server: StartServer) -> None:
+    """Claude Code matches `prompt is too long: N tokens > M maximum` to tell the user and compact."""
+    server = await start_server(ctx_size=256, slots=1)
+    await server.ready()
+    context = server.kronk.ps()[0].context_size
+    long = [{"role": "user", "content": "word " * 400}]
+    async with anthropic.AsyncAnthropic(base_url=server.url, api_key="unused", max_retries=0) as client:
+        counted = await client.messages.count_tokens(model="", messages=long)
+        for stream in (False, True):
+            with pytest.raises(anthropic.BadRequestError) as info:
+                if stream:
+                    async with client.messages.stream(model="", max_tokens=4, messages=long) as events:
+                        await events.get_final_message()
+                else:
+                    await client.messages.create(model="", max_tokens=4, messages=long)
+            message = info.value.body["error"]["message"]
+            match = re.search(r"prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\s*(\d+)", message)
+            assert match is not None, message
+            assert (int(match[1]), int(match[2])) == (counted.input_tokens, context - 1)

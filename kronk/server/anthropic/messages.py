@@ -14,7 +14,9 @@ import re
 
 from aiohttp import web
 
-from kronk.errors import CapabilityError, ContextOverflowError, ModelNotFoundError
+from kronk.errors import CapabilityError, ContextOverflowError, KronkError, ModelNotFoundError
+from kronk.sdk import AsyncKronk
+from kronk.sdk.requests import ChatRequest
 from kronk.server.anthropic.answers import AnthropicMessage, TokenCount
 from kronk.server.anthropic.protocol import MessagesCall, parse_request
 from kronk.server.anthropic.response import encode_message
@@ -57,6 +59,23 @@ def _model_hint(exc: ModelNotFoundError) -> ModelNotFoundError:
         "requests) to one of them"))
 
 
+async def _prompt_too_long(kronk: AsyncKronk, request: ChatRequest, exc: ContextOverflowError) -> ContextOverflowError:
+    """A prompt longer than the context, in Anthropic's words: "prompt is too long: N tokens > M maximum".
+
+    Claude Code reads exactly that to tell the user and compact the conversation. Any
+    other overflow (the KV cache filled up mid-generation) keeps its own message.
+    """
+    try:
+        info = await kronk.model_info(request.model)
+        context = next(status.context_size for status in kronk.ps() if status.id == info.id)
+        tokens = len(await kronk.tokenize_chat(request))
+    except (KronkError, StopIteration):
+        return exc
+    if tokens < context:
+        return exc
+    return ContextOverflowError(f"prompt is too long: {tokens} tokens > {context - 1} maximum", param="messages")
+
+
 @operation(Operation(
     summary="Anthropic Messages (tools, thinking, images, system messages anywhere)", tag="Anthropic",
     request=MessagesRequest, response=AnthropicMessage, stream=True, errors=_ERRORS, error_style="anthropic",
@@ -76,6 +95,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
         result = await kronk.chat(call.request, explicit=call.explicit)
     except ModelNotFoundError as exc:
         raise _model_hint(exc) from None
+    except ContextOverflowError as exc:
+        raise await _prompt_too_long(kronk, call.request, exc) from None
     meter.on_usage(result.usage)
     return json_response(encode_message(result, show_thinking=call.show_thinking),
                          headers=tools_dropped_headers(result.tools_dropped))
