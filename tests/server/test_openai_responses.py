@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,7 +14,7 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from tests.server.conftest import RunningServer
+from tests.server.conftest import RunningServer, StartServer
 from tests.server.test_responses_protocol import codex_body
 
 pytestmark = pytest.mark.requires_libs
@@ -212,3 +213,43 @@ async def test_empty_input_is_a_clear_400(client: openai.AsyncOpenAI, input_: An
     with pytest.raises(openai.BadRequestError) as caught:
         await client.responses.create(model="", input=input_)
     assert caught.value.body["param"] == "input"  # type: ignore[index]
+
+
+CLIENT_FIXTURES = Path(__file__).parent / "fixtures" / "clients"
+
+
+def _captured_body(path: Path) -> dict[str, Any]:
+    """A captured request: the body itself, or a capture record with the body under `body`."""
+    data = json.loads(path.read_text())
+    body = data.get("body", data) if isinstance(data, dict) else data
+    assert isinstance(body, dict), path
+    return body
+
+
+@pytest.mark.parametrize("path", sorted(CLIENT_FIXTURES.glob("codex_*.json")), ids=lambda p: p.stem)
+async def test_captured_codex_requests_replay(start_server: StartServer, http: aiohttp.ClientSession,
+                                              path: Path) -> None:
+    """Real Codex CLI requests (tests/server/fixtures/clients/codex_*.json) stream typed events."""
+    server = await start_server(ctx_size=8192)
+    await server.ready()
+    body = {**_captured_body(path), "model": "", "max_output_tokens": 16}
+    async with http.post(server.v1 + "/responses", json=body) as response:
+        assert response.status == 200, await response.text()
+        if any(t.get("type") == "web_search" for t in body.get("tools", [])):
+            assert "web_search" in response.headers["X-Kronk-Tools-Ignored"].split(",")
+        events = await _sse(response) if body.get("stream") else [await response.json()]
+    if body.get("stream"):
+        for event in events:
+            EVENTS.validate_python(event)
+        assert events[-1]["type"] in ("response.completed", "response.incomplete")
+        final = Response.model_validate(events[-1]["response"])
+    else:
+        final = Response.model_validate(events[0])
+    assert final.output and final.usage is not None
+
+
+async def test_a_conversation_too_long_names_input(client: openai.AsyncOpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        await client.responses.create(model="", input="word " * 4000, stream=True)
+    assert caught.value.body["param"] == "input"  # type: ignore[index]
+    assert caught.value.body["code"] == "context_length_exceeded"  # type: ignore[index]

@@ -64,6 +64,8 @@ def codex_body(**overrides: Any) -> dict[str, Any]:
             {"type": "local_shell_call_output", "id": "c4", "output": "."},
             {"type": "web_search_call", "status": "completed", "action": {"type": "search", "query": "x"}},
             {"type": "compaction", "encrypted_content": "opaque"},
+            {"type": "function_call_output", "id": "fco_1", "name": "goal_objective", "namespace": "agent",
+             "output": "ship it"},
             {"type": "message", "role": "user", "content": "thanks"},
         ],
     }
@@ -88,7 +90,9 @@ def test_a_codex_request_becomes_chat_messages_and_tools() -> None:
                      ("apply_patch", '{"input": "*** Begin Patch"}'),
                      ("local_shell", '{"command": ["ls", "-a"], "workdir": "/w"}')]
     assert [m["tool_call_id"] for m in messages if m["role"] == "tool"] == ["c1", "c2", "c3", "c4"]
-    assert messages[-1] == {"role": "user", "content": "thanks"}
+    # Codex 0.171 sends its goal's objective as an output of no call: the model reads it as a user message.
+    assert messages[-2:] == [{"role": "user", "content": "[agent.goal_objective]\nship it"},
+                             {"role": "user", "content": "thanks"}]
     assert request.tool_choice == "auto" and request.parallel_tool_calls is False
     assert request.enable_thinking is True and request.chat_template_kwargs == {"reasoning_effort": "high"}
     assert call.stream and call.reasoning_summary and call.opaque_reasoning
@@ -297,6 +301,7 @@ def test_allowed_tools_offers_only_those() -> None:
     ({"input": [{"role": "developer", "content": [{"type": "input_image", "image_url": "data:,"}]}]},
      InvalidRequestError, "input[0].content[0]"),
     ({"input": [{"type": "function_call", "name": "f"}]}, InvalidRequestError, "input[0].call_id"),
+    ({"input": [{"type": "function_call_output", "output": "x"}]}, InvalidRequestError, "input[0].call_id"),
     ({"reasoning": {"effort": "extreme"}}, InvalidRequestError, "reasoning.effort"),
     ({"max_output_tokens": 0}, InvalidRequestError, "max_output_tokens"),
 ])

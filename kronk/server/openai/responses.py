@@ -200,14 +200,23 @@ async def responses(request: web.Request) -> web.StreamResponse:
     model = call.request.model or settings.default_model
     meter = RequestMeter(request.app[METRICS], model, "responses")
     shell = ResponseShell(model, call.echo)
-    if call.stream:
-        encoder = ResponsesStreamEncoder(shell, CallItems(call.catalog), reasoning_summary=call.reasoning_summary,
-                                         opaque_reasoning=call.opaque_reasoning)
-        return await stream_response(request, kronk.chat_stream(call.request, explicit=call.explicit), encoder, meter)
-    result = await kronk.chat(call.request, explicit=call.explicit)
+    try:
+        if call.stream:
+            encoder = ResponsesStreamEncoder(shell, CallItems(call.catalog), reasoning_summary=call.reasoning_summary,
+                                             opaque_reasoning=call.opaque_reasoning)
+            return await stream_response(request, kronk.chat_stream(call.request, explicit=call.explicit), encoder,
+                                         meter)
+        result = await kronk.chat(call.request, explicit=call.explicit)
+    except ContextOverflowError as exc:
+        raise input_overflow(exc) from None
     meter.on_usage(result.usage)
     shell.model = result.model
     return json_response(encode_response(result, shell, call), headers=tools_dropped_headers(result.tools_dropped))
+
+
+def input_overflow(exc: ContextOverflowError) -> ContextOverflowError:
+    """The chat layer names `messages`; here the conversation is `input`."""
+    return ContextOverflowError(str(exc), param="input") if exc.param == "messages" else exc
 
 
 async def _skipped_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -9,7 +9,8 @@
   assistant text before them form one assistant turn. custom calls' input becomes
   `{"input": ...}` arguments, local_shell actions the local_shell function's arguments.
 - *_call_output: tool messages; images in an output follow the tool results as a
-  user message (a text-only model then answers with its usual 400).
+  user message (a text-only model then answers with its usual 400). An output of no
+  call (Codex's goal objective: `name`/`namespace`, no `call_id`) is a user message.
 - reasoning: its text (content, else summary, else Kronk's own encrypted_content)
   becomes the next assistant turn's reasoning_content; unreadable ones are dropped.
 - Anything else (web_search_call, mcp_call, compaction, ...) records what OpenAI's
@@ -92,6 +93,9 @@ class _Conversation:
         elif isinstance(item, s.LocalShellCallItem):
             name = self.catalog.model_name(LOCAL_SHELL, None, "local_shell")
             self._call(str(item.call_id or item.id), name, shell_arguments(item.action))
+        elif isinstance(item, s.FunctionCallOutputItem) and item.call_id is None:
+            self._flush_images()
+            self._unanswered_output(item)
         elif isinstance(item, (s.FunctionCallOutputItem, s.LocalShellCallOutputItem)):
             call_id = item.call_id if isinstance(item, s.FunctionCallOutputItem) else (item.call_id or item.id)
             self._output(str(call_id), item.output)
@@ -130,6 +134,14 @@ class _Conversation:
             text = _join(texts) or ("(the result is the image below)" if images else "")
             self.images += [{"type": "image_url", "image_url": {"url": p.image_url}} for p in images]
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
+
+    def _unanswered_output(self, item: s.FunctionCallOutputItem) -> None:
+        """An output no call asked for (Codex's goal objective): the harness telling the model something."""
+        where = f"{item.namespace}.{item.name}" if item.namespace else str(item.name)
+        self._output("", item.output)
+        text = self.messages.pop()["content"]
+        self.messages.append({"role": "user", "content": f"[{where}]\n{text}"})
+        self._flush_images()
 
     def _flush_images(self) -> None:
         if self.images:

@@ -144,9 +144,19 @@ class FunctionCallItem(WireModel):
 
 class FunctionCallOutputItem(WireModel):
     type: Literal["function_call_output", "custom_tool_call_output"]
-    call_id: NonEmpty
+    call_id: NonEmpty | None = None
+    """The call answered. Codex also sends outputs of no call (its goal feature: `name` and
+    `namespace` instead): those reach the model as a user message."""
+    name: str | None = None
+    namespace: str | None = None
     output: ToolOutput  # type: ignore[valid-type]
     """Text, or content parts; images in them follow the tool results as a user message."""
+
+    @model_validator(mode="after")
+    def _answers_something(self) -> FunctionCallOutputItem:
+        if self.call_id is None and not self.name:
+            raise FieldError("call_id", "is required")
+        return self
 
 
 class CustomToolCallItem(WireModel):

@@ -241,6 +241,8 @@ class ResponsesStreamEncoder:
 
     def error(self, exc: BaseException) -> list[Frame]:
         body = openai_error_body(exc)["error"]
+        if body["param"] == "messages":  # the chat layer's name of what is `input` here
+            body["param"] = "input"
         code = spec_for(exc).code or body["type"]
         if self.open is not None:
             self.output[self.open.index] = {**self._partial(self.open), "status": "incomplete"}
