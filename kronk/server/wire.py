@@ -18,9 +18,18 @@ Conventions (read these before adding a model):
   an error names the real place (`messages[1].content[0].text`) and the schema is a
   plain `oneOf`. Avoid bare `A | B` unions of non-null types: their errors list every branch.
 - Constraints (`ge`, `le`, `min_length`, `pattern`, `Literal`) go in the annotation
-  so the OpenAPI document shows them. Checks that need several fields go in a
-  `model_validator(mode="after")` raising `FieldError(field, message)`; checks that
-  need server settings (limits) stay in the route's code after `parse`.
+  (`Annotated[Int, Field(ge=1)]`) so the OpenAPI document shows them; a bound the
+  server's settings decide is marked `json_schema_extra={"x-kronk-limit": "max_tokens"}`
+  and the document fills in the configured value. For a readable pattern error use
+  `pattern(regex, message)`. Prefer these to validators: they run in pydantic's Rust
+  core; `explained(...)` and model validators run Python on every value. Checks that
+  need several fields go in a `model_validator(mode="after")` raising
+  `FieldError(field, message)`; checks that need server settings (limits) stay in the
+  route's code after `parse`. Conditions the schema can state across fields ("one of
+  these is required") go in `model_config = ConfigDict(json_schema_extra={"anyOf": ...})`
+  too, or schemathesis generates bodies the server refuses.
+- Model class names are the schema names in /openapi.json: keep them unique across
+  the server (the document refuses two models with one name).
 - A field whose JSON name clashes with pydantic (`schema`, `json`) uses an alias:
   `schema_: dict[str, Any] | None = Field(None, alias="schema")`. Error paths use the JSON name.
 - `parse(Model, data)` validates; the first error becomes
@@ -30,7 +39,9 @@ Conventions (read these before adding a model):
   model, response model (for the document only; encoders still build plain dicts),
   whether it streams, and the error classes it can raise. kronk.server.openapi builds
   `/openapi.json` from these declarations and the live router, and derives each
-  documented status from the error classes' `http_status` (kronk.errors).
+  documented status from the error classes' `http_status` (kronk.errors); 400/413 for
+  a body, 401/403/429 under security and 500 are added for every route that can answer
+  them. tests/server/test_openapi_fuzz.py (schemathesis) holds the server to the document.
 """
 
 from __future__ import annotations
