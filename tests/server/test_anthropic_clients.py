@@ -77,7 +77,9 @@ def claude_code_body(**overrides: Any) -> dict[str, Any]:
             {"role": "system", "content": [{"type": "text", "text": "# MCP Server Instructions\nNone."}]},
         ],
         "tools": [*CLAUDE_CODE_TOOLS, {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}],
-        "metadata": {"user_id": "user_0123_account__session_4567"},
+        "metadata": {"user_id": '{"device_id":"c107","account_uuid":"","session_id":"c6b2"}'},
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "high"},
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
     }
     body.update(overrides)
@@ -146,6 +148,9 @@ async def test_claude_code_first_turn_streams(server: RunningServer, http: aioht
     final = events[-2][1]
     assert final["delta"]["stop_reason"] in ("end_turn", "max_tokens", "tool_use")
     assert final["usage"]["output_tokens"] > 0
+    # `thinking: adaptive` keeps the model's default: this model does not think, so it answers.
+    blocks = [data["content_block"]["type"] for name, data in events if name == "content_block_start"]
+    assert blocks and "thinking" not in blocks
 
 
 async def test_claude_code_first_turn_through_the_beta_client(client: anthropic.AsyncAnthropic) -> None:

@@ -241,8 +241,9 @@ def test_mcp_servers_are_refused_clearly() -> None:
     (None, None, True),
     ({"type": "enabled", "budget_tokens": 8}, True, True),
     ({"type": "enabled", "budget_tokens": 8, "display": "omitted"}, True, False),
-    ({"type": "adaptive"}, True, True),
-    ({"type": "between_tools"}, True, True),
+    ({"type": "adaptive"}, None, True),
+    ({"type": "adaptive", "display": "omitted"}, None, False),
+    ({"type": "between_tools"}, None, True),
     ({"type": "disabled"}, False, True),
 ])
 def test_thinking_maps_to_enable_thinking(thinking: dict[str, Any] | None, enable: bool | None, shown: bool) -> None:

@@ -3,10 +3,13 @@
 Both routes build the request here, so count_tokens counts exactly the prompt
 /v1/messages would evaluate (system text, tools, thinking switch and all).
 
-- thinking: `enabled`, `adaptive` and `between_tools` turn the model's thinking on
-  (enable_thinking, as the OpenAI routes' switch); `disabled` turns it off; absent
-  leaves the model's default. `budget_tokens` is accepted, not enforced.
-  `display: "omitted"` sends thinking blocks without their text.
+- thinking: `enabled` turns the model's thinking on (enable_thinking, as the OpenAI
+  routes' switch) and `disabled` off. `adaptive` ("the model decides"; what Claude
+  Code 2.1 sends by default), `between_tools` and an absent `thinking` keep the
+  model's own default: a thinking model thinks, any other answers plainly (forcing
+  thinking on a model without it makes it write a thinking block and nothing else).
+  `budget_tokens` is accepted, not enforced. `display: "omitted"` sends thinking
+  blocks without their text.
 - output_config.effort → the chat template's `reasoning_effort` (xhigh/max as
   high); output_config.format (or the beta's `output_format`) → a JSON-schema
   constrained reply.
@@ -92,7 +95,8 @@ def _thinking(thinking: Any) -> tuple[bool | None, bool]:
         return None, True
     if isinstance(thinking, s.ThinkingDisabled):
         return False, True
-    return True, thinking.display != "omitted"
+    enable = True if isinstance(thinking, s.ThinkingEnabled) else None
+    return enable, thinking.display != "omitted"
 
 
 def _response_format(body: s.CountTokensRequest) -> dict[str, Any] | None:

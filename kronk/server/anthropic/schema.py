@@ -261,6 +261,8 @@ class ThinkingEnabled(WireModel):
 
 
 class ThinkingAdaptive(WireModel):
+    """The model decides: its own default (thinking models think, others do not)."""
+
     type: Literal["adaptive", "between_tools"]
     display: Display | None = None
 
