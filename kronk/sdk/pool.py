@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from kronk.engine.loop import Engine, EngineConfig
 from kronk.errors import BusyError, ModelNotFoundError, ShuttingDownError
@@ -24,6 +25,8 @@ from kronk.sdk.requests import LoadedModelStatus
 from kronk.sdk.settings import ModelSettings, PoolSettings
 
 logger = logging.getLogger("kronk.pool")
+
+T = TypeVar("T")
 
 FREE_GRACE_SECONDS = 10.0
 """How long unloading a model that requests still hold (closing the pool) waits for them to
@@ -123,6 +126,37 @@ class LoadedModel:
             self.idle.set()
             if self._free_when_idle:
                 self.close()
+
+    async def to_thread(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """`asyncio.to_thread` for work that uses the model's native handles (tokenizing,
+        templates, media prompts): the model stays held until the thread returns, even when
+        the caller is cancelled (a client that disconnects) and stops waiting, so an unload
+        or close never frees it under the thread."""
+        loop = asyncio.get_running_loop()
+        lock = threading.Lock()
+        state = "queued"
+
+        def call() -> T:
+            nonlocal state
+            with lock:
+                if state == "abandoned":  # cancelled before a worker picked it up
+                    raise asyncio.CancelledError()
+                state = "running"
+            try:
+                return fn(*args)
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits to free it
+                    loop.call_soon_threadsafe(self.leave)
+
+        self.enter()
+        try:
+            return await asyncio.to_thread(call)
+        except asyncio.CancelledError:
+            with lock:
+                queued, state = state == "queued", "abandoned" if state == "queued" else state
+            if queued:
+                self.leave()
+            raise
 
     async def until_idle(self) -> None:
         while self.active:  # a request may enter between idle being set and this waking

@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,81 @@ def test_closing_the_sdk_while_a_request_builds_its_prompt_does_not_crash(lib_di
     # the prompt is far longer than the context, so a request that got that far is refused
     assert lines[0] in ("outcome: ContextOverflowError", "outcome: ShuttingDownError", "outcome: BusyError"), lines
     assert lines[1] == "freed: True"
+
+
+# A request cancelled (its client gone) while a worker thread tokenizes its prompt: the
+# coroutine leaves pool.use() at once, the thread goes on using the model, and closing the
+# pool frees the model under it. AsyncKronk should run such work through LoadedModel.to_thread.
+_CANCEL_DURING_PROMPT = textwrap.dedent('''
+    import asyncio, sys, threading
+    from pathlib import Path
+    from kronk.sdk import AsyncKronk, ChatRequest, ModelSettings, PoolSettings
+    from kronk.sdk.pool import PathResolution
+
+    tokenizing = threading.Event()
+    real = AsyncKronk._tokenize_prompt
+
+    def tokenize_prompt(loaded, prompt):
+        tokenizing.set()
+        return real(loaded, prompt)
+
+    AsyncKronk._tokenize_prompt = staticmethod(tokenize_prompt)
+
+    async def main() -> None:
+        settings = PoolSettings(model_defaults=ModelSettings(context_size=512, slots=1, threads=1,
+                                                             batch_size=512, ubatch_size=512))
+        kronk = AsyncKronk(settings, resolver=lambda m: PathResolution(id=m, path=Path(sys.argv[1])))
+        await kronk.start()
+        await kronk.load("alpha")
+        text = "hello world the cat " * 150_000  # about 3 MB: tokenizing it takes a while
+        chat = asyncio.create_task(kronk.chat(ChatRequest(messages=[{"role": "user", "content": text}],
+                                                          model="alpha", max_tokens=4)))
+        await asyncio.to_thread(tokenizing.wait, 60)
+        chat.cancel()
+        await asyncio.gather(chat, return_exceptions=True)
+        await kronk.close()
+        await asyncio.sleep(2)  # the tokenizing thread ends meanwhile
+        print("survived")
+
+    asyncio.run(main())
+''')
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "kronk/sdk/client.py runs prompt tokenization (and templates, media prompts, embedding "
+    "tokenization) in asyncio.to_thread inside pool.use(); a cancelled request leaves use() while "
+    "the thread still uses the model, and a close/unload then frees it: SIGSEGV or std::out_of_range "
+    "abort. Fix: run that work through LoadedModel.to_thread"))
+def test_closing_the_sdk_after_a_request_is_cancelled_mid_prompt_does_not_crash(lib_dir: Path,
+                                                                                 tiny: dict[str, Path]) -> None:
+    result = subprocess.run([sys.executable, "-c", _CANCEL_DURING_PROMPT, str(tiny["chat"])],
+                            check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "survived", \
+        f"exit {result.returncode}\n{result.stderr[-2000:]}"
+
+
+async def test_native_work_holds_its_model_past_a_cancelled_caller(make_kronk: MakeKronk) -> None:
+    kronk = await make_kronk()
+    alpha = await kronk.pool.get("alpha")
+    entered, release = threading.Event(), threading.Event()
+
+    def tokenize() -> list[int]:  # e.g. a long prompt's tokenization in a worker thread
+        entered.set()
+        release.wait(30)
+        return alpha.model.vocab.tokenize("hello world")
+
+    work = asyncio.create_task(alpha.to_thread(tokenize))
+    assert await asyncio.to_thread(entered.wait, 30)
+    work.cancel()  # the client went away; the thread cannot be stopped
+    with pytest.raises(asyncio.CancelledError):
+        await work
+    assert alpha.active == 1
+    closing = asyncio.create_task(kronk.close())
+    await eventually(lambda: alpha.engine.ctx.closed, "the engine has stopped")
+    assert not closing.done() and not alpha.model.closed  # the model outlives the thread's use of it
+    release.set()
+    await asyncio.wait_for(closing, 30)
+    assert alpha.model.closed and alpha.active == 0
 
 
 async def test_a_closed_sdk_unloads_an_idle_model_at_once(lib_dir: Path, resolver: Any) -> None:
