@@ -321,5 +321,6 @@ class CountTokensRequest(Sampling):
 class MessagesRequest(CountTokensRequest):
     """POST /v1/messages."""
 
-    max_tokens: Annotated[Int, Field(ge=0, json_schema_extra={"x-kronk-limit": "max_tokens"})]
-    """Required; above the server's max_tokens_limit it is lowered to that limit. 0 answers an empty message."""
+    max_tokens: Annotated[Int, Field(ge=0)]
+    """Required; above the server's max_tokens_limit it is lowered to that limit (clients send a generous
+    ceiling, not a target). 0 answers an empty message."""
