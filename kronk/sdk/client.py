@@ -13,6 +13,7 @@ cancels the generation and frees its slot at the engine's next step.
 from __future__ import annotations
 
 import asyncio
+import functools
 import dataclasses
 import logging
 import math
@@ -149,15 +150,15 @@ class AsyncKronk:
             return len(tokenized[prompt])
 
         budget = ContextBudget.for_request(loaded.engine.n_ctx, self._max_tokens(loaded, request.max_tokens), count)
-        plan = await asyncio.to_thread(
+        plan = await loaded.to_thread(functools.partial(
             prepare_chat, request, template_source=template, bos_token=bos, eos_token=eos, media_marker=marker,
             budget=budget,
-        )
+        ))
         if plan.media:
-            return plan, *await asyncio.to_thread(self._media_prompt, loaded, plan)
+            return plan, *await loaded.to_thread(self._media_prompt, loaded, plan)
         tokens = tokenized.get(plan.prompt)
         if tokens is None:
-            tokens = await asyncio.to_thread(self._tokenize_prompt, loaded, plan.prompt)
+            tokens = await loaded.to_thread(self._tokenize_prompt, loaded, plan.prompt)
         return plan, tokens, None
 
     @staticmethod
@@ -185,11 +186,17 @@ class AsyncKronk:
                 continue
             for part in content:
                 kind = part.get("type") if isinstance(part, dict) else None
-                if kind in ("image_url", "input_image", "image", "input_audio", "audio") and loaded.projector is None:
+                if kind not in _MEDIA_KINDS:
+                    continue
+                where = f"messages[{index}].content"
+                if loaded.projector is None:
                     raise CapabilityError(
-                        f"model {loaded.id!r} has no vision/audio projector loaded; it accepts text only",
-                        param=f"messages[{index}].content",
-                    )
+                        f"model {loaded.id!r} has no vision/audio projector loaded; it accepts text only", param=where)
+                # Checked before decoding: libmtmd refuses to decode audio for a vision-only projector.
+                if _MEDIA_KINDS[kind] == "audio" and not loaded.projector.supports_audio:
+                    raise CapabilityError(f"model {loaded.id!r}'s projector does not accept audio", param=where)
+                if _MEDIA_KINDS[kind] == "image" and not loaded.projector.supports_vision:
+                    raise CapabilityError(f"model {loaded.id!r}'s projector does not accept images", param=where)
 
     async def chat_stream(
         self, request: ChatRequest, *, explicit: set[str] | None = None
@@ -355,7 +362,7 @@ class AsyncKronk:
             raise InvalidRequestError("n must be at least 1", param="n")
         async with self.pool.use(request.model) as loaded:
             self._require(loaded, "chat", "completions")
-            tokens = await asyncio.to_thread(self._completion_tokens, loaded, request)
+            tokens = await loaded.to_thread(self._completion_tokens, loaded, request)
             generate = GenerateRequest(
                 prompt_tokens=tokens,
                 sampling=self._sampling(loaded, request.sampling, explicit),
@@ -428,7 +435,7 @@ class AsyncKronk:
                     out.append(tokens)
                 return out
 
-            token_lists = await asyncio.to_thread(tokenize_all)
+            token_lists = await loaded.to_thread(tokenize_all)
             vectors = await asyncio.wrap_future(engine.call(lambda: engine.embed_tokens(token_lists, normalize=False)))
             n_embd = len(vectors[0]) if vectors else 0
             if request.dimensions is not None and not 0 < request.dimensions <= n_embd:
@@ -466,7 +473,7 @@ class AsyncKronk:
                     out.append(tokens)
                 return out
 
-            token_lists = await asyncio.to_thread(pair_tokens)
+            token_lists = await loaded.to_thread(pair_tokens)
             scores = await asyncio.wrap_future(engine.call(lambda: engine.embed_tokens(token_lists, normalize=False)))
             items = [
                 RerankItem(index=i, relevance_score=1.0 / (1.0 + math.exp(-float(s[0]))), document=request.documents[i])
@@ -483,13 +490,13 @@ class AsyncKronk:
         self, model: str | None, text: str, *, add_special: bool = True, parse_special: bool = True
     ) -> list[int]:
         async with self.pool.use(model) as loaded:
-            return await asyncio.to_thread(
+            return await loaded.to_thread(functools.partial(
                 loaded.model.vocab.tokenize, text, add_special=add_special, parse_special=parse_special
-            )
+            ))
 
     async def detokenize(self, model: str | None, tokens: list[int]) -> str:
         async with self.pool.use(model) as loaded:
-            return await asyncio.to_thread(loaded.model.vocab.detokenize, list(tokens))
+            return await loaded.to_thread(loaded.model.vocab.detokenize, list(tokens))
 
     async def token_pieces(self, model: str | None, tokens: list[int]) -> list[str]:
         async with self.pool.use(model) as loaded:
@@ -548,6 +555,11 @@ class AsyncKronk:
     def stats(self) -> dict[str, Any]:
         """Per loaded model: engine statistics (slots, queue, KV use, token totals, cache hits)."""
         return {loaded.id: loaded.engine.stats() for loaded in self.pool.models()}
+
+
+_MEDIA_KINDS = {"image_url": "image", "input_image": "image", "image": "image", "input_audio": "audio",
+                "audio": "audio"}
+"""Content part types that carry media, and which kind."""
 
 
 def _add_usage(total: Usage, usage: Usage, *, first: bool) -> Usage:

@@ -130,10 +130,6 @@ async def test_sdk_chat_with_an_input_audio_part(tiny_model: Model, audio_projec
         assert (await kronk.chat(audio_part)).choices[0].content == choice.content
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kronk/llama/mtmd.py Projector.tokenize: mtmd_helper_bitmap_init_from_buf refuses to decode audio "
-    "for a projector without audio support, so the clip is reported as undecodable (400 invalid_value, "
-    "'media could not be decoded') and the CapabilityError branch for audio is never reached"))
 async def test_audio_for_a_vision_only_projector_is_a_capability_error(tiny: dict[str, Path],
                                                                        vision_projector_path: Path) -> None:
     async with _sdk(tiny, {"tiny-vision": vision_projector_path}) as kronk:

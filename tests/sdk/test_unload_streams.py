@@ -176,11 +176,6 @@ _CANCEL_DURING_PROMPT = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kronk/sdk/client.py runs prompt tokenization (and templates, media prompts, embedding "
-    "tokenization) in asyncio.to_thread inside pool.use(); a cancelled request leaves use() while "
-    "the thread still uses the model, and a close/unload then frees it: SIGSEGV or std::out_of_range "
-    "abort. Fix: run that work through LoadedModel.to_thread"))
 def test_closing_the_sdk_after_a_request_is_cancelled_mid_prompt_does_not_crash(lib_dir: Path,
                                                                                  tiny: dict[str, Path]) -> None:
     result = subprocess.run([sys.executable, "-c", _CANCEL_DURING_PROMPT, str(tiny["chat"])],
