@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Claude Code (`claude -p`) against Kronk's Anthropic API (/v1/messages), non-interactive.
+# PASS: claude exits 0 and prints a non-empty reply. FAIL: anything else, with its error.
+# Without KRONK_E2E_URL it serves Kronk itself (scripts/e2e/serve.py) and re-runs inside it.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+if [ -z "${KRONK_E2E_URL:-}" ]; then
+    exec .venv/bin/python scripts/e2e/serve.py run --name claude_code -- bash scripts/e2e/claude_code.sh "$@"
+fi
+CLAUDE=$PWD/.e2e/npm/node_modules/.bin/claude
+[ -x "$CLAUDE" ] || { echo "FAIL claude_code: $CLAUDE missing; run scripts/e2e/setup.sh"; exit 1; }
+PROMPT=${E2E_PROMPT:-Say hello in five words.}
+WORK=$KRONK_E2E_RUN/claude-work   # an empty project folder: no CLAUDE.md, no git repo
+mkdir -p "$WORK" "$KRONK_E2E_RUN/claude-config"
+
+# Only Kronk, on loopback: a dummy key, every model slot on smollm2, no telemetry,
+# error reporting, auto-update or other nonessential traffic.
+export ANTHROPIC_BASE_URL=$KRONK_E2E_URL
+export ANTHROPIC_API_KEY=sk-ant-e2e-dummy
+unset ANTHROPIC_AUTH_TOKEN CLAUDE_CODE_USE_BEDROCK CLAUDE_CODE_USE_VERTEX
+export ANTHROPIC_MODEL=$KRONK_E2E_MODEL
+export ANTHROPIC_SMALL_FAST_MODEL=$KRONK_E2E_MODEL          # older name of the next one
+export ANTHROPIC_DEFAULT_HAIKU_MODEL=$KRONK_E2E_MODEL
+export ANTHROPIC_DEFAULT_SONNET_MODEL=$KRONK_E2E_MODEL
+export ANTHROPIC_DEFAULT_OPUS_MODEL=$KRONK_E2E_MODEL
+export CLAUDE_CODE_SUBAGENT_MODEL=$KRONK_E2E_MODEL
+export CLAUDE_CONFIG_DIR=$KRONK_E2E_RUN/claude-config
+export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
+export DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1
+export CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY=1 DISABLE_COST_WARNINGS=1
+export API_TIMEOUT_MS=${E2E_API_TIMEOUT_MS:-900000}   # a 15k-token prefill on 2 cores takes a while
+
+OUT=$KRONK_E2E_RUN/claude.stdout ERR=$KRONK_E2E_RUN/claude.stderr
+(cd "$WORK" && timeout "${E2E_TIMEOUT:-1200}" "$CLAUDE" -p "$PROMPT" --max-turns 1 >"$OUT" 2>"$ERR")
+rc=$?
+reply=$(tr -s '[:space:]' ' ' <"$OUT" | sed 's/^ //; s/ $//')
+if [ "$rc" -eq 0 ] && [ -n "$reply" ]; then
+    echo "PASS claude_code: $reply"
+    exit 0
+fi
+err=$(cat "$OUT" "$ERR" | tr -s '[:space:]' ' ' | cut -c1-600)
+echo "FAIL claude_code: exit $rc: ${err:-no output}"
+exit 1
