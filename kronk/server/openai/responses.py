@@ -103,7 +103,7 @@ def parse_responses(data: object, limits: Limits, skipped: Skipped | None = None
                 catalog.add(item.tools, f"input[{i}].tools")
     choice = plan_choice(body.tool_choice, catalog, body.max_tool_calls)
     messages = chat_messages(body.instructions, body.input, catalog, skipped.items)
-    reasoning = body.reasoning or s.ReasoningConfig()
+    reasoning = body.reasoning or s.ResponsesReasoning()
     effort = reasoning.effort
     kwargs = dict(body.chat_template_kwargs or {})
     if effort is not None and effort != "none":
@@ -132,11 +132,11 @@ def parse_responses(data: object, limits: Limits, skipped: Skipped | None = None
                          opaque_reasoning="reasoning.encrypted_content" in include, skipped=skipped)
 
 
-def _response_format(text: s.TextConfig | None) -> dict[str, Any] | None:
+def _response_format(text: s.ResponsesTextConfig | None) -> dict[str, Any] | None:
     fmt = text.format if text is not None else None
-    if isinstance(fmt, s.TextJsonObject):
+    if isinstance(fmt, s.ResponsesJsonObject):
         return {"type": "json_object"}
-    if isinstance(fmt, s.TextJsonSchema):
+    if isinstance(fmt, s.ResponsesJsonSchema):
         spec: dict[str, Any] = {"name": fmt.name, "schema": fmt.schema_}
         if fmt.strict is not None:
             spec["strict"] = fmt.strict
@@ -145,7 +145,7 @@ def _response_format(text: s.TextConfig | None) -> dict[str, Any] | None:
 
 
 def _echo(body: s.ResponsesRequest, data: dict[str, Any], max_tokens: int | None) -> dict[str, Any]:
-    reasoning = body.reasoning or s.ReasoningConfig()
+    reasoning = body.reasoning or s.ResponsesReasoning()
     text = data.get("text") if isinstance(data.get("text"), dict) else {}
     return {
         "instructions": body.instructions,

@@ -51,13 +51,13 @@ def _parts(content: str | list[Any], where: str, text_only: bool) -> str | list[
         return content
     parts: list[dict[str, Any]] = []
     for i, part in enumerate(content):
-        if isinstance(part, s.InputText):
+        if isinstance(part, s.ResponsesText):
             parts.append({"type": "text", "text": part.text})
-        elif isinstance(part, s.Refusal):
+        elif isinstance(part, s.ResponsesRefusal):
             parts.append({"type": "text", "text": part.refusal})
         elif text_only:
             raise InvalidRequestError(f"{where}[{i}]: this message may only contain text", param=f"{where}[{i}]")
-        elif isinstance(part, s.InputImage):
+        elif isinstance(part, s.ResponsesImage):
             image: dict[str, Any] = {"url": part.image_url}
             if part.detail:
                 image["detail"] = part.detail
@@ -128,9 +128,9 @@ class _Conversation:
         if isinstance(output, str):
             text = output
         else:
-            texts = [p.text if isinstance(p, s.InputText) else p.refusal for p in output
-                     if isinstance(p, (s.InputText, s.Refusal))]
-            images = [p for p in output if isinstance(p, s.InputImage)]
+            texts = [p.text if isinstance(p, s.ResponsesText) else p.refusal for p in output
+                     if isinstance(p, (s.ResponsesText, s.ResponsesRefusal))]
+            images = [p for p in output if isinstance(p, s.ResponsesImage)]
             text = _join(texts) or ("(the result is the image below)" if images else "")
             self.images += [{"type": "image_url", "image_url": {"url": p.image_url}} for p in images]
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": text})

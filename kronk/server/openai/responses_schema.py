@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
 from kronk.server.openai.bodies import (
     MAX_TOP_LOGPROBS,
@@ -26,14 +26,19 @@ from kronk.server.wire import (
     Int,
     WireModel,
     by_json_type,
-    explained,
+    pattern,
     tagged,
 )
 
 _TAG = "~"
 """kronk.server.wire's prefix for union tags: error paths leave such location parts out."""
 
-ToolName = Annotated[str, Field(pattern=TOOL_NAME_PATTERN), explained("must be 1-128 letters, digits, '_', '-', '.' or ':'")]
+ToolName = Annotated[str, pattern(TOOL_NAME_PATTERN, "must be 1-128 letters, digits, '_', '-', '.' or ':'")]
+
+
+def _given(name: str) -> dict[str, Any]:
+    """JSON Schema: `name` is present and not null (for "one of these is required" hints)."""
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
 
 
 def other_type(*variants: type[WireModel], what: str) -> Any:
@@ -74,17 +79,17 @@ def open_union(field_name: str, other: type[WireModel], *variants: type[WireMode
 # --- content parts ------------------------------------------------------------------
 
 
-class InputText(WireModel):
+class ResponsesText(WireModel):
     type: Literal["input_text", "output_text", "text", "summary_text", "reasoning_text"]
     text: str
 
 
-class Refusal(WireModel):
+class ResponsesRefusal(WireModel):
     type: Literal["refusal"]
     refusal: str = ""
 
 
-class InputImage(WireModel):
+class ResponsesImage(WireModel):
     type: Literal["input_image"]
     image_url: str | None = None
     """A data: URI (the server fetches nothing)."""
@@ -93,7 +98,7 @@ class InputImage(WireModel):
     detail: str | None = None
 
     @model_validator(mode="after")
-    def _url(self) -> InputImage:
+    def _url(self) -> ResponsesImage:
         if not self.image_url:
             if self.file_id:
                 raise FieldError("file_id", "file ids are not supported (Kronk has no Files API); "
@@ -102,22 +107,22 @@ class InputImage(WireModel):
         return self
 
 
-class InputAudio(WireModel):
+class ResponsesAudio(WireModel):
     type: Literal["input_audio"]
     input_audio: Audio
 
 
-class InputFile(WireModel):
+class ResponsesFile(WireModel):
     """Refused: Kronk reads no files (PDFs ...); send their text as input_text."""
 
     type: Literal["input_file"]
 
     @model_validator(mode="after")
-    def _refuse(self) -> InputFile:
+    def _refuse(self) -> ResponsesFile:
         raise FieldError("type", "input_file parts are not supported; send the file's text as input_text")
 
 
-Part = tagged("type", InputText, Refusal, InputImage, InputAudio, InputFile)
+Part = tagged("type", ResponsesText, ResponsesRefusal, ResponsesImage, ResponsesAudio, ResponsesFile)
 MessageContent = by_json_type("a string or an array of content parts", string=str, array=list[Part])
 ToolOutput = by_json_type("a string or an array of content parts", string=str, array=list[Part])
 
@@ -143,6 +148,8 @@ class FunctionCallItem(WireModel):
 
 
 class FunctionCallOutputItem(WireModel):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [_given("call_id"), _given("name")]})
+
     type: Literal["function_call_output", "custom_tool_call_output"]
     call_id: NonEmpty | None = None
     """The call answered. Codex also sends outputs of no call (its goal feature: `name` and
@@ -177,6 +184,8 @@ class LocalShellAction(WireModel):
 
 
 class LocalShellCallItem(WireModel):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [_given("call_id"), _given("id")]})
+
     type: Literal["local_shell_call"]
     call_id: str | None = None
     id: str | None = None
@@ -191,6 +200,8 @@ class LocalShellCallItem(WireModel):
 
 
 class LocalShellCallOutputItem(WireModel):
+    model_config = ConfigDict(json_schema_extra={"anyOf": [_given("call_id"), _given("id")]})
+
     type: Literal["local_shell_call_output"]
     call_id: str | None = None
     id: str | None = None
@@ -204,7 +215,7 @@ class LocalShellCallOutputItem(WireModel):
         return self
 
 
-class ReasoningText(WireModel):
+class ReasoningItemText(WireModel):
     type: Literal["summary_text", "reasoning_text", "text"]
     text: str
 
@@ -213,8 +224,8 @@ class ReasoningItem(WireModel):
     """Earlier reasoning: its text (content, else summary, else Kronk's own encrypted_content) is replayed."""
 
     type: Literal["reasoning"]
-    summary: list[ReasoningText] = Field(default_factory=list)
-    content: list[ReasoningText] | None = None
+    summary: list[ReasoningItemText] = Field(default_factory=list)
+    content: list[ReasoningItemText] | None = None
     encrypted_content: str | None = None
     """Only Kronk's own (kronk.v1:...) can be read; OpenAI's are dropped."""
 
@@ -245,7 +256,7 @@ class FunctionTool(WireModel):
     """Tool search is not run here: deferred functions are offered like the others."""
 
 
-class CustomFormat(WireModel):
+class CustomToolFormat(WireModel):
     type: str = "text"
     """`text` (free-form) or `grammar`."""
     syntax: str | None = None
@@ -259,7 +270,7 @@ class CustomTool(WireModel):
     type: Literal["custom"]
     name: ToolName
     description: str | None = None
-    format: CustomFormat | None = None
+    format: CustomToolFormat | None = None
     defer_loading: bool | None = None
 
 
@@ -281,7 +292,7 @@ class LocalShellTool(WireModel):
     type: Literal["local_shell"]
 
 
-class OtherTool(WireModel):
+class HostedTool(WireModel):
     """A hosted tool (web_search, file_search, mcp, image_generation, code_interpreter ...): skipped."""
 
     type: other_type(FunctionTool, CustomTool, NamespaceTool, LocalShellTool, what="tool")  # type: ignore[valid-type]
@@ -289,22 +300,22 @@ class OtherTool(WireModel):
     server_label: str | None = None
 
 
-Tool = open_union("type", OtherTool, FunctionTool, CustomTool, NamespaceTool, LocalShellTool)
+Tool = open_union("type", HostedTool, FunctionTool, CustomTool, NamespaceTool, LocalShellTool)
 
 
-class FunctionChoice(WireModel):
+class FunctionToolChoice(WireModel):
     type: Literal["function"]
     name: NonEmpty
     namespace: str | None = None
 
 
-class CustomChoice(WireModel):
+class CustomToolChoice(WireModel):
     type: Literal["custom"]
     name: NonEmpty
     namespace: str | None = None
 
 
-class AllowedTool(WireModel):
+class AllowedToolRef(WireModel):
     type: NonEmpty
     name: str | None = None
     namespace: str | None = None
@@ -314,20 +325,20 @@ class AllowedTool(WireModel):
 class AllowedToolsChoice(WireModel):
     type: Literal["allowed_tools"]
     mode: Literal["auto", "required"] = "auto"
-    tools: list[AllowedTool]
+    tools: list[AllowedToolRef]
 
 
-class OtherChoice(WireModel):
+class HostedToolChoice(WireModel):
     """A hosted tool (file_search, web_search_preview, mcp, shell, apply_patch ...), or local_shell."""
 
-    type: other_type(FunctionChoice, CustomChoice, AllowedToolsChoice, what="tool choice")  # type: ignore[valid-type]
+    type: other_type(FunctionToolChoice, CustomToolChoice, AllowedToolsChoice, what="tool choice")  # type: ignore[valid-type]
     name: str | None = None
     server_label: str | None = None
 
 
 ToolChoice = by_json_type(
     "'none', 'auto', 'required' or a tool choice object", string=Literal["none", "auto", "required"],
-    object=open_union("type", OtherChoice, FunctionChoice, CustomChoice, AllowedToolsChoice))
+    object=open_union("type", HostedToolChoice, FunctionToolChoice, CustomToolChoice, AllowedToolsChoice))
 
 
 def _untagged_item(value: dict[str, Any]) -> type[WireModel] | None:
@@ -343,7 +354,7 @@ class AdditionalToolsItem(WireModel):
     tools: list[Tool]  # type: ignore[valid-type]
 
 
-class OtherItem(WireModel):
+class OtherInputItem(WireModel):
     """Any other item (web_search_call, mcp_call, compaction, ...): dropped, named in X-Kronk-Input-Ignored."""
 
     type: other_type(MessageItem, FunctionCallItem, FunctionCallOutputItem, CustomToolCallItem,  # type: ignore[valid-type]
@@ -351,7 +362,7 @@ class OtherItem(WireModel):
                      what="input item")
 
 
-InputItem = open_union("type", OtherItem, MessageItem, FunctionCallItem, FunctionCallOutputItem,
+InputItem = open_union("type", OtherInputItem, MessageItem, FunctionCallItem, FunctionCallOutputItem,
                               CustomToolCallItem, LocalShellCallItem, LocalShellCallOutputItem, ReasoningItem,
                               ItemReference, AdditionalToolsItem, untagged=_untagged_item)
 
@@ -362,7 +373,7 @@ Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 Summary = Literal["auto", "concise", "detailed", "none"]
 
 
-class ReasoningConfig(WireModel):
+class ResponsesReasoning(WireModel):
     effort: Effort | None = None
     """`none` turns the model's thinking off, any other value on; the template sees low/medium/high."""
     summary: Summary | None = None
@@ -371,15 +382,15 @@ class ReasoningConfig(WireModel):
     """Older name of summary."""
 
 
-class TextPlain(WireModel):
+class ResponsesTextPlain(WireModel):
     type: Literal["text"]
 
 
-class TextJsonObject(WireModel):
+class ResponsesJsonObject(WireModel):
     type: Literal["json_object"]
 
 
-class TextJsonSchema(WireModel):
+class ResponsesJsonSchema(WireModel):
     type: Literal["json_schema"]
     name: str = "response"
     schema_: dict[str, Any] = Field(alias="schema")
@@ -387,8 +398,8 @@ class TextJsonSchema(WireModel):
     description: str | None = None
 
 
-class TextConfig(WireModel):
-    format: tagged("type", TextPlain, TextJsonObject, TextJsonSchema) | None = None  # type: ignore[valid-type]
+class ResponsesTextConfig(WireModel):
+    format: tagged("type", ResponsesTextPlain, ResponsesJsonObject, ResponsesJsonSchema) | None = None  # type: ignore[valid-type]
     verbosity: Literal["low", "medium", "high"] | None = None
     """Accepted and echoed; it does not change the output."""
 
@@ -410,8 +421,8 @@ class ResponsesRequest(Sampling):
     """0 turns tools off; 1 allows one call per response."""
     max_output_tokens: Annotated[Int, Field(ge=1, json_schema_extra={"x-kronk-limit": "max_tokens"})] | None = None
     """Above the server's max_tokens_limit it is lowered to that limit."""
-    reasoning: ReasoningConfig | None = None
-    text: TextConfig | None = None
+    reasoning: ResponsesReasoning | None = None
+    text: ResponsesTextConfig | None = None
     include: list[str] | None = None
     """`reasoning.encrypted_content` adds Kronk's (readable, not secret) encoding of the reasoning to
     reasoning items; `message.output_text.logprobs` turns logprobs on; others change nothing."""

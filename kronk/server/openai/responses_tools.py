@@ -144,7 +144,7 @@ class ToolCatalog:
         digest = hashlib.sha1(f"{kind}:{namespace}:{name}".encode()).hexdigest()[:8]
         return f"{flat[:_MAX_NAME - 9]}_{digest}"
 
-    def _skip(self, tool: s.OtherTool) -> None:
+    def _skip(self, tool: s.HostedTool) -> None:
         label = f"mcp:{tool.server_label}" if tool.type == "mcp" and tool.server_label else tool.type
         self.ignored.append(label)
         if tool.type not in _warned and len(_warned) < _MAX_WARNED:
@@ -215,8 +215,8 @@ def _choice(choice: Any, catalog: ToolCatalog) -> ChoicePlan:
     if choice == "required":
         _need_some(catalog.tools, catalog, "tool_choice", "'required'")
         return ChoicePlan("required")
-    if isinstance(choice, (s.FunctionChoice, s.CustomChoice)):
-        kind: Kind = "function" if isinstance(choice, s.FunctionChoice) else "custom"
+    if isinstance(choice, (s.FunctionToolChoice, s.CustomToolChoice)):
+        kind: Kind = "function" if isinstance(choice, s.FunctionToolChoice) else "custom"
         tool = catalog.find(choice.name, choice.namespace, kind)
         if tool is None:
             raise InvalidRequestError(f"tool_choice: names {choice.type} tool {choice.name!r}, which is not in tools",
