@@ -230,7 +230,7 @@ def _captured_body(path: Path) -> dict[str, Any]:
 async def test_captured_codex_requests_replay(start_server: StartServer, http: aiohttp.ClientSession,
                                               path: Path) -> None:
     """Real Codex CLI requests (tests/server/fixtures/clients/codex_*.json) stream typed events."""
-    server = await start_server(ctx_size=8192)
+    server = await start_server(ctx_size=32768, slots=1)  # Codex sends 15-20k tokens of instructions and tools
     await server.ready()
     body = {**_captured_body(path), "model": "", "max_output_tokens": 16}
     async with http.post(server.v1 + "/responses", json=body) as response:
