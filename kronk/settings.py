@@ -137,6 +137,8 @@ OPTIONS: tuple[Option, ...] = (
            model_field="cache_type_v", metavar="TYPE"),
     Option("queue_size", parse_int, None, "Requests that may wait for a slot before 429.",
            model_field="queue_size", metavar="N"),
+    Option("model_paths", parse_bool, False, "Let requests name GGUF files by path (off: only store ids and "
+           "aliases, the default model and the model config file's entries).", metavar="BOOL"),
     Option("max_models", parse_int, 3, "Models kept in memory at once.", metavar="N"),
     Option("model_ttl", parse_duration, 300.0, "Unload a model idle this long (0: never); e.g. 300, 5m.",
            metavar="DURATION"),
@@ -172,6 +174,7 @@ class ServerSettings:
     cache_type_k: str | None = None
     cache_type_v: str | None = None
     queue_size: int | None = None
+    model_paths: bool = False
     max_models: int = 3
     model_ttl: float = 300.0
     max_body_size: int = 32 * 1024**2
@@ -218,6 +221,7 @@ class ServerSettings:
             ttl_seconds=self.model_ttl,
             overrides=overrides,
             per_model={model_id: dict(cfg) for model_id, cfg in self.per_model.items()},
+            model_paths=self.model_paths,
         )
 
     def validate(self) -> None:

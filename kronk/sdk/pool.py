@@ -65,6 +65,25 @@ def path_resolver(model: str) -> PathResolution:
     raise ModelNotFoundError(model)
 
 
+def names_a_file(model: str) -> bool:
+    """A model name that reads as a file path rather than a store id or alias."""
+    return model.endswith(".gguf") or model.startswith(("/", "~", ".")) or "\\" in model
+
+
+def paths_refused(resolver: Resolver, *, allowed: set[str]) -> Resolver:
+    """`resolver`, except that names reading as file paths (other than `allowed`) are not found.
+
+    The answer is the same whether or not such a file exists, so a client learns nothing
+    about the server's files."""
+    def resolve(model: str) -> Resolved:
+        if names_a_file(model) and model not in allowed:
+            raise ModelNotFoundError(model, f"model {model!r} not found: requests may name models by id or "
+                                            "alias only (model files by path are turned off on this server)")
+        return resolver(model)
+
+    return resolve
+
+
 def default_resolver() -> Resolver:
     """The model store's resolver (ids, aliases, paths), or paths only if it is unavailable."""
     try:
@@ -243,6 +262,9 @@ class ModelPool:
     def __init__(self, settings: PoolSettings | None = None, resolver: Resolver | None = None) -> None:
         self.settings = settings or PoolSettings()
         self._resolver = resolver or default_resolver()
+        if not self.settings.model_paths:
+            operator_chosen = {self.settings.default_model or "", *self.settings.per_model}
+            self._resolver = paths_refused(self._resolver, allowed=operator_chosen)
         self._loaded: dict[str, LoadedModel] = {}
         self._names: dict[str, str] = {}
         """Requested name (id, alias, path) -> model id, for models that are loaded."""

@@ -75,6 +75,10 @@ class PoolSettings:
     """ModelSettings fields the operator set explicitly (flags, env, config file) for every model."""
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Model id -> overrides of ModelSettings fields (from the model config file)."""
+    model_paths: bool = True
+    """Whether a request may name a GGUF file by path. The server turns this off, so a
+    client cannot make it read any file; the default model and the model config file's
+    entries may still be paths (the operator chose them)."""
 
     def settings_for(self, model_id: str, catalog_config: dict[str, Any] | None = None) -> ModelSettings:
         """Most specific wins: built-in defaults < the catalog's config for the model <

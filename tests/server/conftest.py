@@ -67,6 +67,7 @@ def tiny_settings(tiny: dict[str, Path], **overrides: Any) -> ServerSettings:
         model_ttl=0,
         max_models=4,
         keepalive=15.0,
+        model_paths=True,  # tests name their other tiny models by path
     )
     return dataclasses.replace(base, **overrides)
 
