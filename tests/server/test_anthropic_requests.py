@@ -42,6 +42,15 @@ def test_leading_system_messages_join_the_system_prompt() -> None:
     assert out == [{"role": "system", "content": "A\n\nB\n\nC"}, {"role": "user", "content": "hi"}]
 
 
+def test_claude_codes_billing_line_is_dropped_so_sessions_share_the_prefix() -> None:
+    system = [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.197.7b2; cc_entrypoint=sdk-cli;"},
+              {"type": "text", "text": "You are a Claude agent.", "cache_control": {"type": "ephemeral"}}]
+    assert messages_of(USER, system=system)[0] == {"role": "system", "content": "You are a Claude agent."}
+    other_session = [{**system[0], "text": "x-anthropic-billing-header: cc_version=2.1.197.e41; cc_entrypoint=cli;"},
+                     system[1]]
+    assert messages_of(USER, system=other_session) == messages_of(USER, system=system)
+
+
 def test_mid_conversation_system_messages_keep_their_place() -> None:
     """Claude Code: [user, system]; later turns keep the system message where it was (prefix cache)."""
     out = messages_of(USER, {"role": "system", "content": "MCP instructions"}, system="S")

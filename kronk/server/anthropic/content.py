@@ -9,6 +9,8 @@ previous request, so the prefix cache keeps it. Chat templates that refuse or dr
 a system message there get its text folded into the user turn before it
 (kronk.chat.template).
 
+Claude Code's `x-anthropic-billing-header: ...` system block is dropped (see _BILLING).
+
 Turns. Consecutive messages of one role are one turn, as Anthropic combines them.
 Blocks map as: text → text; image → an image part (the model needs a projector);
 text documents and search results → text; tool_result → a `tool` message (before
@@ -34,6 +36,11 @@ from kronk.server.anthropic.server_blocks import server_block_text
 log = logging.getLogger("kronk.server.anthropic")
 
 _JOIN = "\n\n"
+_BILLING = "x-anthropic-billing-header:"
+"""Claude Code's attribution line, sent as the first system block. It is billing metadata for
+Anthropic, not an instruction, and it carries a hash of the session's first message: kept,
+it would make every session's prompt differ from its first token, so the prefix cache could
+never share the system prompt and tools between sessions. It is dropped."""
 
 
 @dataclass(slots=True)
@@ -123,7 +130,9 @@ def _append(turns: list[_Turn], turn: _Turn) -> None:
 
 
 def _system_text(content: str | list[s.TextBlock]) -> str:
-    return content if isinstance(content, str) else _JOIN.join(block.text for block in content)
+    if isinstance(content, str):
+        return "" if content.startswith(_BILLING) else content
+    return _JOIN.join(block.text for block in content if not block.text.startswith(_BILLING))
 
 
 # --- user turns -------------------------------------------------------------------------
