@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import math
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import numpy as np
@@ -208,55 +209,62 @@ class AsyncKronk:
         """
         if request.n < 1:
             raise InvalidRequestError("n must be at least 1", param="n")
-        async with self.pool.use(request.model) as loaded:
-            plan, tokens, media = await self._chat_prompt(loaded, request)
-            sampling = self._sampling(loaded, request.sampling, explicit)
-            if plan.grammar and not request.sampling.grammar:
-                sampling = dataclasses.replace(
-                    sampling,
-                    grammar=plan.grammar,
-                    grammar_lazy_patterns=list(getattr(plan, "grammar_lazy_patterns", []) or []),
-                    grammar_trigger_tokens=list(getattr(plan, "grammar_trigger_tokens", []) or []),
-                )
-            generate = GenerateRequest(
-                prompt_tokens=tokens,
-                sampling=sampling,
-                max_tokens=self._max_tokens(loaded, request.max_tokens),
-                stop=list(request.stop) + list(getattr(plan, "extra_stop", []) or []),
-                ignore_eos=request.ignore_eos,
-                logprobs=request.logprobs,
-                top_logprobs=request.top_logprobs,
-                media=media,
+        async with self.pool.use(request.model) as loaded, aclosing(self._chat_events(loaded, request, explicit)) as events:
+            async for event in events:
+                yield event
+
+    async def _chat_events(
+        self, loaded: LoadedModel, request: ChatRequest, explicit: set[str] | None
+    ) -> AsyncIterator[Event | ToolsDropped]:
+        """`chat_stream` on a model the caller holds."""
+        plan, tokens, media = await self._chat_prompt(loaded, request)
+        sampling = self._sampling(loaded, request.sampling, explicit)
+        if plan.grammar and not request.sampling.grammar:
+            sampling = dataclasses.replace(
+                sampling,
+                grammar=plan.grammar,
+                grammar_lazy_patterns=list(getattr(plan, "grammar_lazy_patterns", []) or []),
+                grammar_trigger_tokens=list(getattr(plan, "grammar_trigger_tokens", []) or []),
             )
-            if media is not None and request.n > 1:
-                media.close()
-                raise InvalidRequestError("n > 1 is not supported with image or audio input", param="n")
-            parsers = [plan.new_parser() for _ in range(request.n)]
-            called = [False] * request.n
-            if plan.tools_dropped:
-                log.warning(
-                    "model %s: %d of the request's tools do not fit its context of %d tokens; serving the chat "
-                    "without %s", loaded.id, len(plan.tools_dropped), loaded.engine.n_ctx, ", ".join(plan.tools_dropped),
-                )
-                yield ToolsDropped(list(plan.tools_dropped))
-            async for event in self._generate(loaded, generate, request.n):
-                parser = parsers[event.choice]
-                if isinstance(event, TextDelta):
-                    out = parser.feed(event.text) if event.text else []
-                    if event.logprobs:
-                        out = self._attach_logprobs(out, event)
-                    for item in out:
-                        item.choice = event.choice
-                        called[event.choice] |= isinstance(item, ToolCallDelta)
-                        yield item
-                elif isinstance(event, Finish):
-                    for item in parser.finish():
-                        item.choice = event.choice
-                        called[event.choice] |= isinstance(item, ToolCallDelta)
-                        yield item
-                    if called[event.choice] and event.reason == "stop":
-                        event.reason = "tool_calls"
-                    yield event
+        generate = GenerateRequest(
+            prompt_tokens=tokens,
+            sampling=sampling,
+            max_tokens=self._max_tokens(loaded, request.max_tokens),
+            stop=list(request.stop) + list(getattr(plan, "extra_stop", []) or []),
+            ignore_eos=request.ignore_eos,
+            logprobs=request.logprobs,
+            top_logprobs=request.top_logprobs,
+            media=media,
+        )
+        if media is not None and request.n > 1:
+            media.close()
+            raise InvalidRequestError("n > 1 is not supported with image or audio input", param="n")
+        parsers = [plan.new_parser() for _ in range(request.n)]
+        called = [False] * request.n
+        if plan.tools_dropped:
+            log.warning(
+                "model %s: %d of the request's tools do not fit its context of %d tokens; serving the chat "
+                "without %s", loaded.id, len(plan.tools_dropped), loaded.engine.n_ctx, ", ".join(plan.tools_dropped),
+            )
+            yield ToolsDropped(list(plan.tools_dropped))
+        async for event in self._generate(loaded, generate, request.n):
+            parser = parsers[event.choice]
+            if isinstance(event, TextDelta):
+                out = parser.feed(event.text) if event.text else []
+                if event.logprobs:
+                    out = self._attach_logprobs(out, event)
+                for item in out:
+                    item.choice = event.choice
+                    called[event.choice] |= isinstance(item, ToolCallDelta)
+                    yield item
+            elif isinstance(event, Finish):
+                for item in parser.finish():
+                    item.choice = event.choice
+                    called[event.choice] |= isinstance(item, ToolCallDelta)
+                    yield item
+                if called[event.choice] and event.reason == "stop":
+                    event.reason = "tool_calls"
+                yield event
 
     @staticmethod
     def _attach_logprobs(out: list[Event], event: TextDelta) -> list[Event]:
@@ -271,29 +279,32 @@ class AsyncKronk:
         choices: dict[int, dict[str, Any]] = {}
         usage = Usage()
         dropped: list[str] = []
-        async for event in self.chat_stream(request, explicit=explicit):
-            if isinstance(event, ToolsDropped):
-                dropped = event.names
-                continue
-            state = choices.setdefault(
-                event.choice, {"content": [], "reasoning": [], "calls": {}, "logprobs": [], "finish": "stop", "stop_sequence": None}
-            )
-            if isinstance(event, TextDelta):
-                state["content"].append(event.text)
-                if event.logprobs:
-                    state["logprobs"].extend(event.logprobs)
-            elif isinstance(event, ReasoningDelta):
-                state["reasoning"].append(event.text)
-            elif isinstance(event, ToolCallDelta):
-                call = state["calls"].setdefault(event.index, {"id": event.id, "name": event.name, "arguments": []})
-                call["id"] = call["id"] or event.id
-                call["name"] = call["name"] or event.name
-                call["arguments"].append(event.arguments)
-            elif isinstance(event, Finish):
-                state["finish"] = event.reason
-                state["stop_sequence"] = event.stop_sequence
-                usage = _add_usage(usage, event.usage, first=event.choice == 0)
-        model_id = (await self.pool.get(request.model)).id
+        if request.n < 1:
+            raise InvalidRequestError("n must be at least 1", param="n")
+        async with self.pool.use(request.model) as loaded, aclosing(self._chat_events(loaded, request, explicit)) as events:
+            model_id = loaded.id
+            async for event in events:
+                if isinstance(event, ToolsDropped):
+                    dropped = event.names
+                    continue
+                state = choices.setdefault(
+                    event.choice, {"content": [], "reasoning": [], "calls": {}, "logprobs": [], "finish": "stop", "stop_sequence": None}
+                )
+                if isinstance(event, TextDelta):
+                    state["content"].append(event.text)
+                    if event.logprobs:
+                        state["logprobs"].extend(event.logprobs)
+                elif isinstance(event, ReasoningDelta):
+                    state["reasoning"].append(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    call = state["calls"].setdefault(event.index, {"id": event.id, "name": event.name, "arguments": []})
+                    call["id"] = call["id"] or event.id
+                    call["name"] = call["name"] or event.name
+                    call["arguments"].append(event.arguments)
+                elif isinstance(event, Finish):
+                    state["finish"] = event.reason
+                    state["stop_sequence"] = event.stop_sequence
+                    usage = _add_usage(usage, event.usage, first=event.choice == 0)
         result_choices = []
         for index in sorted(choices):
             state = choices[index]
@@ -360,39 +371,49 @@ class AsyncKronk:
     async def complete_stream(self, request: CompletionRequest, *, explicit: set[str] | None = None) -> AsyncIterator[Event]:
         if request.n < 1:
             raise InvalidRequestError("n must be at least 1", param="n")
-        async with self.pool.use(request.model) as loaded:
-            self._require(loaded, "chat", "completions")
-            tokens = await loaded.to_thread(self._completion_tokens, loaded, request)
-            generate = GenerateRequest(
-                prompt_tokens=tokens,
-                sampling=self._sampling(loaded, request.sampling, explicit),
-                max_tokens=self._max_tokens(loaded, request.max_tokens),
-                stop=list(request.stop),
-                ignore_eos=request.ignore_eos,
-                logprobs=request.logprobs,
-                top_logprobs=request.top_logprobs,
-            )
-            if request.echo:
-                echo = request.prompt if isinstance(request.prompt, str) else loaded.model.vocab.detokenize(tokens)
-                for choice in range(request.n):
-                    yield TextDelta(echo, choice)
-            async for event in self._generate(loaded, generate, request.n):
+        async with self.pool.use(request.model) as loaded, aclosing(self._complete_events(loaded, request, explicit)) as events:
+            async for event in events:
                 yield event
+
+    async def _complete_events(
+        self, loaded: LoadedModel, request: CompletionRequest, explicit: set[str] | None
+    ) -> AsyncIterator[Event]:
+        """`complete_stream` on a model the caller holds."""
+        self._require(loaded, "chat", "completions")
+        tokens = await loaded.to_thread(self._completion_tokens, loaded, request)
+        generate = GenerateRequest(
+            prompt_tokens=tokens,
+            sampling=self._sampling(loaded, request.sampling, explicit),
+            max_tokens=self._max_tokens(loaded, request.max_tokens),
+            stop=list(request.stop),
+            ignore_eos=request.ignore_eos,
+            logprobs=request.logprobs,
+            top_logprobs=request.top_logprobs,
+        )
+        if request.echo:
+            echo = request.prompt if isinstance(request.prompt, str) else loaded.model.vocab.detokenize(tokens)
+            for choice in range(request.n):
+                yield TextDelta(echo, choice)
+        async for event in self._generate(loaded, generate, request.n):
+            yield event
 
     async def complete(self, request: CompletionRequest, *, explicit: set[str] | None = None) -> CompletionResult:
         texts: dict[int, list[str]] = {}
         logprobs: dict[int, list[Any]] = {}
         finish: dict[int, Any] = {}
         usage = Usage()
-        async for event in self.complete_stream(request, explicit=explicit):
-            if isinstance(event, TextDelta):
-                texts.setdefault(event.choice, []).append(event.text)
-                if event.logprobs:
-                    logprobs.setdefault(event.choice, []).extend(event.logprobs)
-            elif isinstance(event, Finish):
-                finish[event.choice] = event.reason
-                usage = _add_usage(usage, event.usage, first=event.choice == 0)
-        model_id = (await self.pool.get(request.model)).id
+        if request.n < 1:
+            raise InvalidRequestError("n must be at least 1", param="n")
+        async with self.pool.use(request.model) as loaded, aclosing(self._complete_events(loaded, request, explicit)) as events:
+            model_id = loaded.id
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    texts.setdefault(event.choice, []).append(event.text)
+                    if event.logprobs:
+                        logprobs.setdefault(event.choice, []).extend(event.logprobs)
+                elif isinstance(event, Finish):
+                    finish[event.choice] = event.reason
+                    usage = _add_usage(usage, event.usage, first=event.choice == 0)
         return CompletionResult(
             model=model_id,
             choices=[
@@ -517,21 +538,9 @@ class AsyncKronk:
         )
 
     def list_models(self) -> list[ModelInfo]:
-        """Installed models (from the store) plus whatever is loaded."""
-        infos: dict[str, ModelInfo] = {}
-        try:
-            from kronk.manage.store import ModelStore
-
-            for entry in ModelStore().list():
-                caps = entry.capabilities
-                infos[entry.id] = ModelInfo(
-                    id=entry.id,
-                    path=str(entry.path),
-                    loaded=False,
-                    capabilities=dataclasses.asdict(caps) if dataclasses.is_dataclass(caps) else dict(caps or {}),
-                )
-        except (ImportError, KronkError, OSError, AttributeError, TypeError):
-            pass
+        """Installed models (from the store) plus whatever is loaded. Blocking: it reads the
+        store's index on disk, so event-loop callers run it in a thread."""
+        infos = {info.id: info for info in _stored_models()}
         for loaded in self.pool.models():
             infos[loaded.id] = self._info(loaded)
         return sorted(infos.values(), key=lambda info: info.id)
@@ -541,7 +550,7 @@ class AsyncKronk:
         loaded = self.pool.loaded(resolved.id)
         if loaded is not None:
             return self._info(loaded)
-        for info in self.list_models():
+        for info in await asyncio.to_thread(_stored_models):
             if info.id == resolved.id:
                 return info
         return ModelInfo(id=resolved.id, path=str(resolved.path), loaded=False)
@@ -560,6 +569,25 @@ class AsyncKronk:
 _MEDIA_KINDS = {"image_url": "image", "input_image": "image", "image": "image", "input_audio": "audio",
                 "audio": "audio"}
 """Content part types that carry media, and which kind."""
+
+
+def _stored_models() -> list[ModelInfo]:
+    """The store's installed models, not loaded (blocking: reads the index on disk)."""
+    infos = []
+    try:
+        from kronk.manage.store import ModelStore
+
+        for entry in ModelStore().list():
+            caps = entry.capabilities
+            infos.append(ModelInfo(
+                id=entry.id,
+                path=str(entry.path),
+                loaded=False,
+                capabilities=dataclasses.asdict(caps) if dataclasses.is_dataclass(caps) else dict(caps or {}),
+            ))
+    except (ImportError, KronkError, OSError, AttributeError, TypeError):
+        pass
+    return infos
 
 
 def _add_usage(total: Usage, usage: Usage, *, first: bool) -> Usage:
