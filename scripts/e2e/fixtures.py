@@ -30,10 +30,10 @@ INDEX_END = "<!-- fixtures:end -->"
 
 # Open WebUI's background tasks, recognised by their prompt templates.
 OPENWEBUI_TASKS = (
-    ("title", re.compile(r"Generate a concise, 3-5 word title", re.I)),
+    ("title", re.compile(r"Generate a concise(, 3-5 word)? title", re.I)),
     ("tags", re.compile(r"Generate 1-3 broad tags", re.I)),
-    ("follow_ups", re.compile(r"follow-up questions", re.I)),
-    ("queries", re.compile(r"search quer", re.I)),
+    ("follow_ups", re.compile(r"follow-up questions|Predict 3-5 useful messages", re.I)),
+    ("queries", re.compile(r"Generate .{0,40}search quer", re.I)),
     ("autocomplete", re.compile(r"autocompletion", re.I)),
 )
 

@@ -10,6 +10,7 @@ command with these variables set, stops everything and exits with the command's 
     KRONK_E2E_URL      the proxy's base URL (clients talk to it, never to Kronk directly)
     KRONK_E2E_RUN      this run's folder: kronk.log, capture/NNNN-<path>.json, the client's files
     KRONK_E2E_MODEL    the model name clients send (smollm2)
+    KRONK_E2E_DIRECT_URL  Kronk itself, for the scripts' own polling (/metrics), kept out of the capture
 
 Kronk gets its own KRONK_HOME (.e2e/home) whose models folder links the model that
 scripts/fetch_models.py keeps in ~/.cache/kronk-test-models, so nothing is downloaded and
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     process = start_kronk(run_dir, kronk_port, args.ctx_size, args.slots, args.kronk_arg)
     proxy = CaptureProxy(f"http://127.0.0.1:{kronk_port}", run_dir / "capture")
     env = dict(os.environ, KRONK_E2E_URL=f"http://127.0.0.1:{proxy_port}", KRONK_E2E_RUN=str(run_dir),
-               KRONK_E2E_MODEL=MODEL_ALIAS)
+               KRONK_E2E_MODEL=MODEL_ALIAS, KRONK_E2E_DIRECT_URL=f"http://127.0.0.1:{kronk_port}")
     try:
         return asyncio.run(run_client(command, env, proxy, proxy_port))
     except KeyboardInterrupt:
