@@ -11,13 +11,18 @@ to run twice. The caller's messages are never modified.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from kronk.errors import CapabilityError, InvalidRequestError
 
 _TEXT_PARTS = frozenset({"text", "input_text", "output_text"})
-_MEDIA_PARTS = frozenset({"image_url", "input_image", "image", "input_audio", "audio"})
+MEDIA_KINDS: dict[str, str] = {
+    "image_url": "image", "input_image": "image", "image": "image", "input_audio": "audio", "audio": "audio",
+}
+"""Content part types that carry media (OpenAI chat, Responses and Anthropic names), and which kind."""
+_MEDIA_PARTS = frozenset(MEDIA_KINDS)
 
 
 @dataclass(slots=True)
@@ -69,6 +74,21 @@ def normalize_messages(
                 msg["name"] = name
         out.append(msg)
     return NormalizedMessages(out, media)
+
+
+def media_parts(messages: Any) -> Iterator[tuple[int, str]]:
+    """(message index, "image" or "audio") for each media part, in prompt order. Lenient:
+    it only looks, so a malformed message is skipped (`normalize_messages` reports it)."""
+    if not isinstance(messages, list):
+        return
+    for index, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if isinstance(kind, str) and kind in MEDIA_KINDS:
+                yield index, MEDIA_KINDS[kind]
 
 
 def _content_text(content: Any, index: int, media_marker: str | None, media: list[dict[str, Any]]) -> str:

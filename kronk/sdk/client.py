@@ -13,8 +13,8 @@ cancels the generation and frees its slot at the engine's next step.
 from __future__ import annotations
 
 import asyncio
-import functools
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import AsyncIterator
@@ -26,8 +26,24 @@ import numpy as np
 from kronk.chat.fit import ContextBudget
 from kronk.chat.plan import ChatPlan, prepare_chat
 from kronk.engine.jobs import AsyncEventQueue, Job
-from kronk.engine.types import Event, Finish, GenerateRequest, ReasoningDelta, SamplingParams, TextDelta, ToolCallDelta, Usage
-from kronk.errors import CapabilityError, ContextOverflowError, InvalidRequestError, KronkError
+from kronk.engine.types import (
+    Event,
+    Finish,
+    GenerateRequest,
+    ReasoningDelta,
+    SamplingParams,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from kronk.errors import (
+    CapabilityError,
+    ContextOverflowError,
+    InvalidRequestError,
+    KronkError,
+)
+from kronk.sdk import admission
+from kronk.sdk.admission import ModelFacts, before_load
 from kronk.sdk.pool import LoadedModel, ModelPool, Resolver
 from kronk.sdk.requests import (
     ChatChoice,
@@ -92,11 +108,6 @@ class AsyncKronk:
 
     # --- shared plumbing ---------------------------------------------------------------
 
-    @staticmethod
-    def _require(loaded: LoadedModel, kind: str, what: str) -> None:
-        if loaded.kind != kind:
-            raise CapabilityError(f"model {loaded.id!r} is a {loaded.kind} model and cannot serve {what}", param="model")
-
     async def _generate(
         self, loaded: LoadedModel, request: GenerateRequest, n: int
     ) -> AsyncIterator[Event]:
@@ -134,8 +145,7 @@ class AsyncKronk:
     async def _chat_prompt(self, loaded: LoadedModel, request: ChatRequest) -> tuple[ChatPlan, list[int], Any]:
         """The plan, the prompt tokens and, for a prompt with images/audio, its `MediaPrompt`
         (then the tokens are the text tokens with -1 at each media position)."""
-        self._require(loaded, "chat", "chat completions")
-        self._reject_media(loaded, request.messages)
+        admission.chat(request.messages)(ModelFacts.of_loaded(loaded))
         vocab = loaded.model.vocab
         bos = vocab.token_text(vocab.bos) if vocab.bos >= 0 else ""
         eos = vocab.token_text(vocab.eos) if vocab.eos >= 0 else ""
@@ -179,26 +189,6 @@ class AsyncKronk:
             tokens = tokens[1:]  # the template wrote BOS and the tokenizer added one
         return tokens
 
-    @staticmethod
-    def _reject_media(loaded: LoadedModel, messages: list[dict[str, Any]]) -> None:
-        for index, message in enumerate(messages):
-            content = message.get("content") if isinstance(message, dict) else None
-            if not isinstance(content, list):
-                continue
-            for part in content:
-                kind = part.get("type") if isinstance(part, dict) else None
-                if kind not in _MEDIA_KINDS:
-                    continue
-                where = f"messages[{index}].content"
-                if loaded.projector is None:
-                    raise CapabilityError(
-                        f"model {loaded.id!r} has no vision/audio projector loaded; it accepts text only", param=where)
-                # Checked before decoding: libmtmd refuses to decode audio for a vision-only projector.
-                if _MEDIA_KINDS[kind] == "audio" and not loaded.projector.supports_audio:
-                    raise CapabilityError(f"model {loaded.id!r}'s projector does not accept audio", param=where)
-                if _MEDIA_KINDS[kind] == "image" and not loaded.projector.supports_vision:
-                    raise CapabilityError(f"model {loaded.id!r}'s projector does not accept images", param=where)
-
     async def chat_stream(
         self, request: ChatRequest, *, explicit: set[str] | None = None
     ) -> AsyncIterator[Event | ToolsDropped]:
@@ -209,7 +199,8 @@ class AsyncKronk:
         """
         if request.n < 1:
             raise InvalidRequestError("n must be at least 1", param="n")
-        async with self.pool.use(request.model) as loaded, aclosing(self._chat_events(loaded, request, explicit)) as events:
+        admit = before_load(admission.chat(request.messages))
+        async with self.pool.use(request.model, admit) as loaded, aclosing(self._chat_events(loaded, request, explicit)) as events:
             async for event in events:
                 yield event
 
@@ -281,7 +272,8 @@ class AsyncKronk:
         dropped: list[str] = []
         if request.n < 1:
             raise InvalidRequestError("n must be at least 1", param="n")
-        async with self.pool.use(request.model) as loaded, aclosing(self._chat_events(loaded, request, explicit)) as events:
+        admit = before_load(admission.chat(request.messages))
+        async with self.pool.use(request.model, admit) as loaded, aclosing(self._chat_events(loaded, request, explicit)) as events:
             model_id = loaded.id
             async for event in events:
                 if isinstance(event, ToolsDropped):
@@ -329,7 +321,7 @@ class AsyncKronk:
 
     async def tokenize_chat(self, request: ChatRequest) -> list[int]:
         """The prompt tokens a chat request would evaluate (count_tokens)."""
-        async with self.pool.use(request.model) as loaded:
+        async with self.pool.use(request.model, before_load(admission.chat(request.messages))) as loaded:
             _plan, tokens, media = await self._chat_prompt(loaded, request)
             if media is not None:
                 media.close()
@@ -337,7 +329,7 @@ class AsyncKronk:
 
     async def render_chat(self, request: ChatRequest) -> str:
         """The prompt text the model's template renders for a chat request."""
-        async with self.pool.use(request.model) as loaded:
+        async with self.pool.use(request.model, before_load(admission.chat(request.messages))) as loaded:
             plan, _tokens, media = await self._chat_prompt(loaded, request)
             if media is not None:
                 media.close()
@@ -371,7 +363,8 @@ class AsyncKronk:
     async def complete_stream(self, request: CompletionRequest, *, explicit: set[str] | None = None) -> AsyncIterator[Event]:
         if request.n < 1:
             raise InvalidRequestError("n must be at least 1", param="n")
-        async with self.pool.use(request.model) as loaded, aclosing(self._complete_events(loaded, request, explicit)) as events:
+        async with self.pool.use(request.model, before_load(_COMPLETIONS)) as loaded, \
+                aclosing(self._complete_events(loaded, request, explicit)) as events:
             async for event in events:
                 yield event
 
@@ -379,7 +372,7 @@ class AsyncKronk:
         self, loaded: LoadedModel, request: CompletionRequest, explicit: set[str] | None
     ) -> AsyncIterator[Event]:
         """`complete_stream` on a model the caller holds."""
-        self._require(loaded, "chat", "completions")
+        _COMPLETIONS(ModelFacts.of_loaded(loaded))
         tokens = await loaded.to_thread(self._completion_tokens, loaded, request)
         generate = GenerateRequest(
             prompt_tokens=tokens,
@@ -404,7 +397,8 @@ class AsyncKronk:
         usage = Usage()
         if request.n < 1:
             raise InvalidRequestError("n must be at least 1", param="n")
-        async with self.pool.use(request.model) as loaded, aclosing(self._complete_events(loaded, request, explicit)) as events:
+        async with self.pool.use(request.model, before_load(_COMPLETIONS)) as loaded, \
+                aclosing(self._complete_events(loaded, request, explicit)) as events:
             model_id = loaded.id
             async for event in events:
                 if isinstance(event, TextDelta):
@@ -433,11 +427,8 @@ class AsyncKronk:
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         if not request.input:
             raise InvalidRequestError("input is empty", param="input")
-        async with self.pool.use(request.model) as loaded:
-            if loaded.kind == "chat":
-                raise CapabilityError(
-                    f"model {loaded.id!r} is a chat model; load an embedding model for /v1/embeddings", param="model"
-                )
+        async with self.pool.use(request.model, before_load(admission.embedding)) as loaded:
+            admission.embedding(ModelFacts.of_loaded(loaded))
             engine = loaded.engine
             limit = min(engine.n_ctx, engine.ctx.n_batch)
             vocab = loaded.model.vocab
@@ -477,9 +468,8 @@ class AsyncKronk:
     async def rerank(self, request: RerankRequest) -> RerankResult:
         if not request.documents:
             raise InvalidRequestError("documents is empty", param="documents")
-        async with self.pool.use(request.model) as loaded:
-            if loaded.kind != "rerank":
-                raise CapabilityError(f"model {loaded.id!r} is not a reranking model", param="model")
+        async with self.pool.use(request.model, before_load(admission.rerank)) as loaded:
+            admission.rerank(ModelFacts.of_loaded(loaded))
             engine = loaded.engine
             vocab = loaded.model.vocab
 
@@ -566,9 +556,7 @@ class AsyncKronk:
         return {loaded.id: loaded.engine.stats() for loaded in self.pool.models()}
 
 
-_MEDIA_KINDS = {"image_url": "image", "input_image": "image", "image": "image", "input_audio": "audio",
-                "audio": "audio"}
-"""Content part types that carry media, and which kind."""
+_COMPLETIONS = admission.generative("completions")
 
 
 def _stored_models() -> list[ModelInfo]:

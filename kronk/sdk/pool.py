@@ -33,8 +33,23 @@ FREE_GRACE_SECONDS = 10.0
 let go before leaving the model to be freed by the last of them."""
 
 
+class CapabilityFlags(Protocol):
+    """What a model can serve, as its metadata says (kronk.manage.capabilities.Capabilities)."""
+
+    chat: bool
+    completion: bool
+    embedding: bool
+    rerank: bool
+    vision: bool
+    audio: bool
+
+
 class Resolved(Protocol):
-    """What a resolver returns (kronk.manage.store.ResolvedModel satisfies it)."""
+    """What a resolver returns (kronk.manage.store.ResolvedModel satisfies it).
+
+    `capabilities` (None when the resolver did not read the model's metadata) lets a
+    request the model cannot serve fail before the pool loads it; read it with
+    `getattr(resolved, "capabilities", None)`, since a resolver may leave it out."""
 
     id: str
     path: Path
@@ -44,6 +59,9 @@ class Resolved(Protocol):
 
 Resolver = Callable[[str], Resolved]
 
+Admit = Callable[[Resolved, ModelSettings], None]
+"""Asked with a model's resolution and settings before the pool loads it; raises to refuse."""
+
 
 @dataclass(slots=True)
 class PathResolution:
@@ -51,6 +69,7 @@ class PathResolution:
     path: Path
     projector: Path | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    capabilities: CapabilityFlags | None = None
 
 
 def path_resolver(model: str) -> PathResolution:
@@ -207,6 +226,23 @@ def _model_kind(model: Any) -> str:
     return "chat"
 
 
+def expected_kind(resolved: Resolved, settings: ModelSettings) -> str | None:
+    """The kind `_load_blocking` will give the model, judged from the resolver's metadata
+    before loading; None when the metadata is missing or allows more than one kind (a
+    catalog may add flags to what the GGUF says), so only the loaded model can tell."""
+    caps = getattr(resolved, "capabilities", None)
+    if caps is None:
+        return None
+    kinds = set()
+    if getattr(caps, "rerank", False):
+        kinds.add("rerank")
+    if getattr(caps, "embedding", False):
+        kinds.add("embedding")
+    if getattr(caps, "completion", False) or getattr(caps, "chat", False):
+        kinds.add("embedding" if settings.embeddings is True else "chat")
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -> LoadedModel:
     from kronk.llama import Model, Projector
 
@@ -303,8 +339,12 @@ class ModelPool:
     def loaded(self, model_id: str) -> LoadedModel | None:
         return self._loaded.get(model_id)
 
-    async def get(self, model: str | None) -> LoadedModel:
-        """The loaded model (loading it first, once, however many callers ask at once)."""
+    async def get(self, model: str | None, admit: Admit | None = None) -> LoadedModel:
+        """The loaded model (loading it first, once, however many callers ask at once).
+
+        `admit` is asked before a model that is not loaded yet is loaded (or another is
+        evicted for it): a request it refuses costs no load. A loaded model is not asked
+        again; the caller checks it, and knows more from it than from metadata."""
         if self._closed:
             raise ShuttingDownError("the model pool is closed (shutting down)")
         name = model or self.settings.default_model or ""
@@ -314,6 +354,8 @@ class ModelPool:
             return known
         resolved = await asyncio.to_thread(self.resolve, model)
         model_id = resolved.id
+        if admit is not None and model_id not in self._loaded:
+            admit(resolved, self.settings.settings_for(model_id, resolved.config))
         while True:
             if self._closed:
                 raise ShuttingDownError("the model pool is closed (shutting down)")
@@ -363,9 +405,10 @@ class ModelPool:
         return loaded
 
     @contextlib.asynccontextmanager
-    async def use(self, model: str | None) -> AsyncIterator[LoadedModel]:
-        """Hold a model for the duration of a request (it cannot be unloaded meanwhile)."""
-        loaded = await self.get(model)
+    async def use(self, model: str | None, admit: Admit | None = None) -> AsyncIterator[LoadedModel]:
+        """Hold a model for the duration of a request (it cannot be unloaded meanwhile);
+        `admit` as for `get`."""
+        loaded = await self.get(model, admit)
         loaded.enter()
         try:
             yield loaded
