@@ -30,11 +30,9 @@ from kronk.engine.types import (
     Event,
     Finish,
     GenerateRequest,
-    ReasoningDelta,
     SamplingParams,
     TextDelta,
     ToolCallDelta,
-    Usage,
 )
 from kronk.errors import (
     CapabilityError,
@@ -44,12 +42,11 @@ from kronk.errors import (
 )
 from kronk.sdk import admission
 from kronk.sdk.admission import ModelFacts, before_load
+from kronk.sdk.collect import Choices
 from kronk.sdk.pool import LoadedModel, ModelPool, Resolver
 from kronk.sdk.requests import (
-    ChatChoice,
     ChatRequest,
     ChatResult,
-    CompletionChoice,
     CompletionRequest,
     CompletionResult,
     EmbeddingRequest,
@@ -59,7 +56,6 @@ from kronk.sdk.requests import (
     RerankItem,
     RerankRequest,
     RerankResult,
-    ToolCall,
     ToolsDropped,
 )
 from kronk.sdk.settings import PoolSettings
@@ -267,57 +263,19 @@ class AsyncKronk:
         return out + [TextDelta("", event.choice, event.logprobs)]
 
     async def chat(self, request: ChatRequest, *, explicit: set[str] | None = None) -> ChatResult:
-        choices: dict[int, dict[str, Any]] = {}
-        usage = Usage()
-        dropped: list[str] = []
         if request.n < 1:
             raise InvalidRequestError("n must be at least 1", param="n")
+        choices = Choices()
+        dropped: list[str] = []
         admit = before_load(admission.chat(request.messages))
         async with self.pool.use(request.model, admit) as loaded, aclosing(self._chat_events(loaded, request, explicit)) as events:
-            model_id = loaded.id
             async for event in events:
                 if isinstance(event, ToolsDropped):
                     dropped = event.names
-                    continue
-                state = choices.setdefault(
-                    event.choice, {"content": [], "reasoning": [], "calls": {}, "logprobs": [], "finish": "stop", "stop_sequence": None}
-                )
-                if isinstance(event, TextDelta):
-                    state["content"].append(event.text)
-                    if event.logprobs:
-                        state["logprobs"].extend(event.logprobs)
-                elif isinstance(event, ReasoningDelta):
-                    state["reasoning"].append(event.text)
-                elif isinstance(event, ToolCallDelta):
-                    call = state["calls"].setdefault(event.index, {"id": event.id, "name": event.name, "arguments": []})
-                    call["id"] = call["id"] or event.id
-                    call["name"] = call["name"] or event.name
-                    call["arguments"].append(event.arguments)
-                elif isinstance(event, Finish):
-                    state["finish"] = event.reason
-                    state["stop_sequence"] = event.stop_sequence
-                    usage = _add_usage(usage, event.usage, first=event.choice == 0)
-        result_choices = []
-        for index in sorted(choices):
-            state = choices[index]
-            calls = [
-                ToolCall(id=c["id"] or f"call_{index}_{i}", name=c["name"] or "", arguments="".join(c["arguments"]))
-                for i, c in sorted(state["calls"].items())
-            ]
-            content = "".join(state["content"])
-            reasoning = "".join(state["reasoning"])
-            result_choices.append(
-                ChatChoice(
-                    index=index,
-                    content=content if (content or not calls) else None,
-                    finish_reason=state["finish"],
-                    reasoning_content=reasoning or None,
-                    tool_calls=calls,
-                    logprobs=state["logprobs"] if request.logprobs else None,
-                    stop_sequence=state["stop_sequence"],
-                )
-            )
-        return ChatResult(model=model_id, choices=result_choices, usage=usage, tools_dropped=dropped)
+                else:
+                    choices.add(event)
+        return ChatResult(model=loaded.id, choices=choices.chat(logprobs=request.logprobs), usage=choices.usage,
+                          tools_dropped=dropped)
 
     async def tokenize_chat(self, request: ChatRequest) -> list[int]:
         """The prompt tokens a chat request would evaluate (count_tokens)."""
@@ -391,36 +349,15 @@ class AsyncKronk:
             yield event
 
     async def complete(self, request: CompletionRequest, *, explicit: set[str] | None = None) -> CompletionResult:
-        texts: dict[int, list[str]] = {}
-        logprobs: dict[int, list[Any]] = {}
-        finish: dict[int, Any] = {}
-        usage = Usage()
         if request.n < 1:
             raise InvalidRequestError("n must be at least 1", param="n")
+        choices = Choices()
         async with self.pool.use(request.model, before_load(_COMPLETIONS)) as loaded, \
                 aclosing(self._complete_events(loaded, request, explicit)) as events:
-            model_id = loaded.id
             async for event in events:
-                if isinstance(event, TextDelta):
-                    texts.setdefault(event.choice, []).append(event.text)
-                    if event.logprobs:
-                        logprobs.setdefault(event.choice, []).extend(event.logprobs)
-                elif isinstance(event, Finish):
-                    finish[event.choice] = event.reason
-                    usage = _add_usage(usage, event.usage, first=event.choice == 0)
-        return CompletionResult(
-            model=model_id,
-            choices=[
-                CompletionChoice(
-                    index=i,
-                    text="".join(texts.get(i, [])),
-                    finish_reason=finish.get(i, "stop"),
-                    logprobs=logprobs.get(i, []) if request.logprobs else None,
-                )
-                for i in range(request.n)
-            ],
-            usage=usage,
-        )
+                choices.add(event)
+        return CompletionResult(model=loaded.id, choices=choices.completion(request.n, logprobs=request.logprobs),
+                                usage=choices.usage)
 
     # --- embeddings and rerank --------------------------------------------------------------
 
@@ -576,16 +513,3 @@ def _stored_models() -> list[ModelInfo]:
     except (ImportError, KronkError, OSError, AttributeError, TypeError):
         pass
     return infos
-
-
-def _add_usage(total: Usage, usage: Usage, *, first: bool) -> Usage:
-    """Sum completion tokens over choices; prompt tokens count once."""
-    return Usage(
-        prompt_tokens=usage.prompt_tokens if first else total.prompt_tokens or usage.prompt_tokens,
-        completion_tokens=total.completion_tokens + usage.completion_tokens,
-        cached_tokens=usage.cached_tokens if first else total.cached_tokens,
-        reasoning_tokens=total.reasoning_tokens + usage.reasoning_tokens,
-        time_to_first_token_ms=usage.time_to_first_token_ms if first else total.time_to_first_token_ms,
-        tokens_per_second=usage.tokens_per_second if first else total.tokens_per_second,
-        queue_wait_ms=usage.queue_wait_ms if first else total.queue_wait_ms,
-    )
