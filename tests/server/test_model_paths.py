@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 
@@ -29,3 +30,17 @@ async def test_requests_may_not_name_model_files_by_path(start_server: StartServ
     assert {answer for answer in answers} == {answers[0]}  # the same answer whether the file exists or not
     assert answers[0][:2] == (404, "model_not_found")
     assert "by path are turned off" in answers[0][2]
+
+
+async def test_model_listings_do_not_show_file_locations(start_server: StartServer) -> None:
+    server = await start_server()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.v1 + "/completions", json={"prompt": "hi", "max_tokens": 1}) as response:
+            assert response.status == 200
+        async with http.get(server.v1 + "/models") as response:
+            listing = await response.json()
+        async with http.get(server.v1 + "/models/" + quote(listing["data"][0]["id"], safe="")) as response:
+            assert response.status == 200
+            one = await response.json()
+    for model in [*listing["data"], one]:
+        assert "path" not in model["capabilities"]

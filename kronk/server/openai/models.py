@@ -15,6 +15,10 @@ from kronk.server.respond import json_response
 from kronk.server.wire import Operation, operation
 
 
+_PRIVATE_FIELDS = frozenset({"path"})
+"""Where the server keeps its files is none of a client's business."""
+
+
 def encode_model(info: ModelInfo) -> dict[str, Any]:
     return {
         "id": info.id,
@@ -22,7 +26,7 @@ def encode_model(info: ModelInfo) -> dict[str, Any]:
         "created": info.created,
         "owned_by": info.owned_by,
         "loaded": info.loaded,
-        "capabilities": info.capabilities,
+        "capabilities": {k: v for k, v in info.capabilities.items() if k not in _PRIVATE_FIELDS},
     }
 
 
