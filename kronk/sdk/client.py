@@ -25,6 +25,7 @@ import numpy as np
 
 from kronk.chat.fit import ContextBudget
 from kronk.chat.plan import ChatPlan, prepare_chat
+from kronk.chat.prompt import prompt_tokens
 from kronk.engine.jobs import AsyncEventQueue, Job
 from kronk.engine.types import (
     Event,
@@ -153,7 +154,7 @@ class AsyncKronk:
 
         def count(prompt: str) -> int:
             if prompt not in tokenized:
-                tokenized[prompt] = self._tokenize_prompt(loaded, prompt)
+                tokenized[prompt] = prompt_tokens(vocab, prompt)
             return len(tokenized[prompt])
 
         budget = ContextBudget.for_request(loaded.engine.n_ctx, self._max_tokens(loaded, request.max_tokens), count)
@@ -165,7 +166,7 @@ class AsyncKronk:
             return plan, *await loaded.to_thread(self._media_prompt, loaded, plan)
         tokens = tokenized.get(plan.prompt)
         if tokens is None:
-            tokens = await loaded.to_thread(self._tokenize_prompt, loaded, plan.prompt)
+            tokens = await loaded.to_thread(prompt_tokens, vocab, plan.prompt)
         return plan, tokens, None
 
     @staticmethod
@@ -176,14 +177,6 @@ class AsyncKronk:
         blobs = [media_bytes(part, f"messages (media part {i})") for i, part in enumerate(plan.media)]
         media = MediaPrompt.build(loaded.projector, plan.prompt, blobs)
         return media.chunks.token_ids(), media
-
-    @staticmethod
-    def _tokenize_prompt(loaded: LoadedModel, prompt: str) -> list[int]:
-        vocab = loaded.model.vocab
-        tokens = vocab.tokenize(prompt, add_special=True, parse_special=True)
-        if len(tokens) >= 2 and tokens[0] == tokens[1] == vocab.bos:
-            tokens = tokens[1:]  # the template wrote BOS and the tokenizer added one
-        return tokens
 
     async def chat_stream(
         self, request: ChatRequest, *, explicit: set[str] | None = None
