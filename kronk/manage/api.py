@@ -24,7 +24,7 @@ from kronk import errors as E
 from kronk.http_errors import error_response, openai_error_body
 from kronk.manage.context import LibsView, ManagementContext, PoolView
 from kronk.manage.libs.pin import parse_build
-from kronk.server.wire import Operation, WireModel, operation
+from kronk.wire import Operation, WireModel, operation
 
 __all__ = ["ManagementContext", "PoolView", "LibsView", "create_management_app"]
 

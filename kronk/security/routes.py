@@ -27,7 +27,7 @@ from kronk.security.middleware import SECURITY_STATE
 from kronk.security.responses import response_for
 from kronk.security.runtime import SecurityRuntime
 from kronk.security.tokens import IssuedToken, Window, grants_from_json
-from kronk.server.wire import Operation, WireModel, operation
+from kronk.wire import Operation, WireModel, operation
 
 PREFIX = "/v1/security"
 _TOKEN_FIELDS = frozenset({"admin", "duration", "endpoints", "subject"})
@@ -80,7 +80,7 @@ def _mapped(handler: Callable[[web.Request], Awaitable[web.Response]]) -> RouteH
 
     wrapper.__name__ = handler.__name__
     wrapper.__doc__ = handler.__doc__
-    wrapper.__dict__.update(handler.__dict__)  # the declared operation (kronk.server.wire) too
+    wrapper.__dict__.update(handler.__dict__)  # the declared operation (kronk.wire) too
     return wrapper
 
 

@@ -14,7 +14,7 @@ from importlib import metadata
 from aiohttp import web
 
 from kronk.server.keys import HEALTH
-from kronk.server.wire import DocModel, Extra, Operation, operation
+from kronk.wire import DocModel, Extra, Operation, operation
 
 
 class Liveness(DocModel):

@@ -1,6 +1,6 @@
 """GET /openapi.json: an OpenAPI 3.1 document of the whole HTTP API, built from the live router.
 
-Every route declares its operation once, beside its handler (`kronk.server.wire.operation`):
+Every route declares its operation once, beside its handler (`kronk.wire.operation`):
 the request model (the same model that validates the body), the response model, whether
 it streams, and the error classes it can raise. This module walks the router (mounted
 management and security routes included), turns the models into JSON Schema under
@@ -23,7 +23,8 @@ from kronk import errors as E
 from kronk.server.health import kronk_version
 from kronk.server.keys import SETTINGS
 from kronk.server.respond import json_response
-from kronk.server.wire import (
+from kronk.settings import ServerSettings
+from kronk.wire import (
     BODY_ERRORS,
     AnthropicErrorBody,
     OpenAIErrorBody,
@@ -32,7 +33,6 @@ from kronk.server.wire import (
     declared,
     operation,
 )
-from kronk.settings import ServerSettings
 
 _REF = "#/components/schemas/{model}"
 _SSE_EVENT: dict[str, Any] = {"type": "object", "required": ["data"], "properties": {

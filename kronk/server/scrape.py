@@ -6,7 +6,7 @@ from aiohttp import web
 
 from kronk.server.keys import KRONK, METRICS
 from kronk.server.metrics import CONTENT_TYPE
-from kronk.server.wire import Operation, operation
+from kronk.wire import Operation, operation
 
 
 @operation(Operation(summary="Prometheus metrics", tag="Health", response={"type": "string"},

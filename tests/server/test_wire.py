@@ -1,4 +1,4 @@
-"""kronk.server.wire and the document built from it: error paths and messages, strictness, null
+"""kronk.wire and the document built from it: error paths and messages, strictness, null
 handling, and /openapi.json listing every status each operation can answer (no llama.cpp needed)."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from kronk.server.openai.bodies import ChatCompletionRequest, CompletionRequest,
 from kronk.server.openai.chat import parse_chat
 from kronk.server.openai.protocol import Limits
 from kronk.server.openapi import build_document
-from kronk.server.wire import FieldError, Int, WireModel, by_json_type, extras, parse, pattern, tagged
 from kronk.settings import ServerSettings
+from kronk.wire import FieldError, Int, WireModel, by_json_type, extras, parse, pattern, tagged
 
 
 class Text(WireModel):

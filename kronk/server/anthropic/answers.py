@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from kronk.server.wire import DocModel
+from kronk.wire import DocModel
 
 
 class AnswerText(DocModel):

@@ -28,7 +28,7 @@ from kronk.server.openai.protocol import Limits
 from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.streaming import stream_response
 from kronk.server.validate import read_json
-from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation
+from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation
 
 __all__ = ["MessagesStreamEncoder", "add_routes", "count_tokens", "messages"]
 

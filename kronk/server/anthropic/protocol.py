@@ -32,7 +32,7 @@ from kronk.server.anthropic.content import chat_messages
 from kronk.server.anthropic.tools import plan_tools
 from kronk.server.openai.protocol import Limits, sampling_params
 from kronk.server.validate import Body
-from kronk.server.wire import extras, parse
+from kronk.wire import extras, parse
 
 log = logging.getLogger("kronk.server.anthropic")
 

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from kronk.server.openai.bodies import MAX_STOP, Sampling
-from kronk.server.wire import FieldError, Int, WireModel, by_json_type, tagged
+from kronk.wire import FieldError, Int, WireModel, by_json_type, tagged
 
 CacheControl = dict[str, Any]
 """`{"type": "ephemeral", "ttl": "5m"}`: accepted anywhere and ignored (the prefix cache is automatic)."""

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator, model_validator
 
-from kronk.server.wire import FieldError, Int, WireModel, by_json_type, explained, pattern, tagged
+from kronk.wire import FieldError, Int, WireModel, by_json_type, explained, pattern, tagged
 
 MAX_TOP_LOGPROBS = 20
 MAX_STOP = 16

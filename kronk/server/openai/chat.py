@@ -20,7 +20,7 @@ from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.sse import encode_json
 from kronk.server.streaming import Frame, stream_response
 from kronk.server.validate import read_json
-from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
+from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
 
 @dataclass(slots=True)

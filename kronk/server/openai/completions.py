@@ -25,7 +25,8 @@ from kronk.server.respond import json_response
 from kronk.server.streaming import Frame, stream_response
 from kronk.server.tasks import gather_or_cancel
 from kronk.server.validate import read_json
-from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
+from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
+
 
 @dataclass(slots=True)
 class CompletionCall:

@@ -15,7 +15,7 @@ from kronk.server.openai.answers import EmbeddingList
 from kronk.server.openai.bodies import EmbeddingRequest as EmbeddingRequestBody
 from kronk.server.respond import json_response
 from kronk.server.validate import read_json
-from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
+from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
 
 def parse_embeddings(data: object, limits: p.Limits) -> tuple[EmbeddingRequest, str]:

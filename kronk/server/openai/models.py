@@ -7,13 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
-from kronk.sdk.requests import ModelInfo
 from kronk.errors import ModelLoadError, ModelNotFoundError
+from kronk.sdk.requests import ModelInfo
 from kronk.server.keys import KRONK
 from kronk.server.openai.answers import Model, ModelList
 from kronk.server.respond import json_response
-from kronk.server.wire import Operation, operation
-
+from kronk.wire import Operation, operation
 
 _PRIVATE_FIELDS = frozenset({"path"})
 """Where the server keeps its files is none of a client's business."""

@@ -13,7 +13,7 @@ from kronk.server.openai.answers import RerankResult as RerankAnswer
 from kronk.server.openai.bodies import RerankRequest as RerankRequestBody
 from kronk.server.respond import json_response
 from kronk.server.validate import read_json
-from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
+from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
 
 def parse_rerank(data: object, limits: p.Limits) -> tuple[RerankRequest, bool]:

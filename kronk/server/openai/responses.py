@@ -51,7 +51,7 @@ from kronk.server.openai.responses_tools import ToolCatalog, plan_choice
 from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.streaming import stream_response
 from kronk.server.validate import Body, read_json
-from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
+from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
 __all__ = ["ResponseShell", "ResponsesCall", "ResponsesStreamEncoder", "add_routes", "encode_response",
            "encode_usage", "parse_responses", "responses"]

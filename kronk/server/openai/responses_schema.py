@@ -20,7 +20,7 @@ from kronk.server.openai.bodies import (
     NonEmpty,
     Sampling,
 )
-from kronk.server.wire import (
+from kronk.wire import (
     DocModel,
     FieldError,
     Int,
@@ -31,7 +31,7 @@ from kronk.server.wire import (
 )
 
 _TAG = "~"
-"""kronk.server.wire's prefix for union tags: error paths leave such location parts out."""
+"""kronk.wire's prefix for union tags: error paths leave such location parts out."""
 
 ToolName = Annotated[str, pattern(TOOL_NAME_PATTERN, "must be 1-128 letters, digits, '_', '-', '.' or ':'")]
 

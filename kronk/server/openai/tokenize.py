@@ -18,7 +18,7 @@ from kronk.server.openai.answers import DetokenizeResult, TokenizeResult
 from kronk.server.openai.bodies import DetokenizeRequest, TokenizeRequest
 from kronk.server.respond import json_response
 from kronk.server.validate import read_json
-from kronk.server.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
+from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
 
 @operation(Operation(summary="Tokenize text, or count the prompt of chat messages", tag="Kronk",
