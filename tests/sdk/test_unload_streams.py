@@ -145,16 +145,17 @@ _CANCEL_DURING_PROMPT = textwrap.dedent('''
     import asyncio, sys, threading
     from pathlib import Path
     from kronk.sdk import AsyncKronk, ChatRequest, ModelSettings, PoolSettings
+    from kronk.sdk import client
     from kronk.sdk.pool import PathResolution
 
     tokenizing = threading.Event()
-    real = AsyncKronk._tokenize_prompt
+    real = client.prompt_tokens
 
-    def tokenize_prompt(loaded, prompt):
+    def prompt_tokens(vocab, prompt):
         tokenizing.set()
-        return real(loaded, prompt)
+        return real(vocab, prompt)
 
-    AsyncKronk._tokenize_prompt = staticmethod(tokenize_prompt)
+    client.prompt_tokens = prompt_tokens
 
     async def main() -> None:
         settings = PoolSettings(model_defaults=ModelSettings(context_size=512, slots=1, threads=1,
