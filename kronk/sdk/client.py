@@ -16,12 +16,9 @@ import asyncio
 import dataclasses
 import functools
 import logging
-import math
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
-
-import numpy as np
 
 from kronk.chat.fit import ContextBudget
 from kronk.chat.plan import ChatPlan, prepare_chat
@@ -37,13 +34,13 @@ from kronk.engine.types import (
 )
 from kronk.errors import (
     CapabilityError,
-    ContextOverflowError,
     InvalidRequestError,
     KronkError,
 )
 from kronk.sdk import admission
 from kronk.sdk.admission import ModelFacts, before_load
 from kronk.sdk.collect import Choices
+from kronk.sdk.embeddings import embedding_tokens, ranked, rerank_tokens, shaped
 from kronk.sdk.pool import LoadedModel, ModelPool, Resolver
 from kronk.sdk.requests import (
     ChatRequest,
@@ -54,7 +51,6 @@ from kronk.sdk.requests import (
     EmbeddingResult,
     LoadedModelStatus,
     ModelInfo,
-    RerankItem,
     RerankRequest,
     RerankResult,
     ToolsDropped,
@@ -360,39 +356,12 @@ class AsyncKronk:
         async with self.pool.use(request.model, before_load(admission.embedding)) as loaded:
             admission.embedding(ModelFacts.of_loaded(loaded))
             engine = loaded.engine
-            limit = min(engine.n_ctx, engine.ctx.n_batch)
-            vocab = loaded.model.vocab
-
-            def tokenize_all() -> list[list[int]]:
-                out = []
-                for index, item in enumerate(request.input):
-                    tokens = vocab.tokenize(item, add_special=True, parse_special=False) if isinstance(item, str) else [int(t) for t in item]
-                    if len(tokens) > limit:
-                        if not request.truncate:
-                            raise ContextOverflowError(
-                                f"input[{index}] has {len(tokens)} tokens; the model takes at most {limit}",
-                                param=f"input[{index}]",
-                            )
-                        tokens = tokens[:limit]
-                    out.append(tokens)
-                return out
-
-            token_lists = await loaded.to_thread(tokenize_all)
+            token_lists = await loaded.to_thread(functools.partial(
+                embedding_tokens, loaded.model.vocab, request.input, limit=min(engine.n_ctx, engine.ctx.n_batch),
+                truncate=request.truncate,
+            ))
             vectors = await asyncio.wrap_future(engine.call(lambda: engine.embed_tokens(token_lists, normalize=False)))
-            n_embd = len(vectors[0]) if vectors else 0
-            if request.dimensions is not None and not 0 < request.dimensions <= n_embd:
-                raise InvalidRequestError(
-                    f"dimensions must be between 1 and {n_embd} for this model", param="dimensions"
-                )
-            out = []
-            for vector in vectors:
-                if request.dimensions is not None:
-                    vector = vector[: request.dimensions]
-                if request.normalize:
-                    norm = float(np.linalg.norm(vector))
-                    if norm > 0:
-                        vector = vector / norm
-                out.append([float(x) for x in vector])
+            out = shaped(vectors, dimensions=request.dimensions, normalize=request.normalize)
             return EmbeddingResult(model=loaded.id, embeddings=out, prompt_tokens=sum(len(t) for t in token_lists))
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
@@ -401,28 +370,9 @@ class AsyncKronk:
         async with self.pool.use(request.model, before_load(admission.rerank)) as loaded:
             admission.rerank(ModelFacts.of_loaded(loaded))
             engine = loaded.engine
-            vocab = loaded.model.vocab
-
-            def pair_tokens() -> list[list[int]]:
-                query = vocab.tokenize(request.query, add_special=False)
-                bos, eos, sep = vocab.bos, vocab.eos, vocab.sep
-                out = []
-                for doc in request.documents:
-                    tokens = ([bos] if bos >= 0 else []) + query + ([eos] if eos >= 0 else [])
-                    tokens += ([sep] if sep >= 0 else []) + vocab.tokenize(doc, add_special=False)
-                    tokens += [eos] if eos >= 0 else []
-                    out.append(tokens)
-                return out
-
-            token_lists = await loaded.to_thread(pair_tokens)
+            token_lists = await loaded.to_thread(rerank_tokens, loaded.model.vocab, request.query, request.documents)
             scores = await asyncio.wrap_future(engine.call(lambda: engine.embed_tokens(token_lists, normalize=False)))
-            items = [
-                RerankItem(index=i, relevance_score=1.0 / (1.0 + math.exp(-float(s[0]))), document=request.documents[i])
-                for i, s in enumerate(scores)
-            ]
-            items.sort(key=lambda item: item.relevance_score, reverse=True)
-            if request.top_n is not None:
-                items = items[: max(0, request.top_n)]
+            items = ranked(scores, request.documents, request.top_n)
             return RerankResult(model=loaded.id, results=items, prompt_tokens=sum(len(t) for t in token_lists))
 
     # --- tokens ------------------------------------------------------------------------------
