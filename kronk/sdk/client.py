@@ -18,7 +18,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Self
 
 from kronk.chat.fit import ContextBudget
 from kronk.chat.plan import ChatPlan, prepare_chat
@@ -32,11 +32,7 @@ from kronk.engine.types import (
     TextDelta,
     ToolCallDelta,
 )
-from kronk.errors import (
-    CapabilityError,
-    InvalidRequestError,
-    KronkError,
-)
+from kronk.errors import CapabilityError, InvalidRequestError, KronkError
 from kronk.sdk import admission
 from kronk.sdk.admission import ModelFacts, before_load
 from kronk.sdk.collect import Choices
@@ -87,7 +83,7 @@ class AsyncKronk:
     async def close(self) -> None:
         await self.pool.close()
 
-    async def __aenter__(self) -> AsyncKronk:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
