@@ -4,6 +4,7 @@ model, and the model that was resident stays (nothing loaded, nothing evicted)."
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 
 from kronk.errors import CapabilityError, ModelNotFoundError
 from kronk.manage.gguf_info import read_gguf_info
+from kronk.manage.store import ModelStore
+from kronk.paths import models_dir
 from kronk.sdk import (
     AsyncKronk,
     ChatRequest,
@@ -123,3 +126,24 @@ async def test_requests_the_metadata_allows_still_load_and_run(make: Callable[..
     vectors = await kronk.embed(EmbeddingRequest(input=["hi"], model="embedder"))
     assert vectors.model == "embedder" and vectors.embeddings
     assert [m.id for m in kronk.pool.models()] == ["embedder"]
+
+
+async def test_the_store_resolver_lets_a_request_be_refused_before_loading(tiny: dict[str, Path],
+                                                                          lib_dir: Path) -> None:
+    """Through the model store (the server's resolver): its index holds each model's capabilities."""
+    for name, source in (("chat", tiny["chat"]), ("chat2", tiny["chat"]), ("embed", tiny["embed"])):
+        folder = models_dir() / "tiny" / name
+        folder.mkdir(parents=True)
+        shutil.copyfile(source, folder / f"{name}.gguf")
+    ModelStore().rebuild_index()
+    kronk = AsyncKronk(small_settings(max_models=1))
+    await kronk.start()
+    try:
+        held = (await kronk.load("tiny/chat"), kronk.pool.loaded("tiny/chat"))[1]
+        with pytest.raises(CapabilityError, match="'tiny/embed' is a embedding model and cannot serve chat"):
+            await kronk.chat(_chat("tiny/embed"))
+        with pytest.raises(CapabilityError, match="'tiny/chat2' is a chat model; load an embedding model"):
+            await kronk.embed(EmbeddingRequest(input=["hi"], model="tiny/chat2"))
+        assert kronk.pool.models() == [held]
+    finally:
+        await kronk.close()
