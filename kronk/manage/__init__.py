@@ -10,5 +10,5 @@
     service.py      JSON-shaped operations shared by the API and the CLI
     api.py          create_management_app(ManagementContext) -> aiohttp sub-app at /v1/kronk/
 
-Nothing is imported here, so `import kronk.manage.store` stays light.
+Nothing is imported here, so `import kronk.models.store` stays light.
 """

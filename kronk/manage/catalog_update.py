@@ -11,7 +11,7 @@ from pathlib import Path
 import requests
 
 from kronk.errors import DownloadError
-from kronk.manage.catalog import CATALOG_FILE, Catalog
+from kronk.models.catalog import CATALOG_FILE, Catalog
 from kronk.paths import atomic_write_text, catalog_dir
 
 MAX_CATALOG_BYTES = 4 << 20

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from kronk.manage.catalog import Catalog
 from kronk.manage.service import ModelService
-from kronk.manage.store import ModelStore
+from kronk.models.catalog import Catalog
+from kronk.models.store import ModelStore
 from kronk.sdk.requests import LoadedModelStatus
 
 

@@ -28,7 +28,7 @@ import requests
 import urllib3.exceptions
 
 from kronk.errors import ChecksumError, DownloadError
-from kronk.manage.fsutil import CHUNK, check_free_space, sha256_file
+from kronk.models.fsutil import CHUNK, check_free_space, sha256_file
 
 TIMEOUT = (15.0, 60.0)
 """Seconds to connect, and to wait between two reads, for every management HTTP request."""

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kronk.errors import ChecksumError, DownloadError, InsufficientStorageError, KronkError, ModelLoadError
-from kronk.manage.catalog import Catalog
 from kronk.manage.download import Downloader, throttled
 from kronk.manage.endpoints import Endpoints, make_session
-from kronk.manage.fsutil import check_free_space, format_bytes, remove_empty_dirs
-from kronk.manage.gguf_info import read_gguf_info
 from kronk.manage.pypi import assemble, gguf_members
 from kronk.manage.sources import PlanFactory, PullPlan, RemoteFile, SourceResolver
-from kronk.manage.store import ModelStore, StoredModel
+from kronk.models.catalog import Catalog
+from kronk.models.fsutil import check_free_space, format_bytes, remove_empty_dirs
+from kronk.models.gguf_info import read_gguf_info
+from kronk.models.store import ModelStore, StoredModel
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from kronk.errors import ChecksumError, DownloadError, ModelNotFoundError
-from kronk.manage.fsutil import CHUNK
+from kronk.models.fsutil import CHUNK
 
 
 @dataclass(frozen=True, slots=True)

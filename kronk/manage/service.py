@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kronk.manage.catalog import Catalog, CatalogEntry
 from kronk.manage.catalog_update import update_catalog
 from kronk.manage.pull import PullCallback, PullManager, PullResult
-from kronk.manage.store import ModelStore, StoredModel
+from kronk.models.catalog import Catalog, CatalogEntry
+from kronk.models.store import ModelStore, StoredModel
 
 
 class ModelService:

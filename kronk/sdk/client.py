@@ -439,7 +439,7 @@ def _stored_models() -> list[ModelInfo]:
     """The store's installed models, not loaded (blocking: reads the index on disk)."""
     infos = []
     try:
-        from kronk.manage.store import ModelStore
+        from kronk.models.store import ModelStore
 
         for entry in ModelStore().list():
             caps = entry.capabilities

@@ -34,7 +34,7 @@ let go before leaving the model to be freed by the last of them."""
 
 
 class CapabilityFlags(Protocol):
-    """What a model can serve, as its metadata says (kronk.manage.capabilities.Capabilities)."""
+    """What a model can serve, as its metadata says (kronk.models.capabilities.Capabilities)."""
 
     chat: bool
     completion: bool
@@ -45,7 +45,7 @@ class CapabilityFlags(Protocol):
 
 
 class Resolved(Protocol):
-    """What a resolver returns (kronk.manage.store.ResolvedModel satisfies it).
+    """What a resolver returns (kronk.models.store.ResolvedModel satisfies it).
 
     `capabilities` (None when the resolver did not read the model's metadata) lets a
     request the model cannot serve fail before the pool loads it; read it with
@@ -106,7 +106,7 @@ def paths_refused(resolver: Resolver, *, allowed: set[str]) -> Resolver:
 def default_resolver() -> Resolver:
     """The model store's resolver (ids, aliases, paths), or paths only if it is unavailable."""
     try:
-        from kronk.manage.store import ModelStore
+        from kronk.models.store import ModelStore
     except ImportError:  # pragma: no cover - the store ships with kronk
         return path_resolver
     store = ModelStore()

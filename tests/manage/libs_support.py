@@ -19,7 +19,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from kronk.manage.fsutil import sha256_file
+from kronk.models.fsutil import sha256_file
 from tests import real_llama
 
 REAL_BUILD_BIN = real_llama.build_bin()

@@ -14,9 +14,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from kronk.manage.api import ManagementContext, PoolView, create_management_app
-from kronk.manage.catalog import Catalog, shipped_catalog_text
 from kronk.manage.libs import LibsManager
-from kronk.manage.store import ModelStore
+from kronk.models.catalog import Catalog, shipped_catalog_text
+from kronk.models.store import ModelStore
 from kronk.paths import models_dir
 from kronk.sdk.requests import LoadedModelStatus
 from tests.manage.fakehub import FakeHub, sha256

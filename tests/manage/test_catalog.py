@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from kronk.errors import CapabilityError, DownloadError, InvalidRequestError, ModelNotFoundError, StoreError
-from kronk.manage.catalog import CATEGORIES, Catalog, HFSource, PyPISource, shipped_catalog_text
 from kronk.manage.catalog_update import update_catalog
 from kronk.manage.endpoints import make_session
+from kronk.models.catalog import CATEGORIES, Catalog, HFSource, PyPISource, shipped_catalog_text
 from kronk.paths import catalog_dir
 from kronk.sdk.settings import ModelSettings, PoolSettings
 from tests.manage.fakehub import FakeHub

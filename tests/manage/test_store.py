@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kronk.errors import CapabilityError, ModelNotFoundError, StoreError
-from kronk.manage.catalog import Catalog
-from kronk.manage.store import ModelStore
+from kronk.models.catalog import Catalog
+from kronk.models.store import ModelStore
 from tests.manage.fakehub import sha256
 
 CATALOG = """
@@ -81,7 +81,7 @@ def test_rebuild_drops_deleted_files_and_rehashes_changed_ones(payloads: dict[st
 def test_rebuild_keeps_the_source_of_pulled_models(payloads: dict[str, Path]) -> None:
     store = ModelStore(catalog=None)
     path = place(store, payloads["chat"], "acme", "tiny-chat", "tiny-chat.gguf")
-    from kronk.manage.gguf_info import read_gguf_info
+    from kronk.models.gguf_info import read_gguf_info
 
     registered = store.register("acme/tiny-chat", [path], info=read_gguf_info(path),
                                 sha256={path.name: sha256(path.read_bytes())}, source={"kind": "hf", "repo": "acme/x"})
@@ -220,7 +220,7 @@ def test_index_is_written_atomically(payloads: dict[str, Path]) -> None:
 
 
 def test_resolving_a_path_reads_metadata_once(payloads: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    from kronk.manage import store as store_module
+    from kronk.models import store as store_module
 
     reads: list[object] = []
     real = store_module.read_gguf_info

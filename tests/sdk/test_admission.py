@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from kronk.errors import CapabilityError, ModelNotFoundError
-from kronk.manage.gguf_info import read_gguf_info
-from kronk.manage.store import ModelStore
+from kronk.models.gguf_info import read_gguf_info
+from kronk.models.store import ModelStore
 from kronk.paths import models_dir
 from kronk.sdk import (
     AsyncKronk,

@@ -285,7 +285,7 @@ async def test_max_tokens_zero_answers_an_empty_message(client: anthropic.AsyncA
 
 async def test_images_reach_a_model_with_a_projector(start_server: StartServer, tiny: dict[str, Path]) -> None:
     """Base64 image blocks, in a user turn and inside a tool result (a Claude Code screenshot)."""
-    from kronk.manage.store import ModelStore
+    from kronk.models.store import ModelStore
     from kronk.paths import models_dir
 
     folder = models_dir() / "tiny" / "vision"

@@ -25,7 +25,7 @@ def _message(data: str) -> list[dict]:
 
 async def test_input_audio_reaches_a_model_with_an_audio_projector(start_server: StartServer, tiny: dict[str, Path],
                                                                    http: aiohttp.ClientSession) -> None:
-    from kronk.manage.store import ModelStore
+    from kronk.models.store import ModelStore
     from kronk.paths import models_dir
 
     folder = models_dir() / "tiny" / "audio"

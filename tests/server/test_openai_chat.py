@@ -162,7 +162,7 @@ async def test_image_parts_are_rejected_without_a_projector(client: openai.Async
 async def test_image_parts_reach_a_model_with_a_projector(start_server: Any, tiny: dict[str, Path],
                                                           tmp_path: Path) -> None:
     """A store model with an mmproj file answers image prompts through the official client."""
-    from kronk.manage.store import ModelStore
+    from kronk.models.store import ModelStore
     from kronk.paths import models_dir
     from tests import tiny_models
 

@@ -26,8 +26,8 @@ from filelock import Timeout
 
 from kronk._native.host import library_filename
 from kronk.errors import LibraryNotFoundError, LibsInstallError, NativeError
-from kronk.manage.fsutil import sha256_file
 from kronk.manage.libs.platform import Platform
+from kronk.models.fsutil import sha256_file
 from kronk.paths import atomic_write_text, file_lock
 
 logger = logging.getLogger("kronk.libs")

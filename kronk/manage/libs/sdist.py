@@ -19,10 +19,10 @@ import requests
 
 from kronk.errors import ChecksumError
 from kronk.manage.download import Downloader
-from kronk.manage.fsutil import sha256_file
 from kronk.manage.libs import pyindex
 from kronk.manage.libs.events import ProgressCallback, ProgressEvent, Stage, download_progress, ignore_progress
 from kronk.manage.libs.pin import Pin, sdist_requirement
+from kronk.models.fsutil import sha256_file
 
 
 @dataclass(frozen=True, slots=True)

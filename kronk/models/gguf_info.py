@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from kronk.errors import ModelLoadError
-from kronk.manage.capabilities import Capabilities
-from kronk.manage.gguf_header import GGUFFormatError, GGUFHeader, read_header
+from kronk.models.capabilities import Capabilities
+from kronk.models.gguf_header import GGUFFormatError, GGUFHeader, read_header
 
 # Architectures that only encode text (BERT family): embeddings or reranking, never chat.
 ENCODER_ARCHITECTURES = frozenset({

@@ -17,8 +17,8 @@ from typing import Any, TypeAlias
 import yaml
 
 from kronk.errors import InvalidRequestError, ModelNotFoundError, StoreError
-from kronk.manage.capabilities import Capabilities
-from kronk.manage.naming import validate_model_id
+from kronk.models.capabilities import Capabilities
+from kronk.models.naming import validate_model_id
 from kronk.paths import catalog_dir
 
 CATEGORIES: tuple[str, ...] = ("text-generation", "embedding", "rerank", "vision", "audio")

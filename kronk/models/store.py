@@ -22,11 +22,11 @@ from typing import Any
 from filelock import FileLock
 
 from kronk.errors import ModelNotFoundError, StoreError
-from kronk.manage.capabilities import CAPABILITY_NAMES, Capabilities
-from kronk.manage.catalog import Catalog
-from kronk.manage.fsutil import remove_empty_dirs, sha256_file
-from kronk.manage.gguf_info import GGUFInfo, read_gguf_info
-from kronk.manage.naming import (
+from kronk.models.capabilities import CAPABILITY_NAMES, Capabilities
+from kronk.models.catalog import Catalog
+from kronk.models.fsutil import remove_empty_dirs, sha256_file
+from kronk.models.gguf_info import GGUFInfo, read_gguf_info
+from kronk.models.naming import (
     default_alias,
     is_projector_name,
     model_stem,
