@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from kronk._native.loader import libraries
-from kronk.engine.types import SamplingParams
 from kronk.errors import GrammarError, InvalidRequestError, KronkError
 from kronk.llama.model import Model
 from kronk.llama.owner import NativeOwner
+from kronk.llama.sampling_params import SamplingParams
 
 DEFAULT_SEED = 0xFFFFFFFF
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
