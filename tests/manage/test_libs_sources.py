@@ -295,3 +295,22 @@ def test_tar_members_are_not_executable_unless_marked(tmp_path: Path) -> None:
         tar.addfile(info, io.BytesIO(b"hi"))
     archive.extract(_write(tmp_path, "r.tar.gz", buffer.getvalue()), tmp_path / "out")
     assert not os.access(tmp_path / "out" / "README", os.X_OK)
+
+
+def test_the_same_rules_hold_on_pythons_without_the_tar_data_filter(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python before 3.11.4 (Debian 12 ships 3.11.2) has no tarfile data filter: our own checks apply."""
+    import tarfile
+
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    traversal = _write(tmp_path, "e.tar.gz", support.make_tar_bytes({"build/bin/../../../escape": b"x"}))
+    outside = _write(tmp_path, "s.tar.gz", support.make_tar_bytes({}, symlinks={"libllama.so": "/etc/passwd"}))
+    for evil in (traversal, outside):
+        with pytest.raises(DownloadError, match="unsafe"):
+            archive.extract(evil, tmp_path / "out")
+    assert not (tmp_path / "escape").exists()
+    good = _write(tmp_path, "g.tar.gz", support.make_tar_bytes({"b/libllama.so.0.6.0": b"elf"},
+                                                               symlinks={"b/libllama.so": "libllama.so.0.6.0"}))
+    archive.extract(good, tmp_path / "good")
+    linked = next((tmp_path / "good").rglob("libllama.so"))
+    assert linked.is_symlink() and linked.read_bytes() == b"elf"

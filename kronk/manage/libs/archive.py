@@ -8,6 +8,7 @@ ChecksumError instead of leaving a half-extracted tree behind for the caller to 
 
 from __future__ import annotations
 
+import copy
 import tarfile
 import zipfile
 import zlib
@@ -69,22 +70,44 @@ def _extract_tar(archive: Path, dest: Path, subdir: tuple[str, ...],
                 rel = _strip(member.name, subdir) if subdir else PurePosixPath(member.name)
                 if rel is None or (select is not None and not select(rel)):
                     continue
+                member = copy.copy(member)  # renamed below; the archive's own index stays as it was
                 if member.islnk():
                     link = _strip(member.linkname, subdir) if subdir else PurePosixPath(member.linkname)
                     if link is None:
                         continue
-                    member = member.replace(linkname=str(link), deep=False)
-                member = member.replace(name=str(rel), deep=False)
-                try:
-                    tar.extract(member, dest, filter="data")
-                except tarfile.FilterError as exc:
-                    raise DownloadError(f"{archive.name}: refusing unsafe member {member.name!r}: {exc}") from exc
+                    member.linkname = str(link)
+                member.name = str(rel)
+                _extract_member(tar, member, dest, archive)
     except OSError as exc:
         if exc.errno is not None:
             raise  # a real disk error (ENOSPC, EACCES), not a corrupt archive
         raise _corrupt(archive, exc) from exc  # gzip.BadGzipFile and friends
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise _corrupt(archive, exc) from exc
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, dest: Path, archive: Path) -> None:
+    """Extract one member, refusing what could write outside `dest` or is not a plain file,
+    folder or link. Python's "data" filter does this where it exists (3.11.4+); before
+    that (Debian 12's 3.11.2) the same rules are checked here."""
+    if hasattr(tarfile, "data_filter"):
+        try:
+            tar.extract(member, dest, filter="data")
+        except tarfile.FilterError as exc:
+            raise DownloadError(f"{archive.name}: refusing unsafe member {member.name!r}: {exc}") from exc
+        return
+    root = dest.resolve()
+    target = (root / member.name).resolve()
+    unsafe = not (member.isfile() or member.isdir() or member.issym() or member.islnk())
+    unsafe = unsafe or PurePosixPath(member.name).is_absolute() or not target.is_relative_to(root)
+    if member.issym() or member.islnk():
+        base = target.parent if member.issym() else root
+        unsafe = unsafe or PurePosixPath(member.linkname).is_absolute()
+        unsafe = unsafe or not (base / member.linkname).resolve().is_relative_to(root)
+    if unsafe:
+        raise DownloadError(f"{archive.name}: refusing unsafe member {member.name!r}")
+    member.mode &= 0o755  # no setuid/setgid/sticky bits, as the data filter does
+    tar.extract(member, dest, set_attrs=not member.issym())
 
 
 def _extract_zip(archive: Path, dest: Path, subdir: tuple[str, ...],
