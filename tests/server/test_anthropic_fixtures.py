@@ -88,8 +88,8 @@ async def test_captured_request_replays(path: Path, big_server: RunningServer, h
     accepted = set(inspect.signature(anthropic.AsyncAnthropic(api_key="x").beta.messages.create).parameters)
     known = {k: v for k, v in body.items() if k in accepted}
     extra = {k: v for k, v in body.items() if k not in accepted}
-    async with anthropic.AsyncAnthropic(base_url=big_server.url, api_key="unused", max_retries=0) as client:
-        async with client.beta.messages.stream(**known, extra_body=extra) as stream:
-            final = await stream.get_final_message()
+    client = anthropic.AsyncAnthropic(base_url=big_server.url, api_key="unused", max_retries=0)
+    async with client, client.beta.messages.stream(**known, extra_body=extra) as stream:
+        final = await stream.get_final_message()
     assert final.stop_reason in STOP_REASONS
     assert final.usage.input_tokens + (final.usage.cache_read_input_tokens or 0) == input_tokens

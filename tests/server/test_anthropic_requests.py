@@ -158,7 +158,7 @@ def test_server_tool_blocks_in_history_become_text() -> None:
          "content": {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"}},
         {"type": "container_upload", "file_id": "file_1"},
         {"type": "text", "text": "Done."}]})
-    assert out[1]["content"] == "\n\n".join([
+    expected = [
         '[web_search call: {"query": "kronk"}]',
         "[web_search results]\n- Kronk: https://k.invalid",
         "[web_fetch https://k.invalid/p]\npage",
@@ -166,7 +166,8 @@ def test_server_tool_blocks_in_history_become_text() -> None:
         "[mcp result]\nechoed",
         "[bash result, exit code 0]\nstdout:\nok\n",
         "[web_search error: max_uses_exceeded]",
-        "Done."])
+        "Done."]
+    assert out[1]["content"] == "\n\n".join(expected)
 
 
 def test_misplaced_tool_blocks_are_refused() -> None:

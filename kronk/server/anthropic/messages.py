@@ -14,7 +14,12 @@ import re
 
 from aiohttp import web
 
-from kronk.errors import CapabilityError, ContextOverflowError, KronkError, ModelNotFoundError
+from kronk.errors import (
+    CapabilityError,
+    ContextOverflowError,
+    KronkError,
+    ModelNotFoundError,
+)
 from kronk.sdk import AsyncKronk
 from kronk.sdk.requests import ChatRequest
 from kronk.server.anthropic.answers import AnthropicMessage, TokenCount
