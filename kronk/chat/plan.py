@@ -159,8 +159,10 @@ def prepare_chat(
     elif state is PromptThinking.CLOSED:
         reasoning, opened = False, False
     else:
+        # Asking a model whose template knows no thinking to think changes nothing: allowing
+        # a block it was never trained to close would let one stray tag swallow the answer.
         wanted = kwargs.get("enable_thinking")
-        reasoning, opened = (template.supports_thinking and wanted is not False) or wanted is True, False
+        reasoning, opened = template.supports_thinking and wanted is not False, False
     setup = ReasoningSetup(tags, opened) if reasoning else None
 
     plan = ChatPlan(

@@ -270,3 +270,14 @@ def test_compiled_template_and_media_marker() -> None:
 def calls(plan: Any, text: str) -> list[dict[str, Any]]:
     summary = summarize(run_parser(plan.new_parser(), text))
     return [{"name": c["name"], "arguments": json.loads(c["arguments"])} for c in summary["calls"]]
+
+
+def test_asking_a_template_without_thinking_to_think_changes_nothing() -> None:
+    """A model never trained to close a thinking block must not be allowed to open one: a stray
+    tag would make the whole answer reasoning (seen with Claude Code's thinking on SmolLM2)."""
+    for fields in ({}, {"tools": [WEATHER, TIME], "tool_choice": "auto"}):
+        plain = plan_for(None, **fields)
+        asked = plan_for(None, enable_thinking=True, **fields)
+        assert asked.reasoning is False
+        assert asked.prompt == plain.prompt and asked.sampling(SamplingParams()).grammar == \
+            plain.sampling(SamplingParams()).grammar
