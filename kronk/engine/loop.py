@@ -34,7 +34,7 @@ from kronk.engine.jobs import Job, Sink
 from kronk.engine.logprobs import token_logprobs
 from kronk.engine.stop import StopMatcher
 from kronk.engine.types import Finish, GenerateRequest, TextDelta, Usage
-from kronk.errors import BusyError, ContextOverflowError, InvalidRequestError, KronkError
+from kronk.errors import BusyError, ContextOverflowError, InvalidRequestError, KronkError, NativeError
 from kronk.llama import Batch, Context, KVCacheFullError, Model, SamplerChain, Utf8Stream
 from kronk.llama.context import ContextParams
 
@@ -385,10 +385,8 @@ class Engine:
         if entry is not None and cached_len > best_len + 16:
             self._save_slot_state(slot)
             self.ctx.seq_rm(slot.seq_id)
-            self.ctx.seq_state_load(entry.state, slot.seq_id)
-            slot.cache[: len(entry.tokens)] = entry.tokens
-            slot.n_cached = len(entry.tokens)
-            best_len = cached_len
+            slot.n_cached = 0
+            best_len = cached_len if self._restore(slot, entry.tokens, entry.state) else 0
         keep = min(best_len, len(prompt) - 1)
         if slot.n_cached - keep >= self.prompt_cache.min_tokens and keep < slot.n_cached // 2:
             self._save_slot_state(slot)
@@ -587,14 +585,38 @@ class Engine:
         job.done = True
         self._emit(job, Finish(reason, usage, job.choice, slot.stop.matched if reason == "stop" else None))
 
+    def _drop_idle_kv(self, keep: Slot | None = None) -> bool:
+        """Move idle slots' KV (but `keep`'s) to the RAM prompt cache and free their cells;
+        whether any cells were freed."""
+        idle = [slot for slot in self.slots if not slot.busy and slot.n_cached > 0 and slot is not keep]
+        for slot in idle:
+            self._save_slot_state(slot)
+            self.ctx.seq_rm(slot.seq_id)
+            slot.n_cached = 0
+        return bool(idle)
+
+    def _restore(self, slot: Slot, tokens: Any, state: bytes) -> bool:
+        """Load a cached prompt's KV into the empty `slot`. Where its cells are not free
+        (a long generation holds them), idle slots give theirs up and it is tried once more;
+        if it still does not fit, the slot stays empty and the prompt is computed instead,
+        so a cache hit can never fail a request."""
+        for attempt in range(2):
+            try:
+                self.ctx.seq_state_load(state, slot.seq_id)
+            except NativeError:
+                self.ctx.seq_rm(slot.seq_id)
+                if attempt == 0 and self._drop_idle_kv(keep=slot):
+                    continue
+                logger.info("the cached prompt's KV does not fit now; computing the prompt instead")
+                return False
+            slot.cache[: len(tokens)] = tokens
+            slot.n_cached = len(tokens)
+            return True
+        return False
+
     def _relieve_kv_pressure(self) -> None:
         """The KV cache is full: drop idle slots' caches, else end the largest job."""
-        idle = [slot for slot in self.slots if not slot.busy and slot.n_cached > 0]
-        if idle:
-            for slot in idle:
-                self._save_slot_state(slot)
-                self.ctx.seq_rm(slot.seq_id)
-                slot.n_cached = 0
+        if self._drop_idle_kv():
             return
         busy = [slot for slot in self.slots if slot.busy]
         victim = max(busy, key=lambda s: s.n_cached)

@@ -236,3 +236,32 @@ def test_embeddings_batch_many_inputs(lib_dir, tiny) -> None:
     assert len(vectors) == 5 and all(v.shape == (64,) for v in vectors)
     assert all(abs(np.linalg.norm(v) - 1.0) < 1e-5 for v in vectors)
     assert np.allclose(vectors[3], alone[0], atol=1e-5)
+
+
+def test_a_cached_prompt_that_no_longer_fits_is_computed_instead(tiny_model: Model) -> None:
+    """KV pressure never fails a request with an internal error: while a long generation holds
+    most cells, restoring a cached 256-token conversation cannot fit, so the engine computes the
+    prompt instead (and, when even that does not fit, ends the largest job with a clear error)."""
+    conversation = greedy_request(tiny_model, "json name value true false null " * 8, 4, ignore_eos=True)
+    assert len(conversation.prompt_tokens) >= 240
+    with make_engine(tiny_model, n_ctx=512, slots=1, prompt_cache_bytes=0, flash_attn="off") as engine:
+        cold, cold_finish = collect(engine, conversation)
+    with make_engine(tiny_model, n_ctx=512, slots=2, flash_attn="off") as engine:
+        collect(engine, conversation)  # cached in its slot, then parked in RAM while `long` runs
+        long = greedy_request(tiny_model, "red blue green", 480, ignore_eos=True)
+        long_sink = ThreadEventQueue()
+        engine.submit(long, long_sink)
+        produced = 0
+        while produced < 260:  # `long` now holds more cells than the conversation could get back
+            event = long_sink.get(timeout=60)
+            assert not isinstance(event, (Finish, Exception)), event
+            produced += 1
+        again, finish = collect(engine, conversation)
+        assert text_of(again) == text_of(cold) and finish.reason == cold_finish.reason
+        while True:  # `long` finishes, or ends with the clear overflow error: never an internal one
+            event = long_sink.get(timeout=60)
+            if isinstance(event, Finish):
+                break
+            if isinstance(event, Exception):
+                assert isinstance(event, ContextOverflowError), event
+                break
