@@ -143,6 +143,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("model_ttl", parse_duration, 300.0, "Unload a model idle this long (0: never); e.g. 300, 5m.",
            metavar="DURATION"),
     Option("max_body_size", parse_size, 32 * 1024**2, "Largest request body; e.g. 32MiB.", metavar="SIZE"),
+    Option("max_tokens_default", parse_int, None, "Output cap for requests that set no max_tokens (built-in "
+           "default 4096; 0: until the context is full).", model_field="max_tokens_default", metavar="N"),
     Option("max_tokens_limit", parse_int, 32768, "Largest max_tokens a request may ask for.", metavar="N"),
     Option("max_inputs", parse_int, 2048, "Most inputs in one embeddings/rerank/completions request.",
            metavar="N"),
@@ -178,6 +180,7 @@ class ServerSettings:
     max_models: int = 3
     model_ttl: float = 300.0
     max_body_size: int = 32 * 1024**2
+    max_tokens_default: int | None = None
     max_tokens_limit: int = 32768
     max_inputs: int = 2048
     keepalive: float = 15.0
@@ -238,6 +241,7 @@ class ServerSettings:
             (self.model_ttl >= 0, "model_ttl must be 0 or more"),
             (self.max_body_size >= 1024, "max_body_size must be at least 1KiB"),
             (self.max_tokens_limit >= 1, "max_tokens_limit must be at least 1"),
+            (self.max_tokens_default is None or self.max_tokens_default >= 0, "max_tokens_default must be >= 0"),
             (self.max_inputs >= 1, "max_inputs must be at least 1"),
             (self.keepalive > 0, "keepalive must be more than 0"),
         ]

@@ -127,7 +127,7 @@ class AsyncKronk:
         return _with_defaults(sampling, loaded.settings.sampling, explicit)
 
     def _max_tokens(self, loaded: LoadedModel, requested: int | None) -> int | None:
-        return requested if requested is not None else loaded.settings.max_tokens_default
+        return requested if requested is not None else (loaded.settings.max_tokens_default or None)
 
     # --- chat ----------------------------------------------------------------------------
 

@@ -46,7 +46,10 @@ class ModelSettings:
     """Requests that may wait for a slot; one more gets BusyError."""
     prompt_cache_mb: int = 256
     """RAM for saved sequence states (prompt cache across slot reuse); 0 disables."""
-    max_tokens_default: int | None = None
+    max_tokens_default: int | None = 4096
+    """Output cap for a request that sets no max_tokens (None or 0: until the context is full).
+    Few replies are longer; a runaway one (a small model repeating itself) then ends in minutes
+    instead of holding a slot until the context is full."""
     embeddings: bool | None = None
     """Force embedding mode (None: decided from the model's metadata)."""
 
