@@ -46,10 +46,13 @@ Conventions (read these before adding a model):
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar, Union
 
+from aiohttp import web
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -69,6 +72,9 @@ from kronk import errors as E
 ApiStyle = Literal["openai", "anthropic"]
 M = TypeVar("M", bound=BaseModel)
 H = TypeVar("H", bound=Callable[..., Any])
+
+_OFFLOAD_PARSE_BYTES = 256 * 1024
+"""Bodies larger than this are parsed in a worker thread, off the event loop."""
 
 _TAG = "~"
 """Prefix of the union tags we put in error locations (stripped from the reported path)."""
@@ -327,6 +333,33 @@ def parse(model: type[M], data: object) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise invalid_request(exc) from None
+
+
+async def read_json(request: web.Request, max_size: int | None = None, *, empty: Any = None) -> Any:
+    """The request body parsed as JSON, for `parse`; 413 above `max_size`, 400 for bad JSON.
+
+    `max_size` defaults to the app's `client_max_size` (what aiohttp itself enforces).
+    An empty body is a 400 unless `empty` is given (routes whose body is optional pass `{}`).
+    """
+    limit = request.client_max_size if max_size is None else max_size
+    if request.content_length is not None and request.content_length > limit:
+        raise E.RequestTooLargeError(f"request body is {request.content_length} bytes; the limit is {limit}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise E.RequestTooLargeError(f"request body is larger than the limit of {limit} bytes") from None
+    if len(raw) > limit:
+        raise E.RequestTooLargeError(f"request body is {len(raw)} bytes; the limit is {limit}")
+    if not raw.strip():
+        if empty is not None:
+            return empty
+        raise E.InvalidRequestError("request body is empty; expected a JSON object")
+    try:
+        if len(raw) > _OFFLOAD_PARSE_BYTES:
+            return await asyncio.to_thread(json.loads, raw)
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise E.InvalidRequestError(f"request body is not valid JSON: {exc}") from None
 
 
 def extras(model: BaseModel) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The management HTTP API: models, catalog and libs, as an aiohttp sub-application.
 
 The server mounts `create_management_app(ctx)` at `/v1/kronk/`. Handlers are thin:
-they validate the body, run the blocking work (downloads, hashing, GGUF reading) in a
+they parse the body with its declared model (kronk.wire), run the blocking work (downloads, hashing, GGUF reading) in a
 thread, and return JSON. Long jobs (pulls, libs installs) stream progress as SSE;
 the stream opens only when the first real progress arrives, so a bad id, a bad URL
 or a full disk is still a plain JSON error with its own status code. Errors use the
@@ -15,25 +15,24 @@ import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, StringConstraints, ValidationError, WrapValidator
+from pydantic_core import PydanticCustomError
 
 from kronk import errors as E
 from kronk.http_errors import error_response, openai_error_body
 from kronk.manage.context import LibsView, ManagementContext, PoolView
-from kronk.manage.libs.pin import parse_build
-from kronk.wire import Operation, WireModel, operation
+from kronk.wire import Int, Operation, WireModel, by_json_type, operation, parse, pattern, read_json
 
 __all__ = ["ManagementContext", "PoolView", "LibsView", "create_management_app"]
 
 log = logging.getLogger(__name__)
+M = TypeVar("M", bound=WireModel)
 
 CONTEXT = web.AppKey("kronk_management_context", ManagementContext)
 KEEPALIVE_SECONDS = 15.0
-_API_SOURCES = ("release", "sdist", "source")
-"""Install sources a request may name (`dir` needs a local folder: CLI only)."""
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -42,11 +41,23 @@ SSE_HEADERS = {
 
 # --- operations (for /openapi.json) -----------------------------------------------------
 
-_Text = Annotated[str, Field(pattern=r"\S")]
+_Text = Annotated[str, StringConstraints(strip_whitespace=True), pattern(r"\S", "must not be blank")]
+"""A non-blank string, read without its surrounding blanks."""
 _STORE = (E.ModelNotFoundError, E.StoreError)
 _PULL = (E.InvalidRequestError, *_STORE, E.DownloadError, E.InsufficientStorageError)
 _LIBS = (E.InvalidRequestError, E.LibsInstallError, E.DownloadError, E.StoreError)
 _TAG = "Management"
+_BUILD = "a build number like b11434"
+
+
+def _build_number(value: Any, handler: Callable[[Any], Any]) -> int:
+    """A llama.cpp build (`b11434`, `"11434"` or 11434) as its number; an error quotes the value sent."""
+    try:
+        checked = handler(value)
+    except ValidationError:
+        raise PydanticCustomError("build", f"must be {_BUILD}, got {value!r}".replace("{", "{{").replace(
+            "}", "}}")) from None
+    return int(checked.removeprefix("b")) if isinstance(checked, str) else int(checked)
 
 
 class UnloadBody(WireModel):
@@ -71,9 +82,14 @@ class CatalogUpdateBody(WireModel):
 
 
 class LibsBody(WireModel):
-    version: Annotated[str, Field(pattern=r"^b?[0-9]+$")] | Annotated[int, Field(ge=0)] | None = None
+    version: by_json_type(  # type: ignore[valid-type]
+        _BUILD,
+        string=Annotated[str, Field(pattern=r"^b?0*[1-9][0-9]{0,6}$"), WrapValidator(_build_number)],
+        integer=Annotated[Int, Field(ge=1, le=9_999_999), WrapValidator(_build_number)],
+    ) | None = None
     """A llama.cpp build number like b11434 (default: the pinned one)."""
     source: Literal["release", "sdist", "source"] | None = None
+    """Where the libraries come from (`dir` needs a local folder: CLI only)."""
     with_tools: bool = False
 
 
@@ -118,33 +134,9 @@ def _ctx(request: web.Request) -> ManagementContext:
     return request.app[CONTEXT]
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    """The JSON object body (an empty body is `{}`)."""
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise E.InvalidRequestError(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise E.InvalidRequestError("request body must be a JSON object")
-    return data
-
-
-def _text(body: dict[str, Any], key: str, *, required: bool = False) -> str | None:
-    value = body.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise E.InvalidRequestError(f"`{key}` must be a non-empty string", param=key)
-    return value.strip()
-
-
-def _flag(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key, False)
-    if not isinstance(value, bool):
-        raise E.InvalidRequestError(f"`{key}` must be true or false", param=key)
-    return value
+async def _body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    """The JSON body validated as `model`; where the body is `optional`, an empty one is `{}`."""
+    return parse(model, await read_json(request, empty={} if optional else None))
 
 
 def _plain(value: Any) -> Any:
@@ -268,8 +260,7 @@ async def models_ps(request: web.Request) -> web.Response:
                      errors=_STORE))
 async def unload_model(request: web.Request) -> web.Response:
     ctx = _ctx(request)
-    model = _text(await _body(request), "id", required=True)
-    assert model is not None
+    model = (await _body(request, UnloadBody)).id
     stored = await asyncio.to_thread(ctx.service.store.find, model)
     model_id = stored.id if stored is not None else model
     unloaded = await ctx.pool.unload(model_id) if ctx.pool is not None else False
@@ -281,14 +272,11 @@ async def unload_model(request: web.Request) -> web.Response:
 @operation(Operation(summary="Download a model into the store", tag=_TAG, request=PullBody, stream=True, errors=_PULL,
                      description=_SSE))
 async def pull_model(request: web.Request) -> web.StreamResponse:
-    body = await _body(request)
-    spec = _text(body, "model", required=True)
-    projector = _text(body, "projector")
-    force = _flag(body, "force")
+    body = await _body(request, PullBody)
     service = _ctx(request).service
     return await _stream_job(
         request,
-        lambda progress: service.pull(spec or "", projector=projector, force=force, progress=progress),
+        lambda progress: service.pull(body.model, projector=body.projector, force=body.force, progress=progress),
         _pull_started,
     )
 
@@ -312,8 +300,7 @@ async def show_catalog(request: web.Request) -> web.Response:
 @operation(Operation(summary="Download a catalog model", tag=_TAG, request=ForceBody, body_required=False,
                      stream=True, errors=_PULL, description=_SSE))
 async def pull_catalog(request: web.Request) -> web.StreamResponse:
-    body = await _body(request)
-    force = _flag(body, "force")
+    force = (await _body(request, ForceBody, optional=True)).force
     service = _ctx(request).service
     model = request.match_info["id"]
     service.catalog.get(model)  # unknown id: 404 before anything starts
@@ -325,7 +312,7 @@ async def pull_catalog(request: web.Request) -> web.StreamResponse:
 @operation(Operation(summary="Fetch a newer catalog", tag=_TAG, request=CatalogUpdateBody, body_required=False,
                      response={"type": "object"}, errors=(E.InvalidRequestError, E.DownloadError, E.StoreError)))
 async def update_catalog(request: web.Request) -> web.Response:
-    url = _text(await _body(request), "url")
+    url = (await _body(request, CatalogUpdateBody, optional=True)).url
     return web.json_response(await asyncio.to_thread(_ctx(request).service.catalog_update, url))
 
 
@@ -341,24 +328,11 @@ async def list_libs(request: web.Request) -> web.Response:
 
 
 async def _install_libs(request: web.Request, upgrade: bool) -> web.StreamResponse:
-    body = await _body(request)
-    version = body.get("version")
-    if version is not None:
-        try:
-            if isinstance(version, bool) or not isinstance(version, (str, int)):
-                raise E.ConfigError(f"invalid llama.cpp version {version!r}")
-            parse_build(version)
-        except E.ConfigError:
-            raise E.InvalidRequestError(f"`version` must be a build number like b11434, got {version!r}",
-                                        param="version") from None
-    source = _text(body, "source")
-    if source is not None and source not in _API_SOURCES:
-        raise E.InvalidRequestError(f"`source` must be one of {', '.join(_API_SOURCES)}", param="source")
-    with_tools = _flag(body, "with_tools")
+    body = await _body(request, LibsBody, optional=True)
     libs: LibsView = _ctx(request).libs_manager()
     return await _stream_job(
         request,
-        lambda progress: libs.install(version=version, source=source, with_tools=with_tools, upgrade=upgrade,
+        lambda progress: libs.install(version=body.version, source=body.source, with_tools=body.with_tools, upgrade=upgrade,
                                       progress=progress),
         lambda event: True,
     )

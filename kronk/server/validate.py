@@ -7,39 +7,16 @@ out of range or a missing field becomes `InvalidRequestError(param=<dotted path>
 
 from __future__ import annotations
 
-import asyncio
-import json
 import math
 from collections.abc import Iterator
 from typing import Any
 
-from aiohttp import web
+from kronk.errors import InvalidRequestError
+from kronk.wire import read_json
 
-from kronk.errors import InvalidRequestError, RequestTooLargeError
+__all__ = ["Body", "read_json"]
 
 _MISSING: Any = object()
-_OFFLOAD_PARSE_BYTES = 256 * 1024
-"""Bodies larger than this are parsed in a worker thread, off the event loop."""
-
-
-async def read_json(request: web.Request, max_size: int) -> Any:
-    """The request body parsed as JSON; 413 above `max_size`, 400 for bad JSON."""
-    if request.content_length is not None and request.content_length > max_size:
-        raise RequestTooLargeError(f"request body is {request.content_length} bytes; the limit is {max_size}")
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise RequestTooLargeError(f"request body is larger than the limit of {max_size} bytes") from None
-    if len(raw) > max_size:
-        raise RequestTooLargeError(f"request body is {len(raw)} bytes; the limit is {max_size}")
-    if not raw.strip():
-        raise InvalidRequestError("request body is empty; expected a JSON object")
-    try:
-        if len(raw) > _OFFLOAD_PARSE_BYTES:
-            return await asyncio.to_thread(json.loads, raw)
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
 
 
 def _type_name(value: object) -> str:

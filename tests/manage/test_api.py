@@ -212,3 +212,43 @@ async def test_libs_routes(libs_env: Path, client: TestClient) -> None:
     error = await error_of(await client.post("/v1/kronk/libs/pull", json={"version": "bogus"}), 400)
     assert "bogus" in error["message"]
     await error_of(await client.post("/v1/kronk/libs/upgrade", json={"version": [1]}), 400)
+
+
+async def test_bodies_are_validated_by_their_declared_models(client: TestClient, pool: StaticPool) -> None:
+    """The models in kronk.manage.api are the only validation: their messages, params and defaults."""
+    pull = "/v1/kronk/models/pull"
+    cases: list[tuple[str, Any, str, str]] = [
+        (pull, {}, "model", "model: is required"),
+        (pull, {"model": 5}, "model", "model: must be a string, got integer"),
+        (pull, {"model": "  "}, "model", "model: must not be blank"),
+        (pull, {"model": "a/b", "force": "yes"}, "force", "force: must be a boolean, got string"),
+        (pull, {"model": "a/b", "projector": ""}, "projector", "projector: must not be blank"),
+        ("/v1/kronk/models/unload", {"id": None}, "id", "id: is required"),
+        ("/v1/kronk/catalog/update", {"url": 3}, "url", "url: must be a string, got integer"),
+        ("/v1/kronk/libs/pull", {"version": "b0"}, "version", "version: must be a build number like b11434, got 'b0'"),
+        ("/v1/kronk/libs/pull", {"version": 12345678}, "version",
+         "version: must be a build number like b11434, got 12345678"),
+        ("/v1/kronk/libs/pull", {"source": "dir"}, "source",
+         "source: must be one of 'release', 'sdist' or 'source', got 'dir'"),
+        ("/v1/kronk/libs/upgrade", {"with_tools": 1}, "with_tools", "with_tools: must be a boolean, got integer"),
+        ("/v1/kronk/catalog/test/tiny-chat/pull", {"force": []}, "force", "force: must be a boolean, got array"),
+    ]
+    for path, body, param, message in cases:
+        error = await error_of(await client.post(path, json=body), 400)
+        assert (error["param"], error["message"]) == (param, message), (path, body)
+    empty = await error_of(await client.post(pull), 400)
+    assert empty["message"] == "request body is empty; expected a JSON object"
+
+    # Blanks around a name are dropped (as before); an extra field is kept, not refused.
+    unloaded = await (await client.post("/v1/kronk/models/unload", json={"id": "  ghost  ", "note": 1})).json()
+    assert unloaded == {"id": "ghost", "unloaded": False}
+
+
+async def test_too_large_management_body_is_a_json_413(aiohttp_client: Any, isolated_home: Path) -> None:
+    app = web.Application(client_max_size=1024)
+    app.add_subapp("/v1/kronk/", create_management_app(ManagementContext(libs=LibsManager(isolated_home))))
+    client = await aiohttp_client(app)
+    body = json.dumps({"model": "x" * 2048}).encode()
+    error = await error_of(await client.post("/v1/kronk/models/pull", data=body,
+                                             headers={"Content-Type": "application/json"}), 413)
+    assert error["code"] and "1024" in error["message"]
