@@ -277,6 +277,8 @@ def _message(error: ErrorDetails) -> tuple[tuple[int | str, ...], str]:
     ctx = error.get("ctx") or {}
     if kind == "missing":
         return loc, "is required"
+    if kind == "extra_forbidden":
+        return loc, "is not a known field"
     if kind in _TYPE_WORDS and kind != "literal_error":
         if value is None:
             return loc, "is required"

@@ -10,38 +10,58 @@ POST   /v1/security/tokens        {admin?, duration?, endpoints?, subject?} -> {
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, PrivateAttr, model_validator
 
+from kronk.durations import EXAMPLES
 from kronk.errors import ConfigError, InvalidRequestError, KronkError
 from kronk.security import admin
-from kronk.security.durations import parse_lifetime
+from kronk.security.durations import MAX_LIFETIME, parse_lifetime
 from kronk.security.endpoints import ENDPOINT_NAMES
 from kronk.security.keys import KeyNotFoundError
 from kronk.security.middleware import SECURITY_STATE
 from kronk.security.responses import response_for
 from kronk.security.runtime import SecurityRuntime
-from kronk.security.tokens import IssuedToken, Window, grants_from_json
-from kronk.wire import Operation, WireModel, operation
+from kronk.security.tokens import ALL_ENDPOINTS, Grant, IssuedToken, Window, grants_from_json, parse_grants
+from kronk.wire import FieldError, Int, Operation, WireModel, by_json_type, operation, parse, pattern, read_json
 
 PREFIX = "/v1/security"
-_TOKEN_FIELDS = frozenset({"admin", "duration", "endpoints", "subject"})
 
 RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+_DURATION_TEXT = rf"^\s*(?:{_NUMBER}\s*|(?:{_NUMBER}\s*[smhdwySMHDWY]\s*)+)$"
+"""kronk.durations' grammar as one regex (for the document); parse_lifetime still reads the value."""
+_MAX_SECONDS = int(MAX_LIFETIME.total_seconds())
+
+
+def _lifetime(value: str | int) -> timedelta:
+    """The bounds (one second to 100 years) the grammar's regex cannot state."""
+    try:
+        return parse_lifetime(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 class GrantBody(WireModel):
     """One endpoint's grant in a token request (kronk.security.tokens.Grant)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "anyOf": [{"properties": {"window": {"const": Window.UNLIMITED.value}}}, {"required": ["limit"]}]})
     window: Literal[tuple(w.value for w in Window)]  # type: ignore[valid-type]
-    limit: Annotated[int, Field(ge=1)]
-    """Calls per window (ignored for `unlimited`)."""
+    limit: Annotated[Int, Field(ge=1)] | None = None
+    """Calls per window (required, except for `unlimited` where it is ignored)."""
+
+    @model_validator(mode="after")
+    def _limit_unless_unlimited(self) -> GrantBody:
+        if self.limit is None and self.window != Window.UNLIMITED.value:
+            raise FieldError("limit", f"is required for a {self.window} window")
+        return self
 
 
 class TokenBody(WireModel):
@@ -49,12 +69,37 @@ class TokenBody(WireModel):
 
     model_config = ConfigDict(extra="forbid")
     admin: bool = False
-    duration: Annotated[str, Field(pattern=r"^(?:[1-9][0-9]{0,5}|(?:[1-9][0-9]?[smhdw]){1,3})$")] | Annotated[
-        int, Field(ge=1, le=3_000_000_000)] | None = None
-    """Lifetime: seconds, or e.g. 90s, 30m, 24h, 7d, 1h30m (at most 100 years; default: the configured one)."""
-    endpoints: dict[Literal[(*ENDPOINT_NAMES, "*")], GrantBody] | None = None  # type: ignore[misc]
+    duration: by_json_type(  # type: ignore[valid-type]
+        "a duration like '24h' or a number of seconds",
+        string=Annotated[str, pattern(_DURATION_TEXT, f"must be a duration like {EXAMPLES}"),
+                         AfterValidator(_lifetime)],
+        integer=Annotated[Int, Field(ge=1, le=_MAX_SECONDS), AfterValidator(_lifetime)],
+    ) | None = None
+    """Seconds, or kronk.durations' text (90s, 1.5h, 720h, 1h30m, 1y); 1 s to 100 years; read as a timedelta."""
+    endpoints: by_json_type(  # type: ignore[valid-type]
+        "an object {name: {limit, window}} or a text like 'chat-completions:1000/day,embeddings:unlimited'",
+        object=dict[Literal[(*ENDPOINT_NAMES, ALL_ENDPOINTS)], GrantBody],  # type: ignore[misc]
+        string=str,
+    ) | None = None
     """{endpoint: {limit, window}} ('*': every endpoint, each once); or the CLI's NAME:LIMIT/WINDOW text."""
-    subject: Annotated[str, Field(max_length=256, pattern=r"\S")] | None = None
+    subject: Annotated[str, Field(max_length=256), pattern(r"\S", "must not be blank")] | None = None
+    _grants: dict[str, Grant] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _read_grants(self) -> TokenBody:
+        """Expand `*` and the text form once; an endpoint granted twice is refused here."""
+        try:
+            if isinstance(self.endpoints, str):
+                self._grants = parse_grants(self.endpoints)
+            elif self.endpoints:
+                self._grants = grants_from_json({name: rule.model_dump() for name, rule in self.endpoints.items()})
+        except InvalidRequestError as exc:
+            raise FieldError("endpoints", str(exc)) from None
+        return self
+
+    @property
+    def grants(self) -> dict[str, Grant]:
+        return self._grants
 
 
 _TAG = "Security"
@@ -118,37 +163,6 @@ async def delete_key(request: web.Request) -> web.Response:
     return web.json_response({"kid": kid, "deleted": True})
 
 
-def _duration(value: Any) -> timedelta | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise InvalidRequestError("duration must be a string like '24h' or a number of seconds", param="duration")
-    try:
-        return parse_lifetime(value)
-    except ConfigError as exc:
-        raise InvalidRequestError(str(exc), param="duration") from None
-
-
-def _token_body(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidRequestError("the body must be a JSON object")
-    unknown = sorted(set(body) - _TOKEN_FIELDS)
-    if unknown:
-        raise InvalidRequestError(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
-    is_admin = body.get("admin", False)
-    if not isinstance(is_admin, bool):
-        raise InvalidRequestError("admin must be true or false", param="admin")
-    subject = body.get("subject")
-    if subject is not None and (not isinstance(subject, str) or not subject.strip() or len(subject) > 256):
-        raise InvalidRequestError("subject must be a non-empty string of at most 256 characters", param="subject")
-    return {
-        "admin": is_admin,
-        "duration": _duration(body.get("duration")),
-        "endpoints": grants_from_json(body.get("endpoints")),
-        "subject": subject,
-    }
-
-
 def _token_json(issued: IssuedToken) -> dict[str, Any]:
     claims = issued.claims
     return {
@@ -166,12 +180,10 @@ def _token_json(issued: IssuedToken) -> dict[str, Any]:
                      errors=(*_NOT_SET_UP, InvalidRequestError)))
 async def create_token(request: web.Request) -> web.Response:
     runtime = _runtime(request)
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidRequestError("the body is not valid JSON") from None
-    fields = _token_body(body)
-    issued, _ = await asyncio.to_thread(admin.create_token, runtime.keys, runtime.config, now=runtime.clock(), **fields)
+    body = parse(TokenBody, await read_json(request))
+    issued, _ = await asyncio.to_thread(
+        admin.create_token, runtime.keys, runtime.config, now=runtime.clock(), admin=body.admin,
+        duration=body.duration, endpoints=body.grants, subject=body.subject)
     return web.json_response(_token_json(issued), status=201)
 
 
