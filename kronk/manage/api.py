@@ -332,8 +332,8 @@ async def _install_libs(request: web.Request, upgrade: bool) -> web.StreamRespon
     libs: LibsView = _ctx(request).libs_manager()
     return await _stream_job(
         request,
-        lambda progress: libs.install(version=body.version, source=body.source, with_tools=body.with_tools, upgrade=upgrade,
-                                      progress=progress),
+        lambda progress: libs.install(version=body.version, source=body.source, with_tools=body.with_tools,
+                                      upgrade=upgrade, progress=progress),
         lambda event: True,
     )
 

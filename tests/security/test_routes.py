@@ -101,7 +101,8 @@ async def test_token_body_errors_name_the_field(client: TestClient, keys: KeySto
     """TokenBody (kronk.security.routes) is the only validation: its params and messages."""
     admin = await _admin(client, keys, clock)
     cases: list[tuple[Any, str, str]] = [
-        ({"duration": "forever"}, "duration", "duration: must be a duration like 90, 30s, 5m, 1.5h, 720h, 1h30m, 7d or 1y"),
+        ({"duration": "forever"}, "duration",
+         "duration: must be a duration like 90, 30s, 5m, 1.5h, 720h, 1h30m, 7d or 1y"),
         ({"duration": "0s"}, "duration", "duration: duration '0s' must be at least one second"),
         ({"duration": "101y"}, "duration", "duration: duration '101y' is longer than 100 years"),
         ({"duration": 0}, "duration", "duration: must be >= 1, got 0"),
