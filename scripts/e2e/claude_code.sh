@@ -29,9 +29,18 @@ export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1
 export DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1
 export CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY=1 DISABLE_COST_WARNINGS=1
 export API_TIMEOUT_MS=${E2E_API_TIMEOUT_MS:-900000}   # a 15k-token prefill on 2 cores takes a while
+# Claude Code asks for max_tokens 32000; SmolLM2 tends to loop until it, and decoding under the grammar
+# of 24 tool schemas runs ~1 token/s here. Bound it (E2E_CLAUDE_MAX_OUTPUT_TOKENS= empty: the client's own).
+E2E_CLAUDE_MAX_OUTPUT_TOKENS=${E2E_CLAUDE_MAX_OUTPUT_TOKENS-512}
+if [ -n "$E2E_CLAUDE_MAX_OUTPUT_TOKENS" ]; then
+    export CLAUDE_CODE_MAX_OUTPUT_TOKENS=$E2E_CLAUDE_MAX_OUTPUT_TOKENS
+fi
 
 OUT=$KRONK_E2E_RUN/claude.stdout ERR=$KRONK_E2E_RUN/claude.stderr
-(cd "$WORK" && timeout "${E2E_TIMEOUT:-1200}" "$CLAUDE" -p "$PROMPT" --max-turns 1 >"$OUT" 2>"$ERR")
+# Two turns: SmolLM2 often answers with tool calls, which -p mode refuses (no permissions granted);
+# the second request then carries tool_use/tool_result history and must end in a text reply.
+(cd "$WORK" && timeout "${E2E_TIMEOUT:-1200}" "$CLAUDE" -p "$PROMPT" --max-turns "${E2E_CLAUDE_MAX_TURNS:-2}" \
+    >"$OUT" 2>"$ERR")
 rc=$?
 reply=$(tr -s '[:space:]' ' ' <"$OUT" | sed 's/^ //; s/ $//')
 if [ "$rc" -eq 0 ] && [ -n "$reply" ]; then

@@ -30,11 +30,11 @@ INDEX_END = "<!-- fixtures:end -->"
 
 # Open WebUI's background tasks, recognised by their prompt templates.
 OPENWEBUI_TASKS = (
-    ("title", re.compile(r"Generate a concise(, 3-5 word)? title", re.I)),
-    ("tags", re.compile(r"Generate 1-3 broad tags", re.I)),
-    ("follow_ups", re.compile(r"follow-up questions|Predict 3-5 useful messages", re.I)),
-    ("queries", re.compile(r"Generate .{0,40}search quer", re.I)),
-    ("autocomplete", re.compile(r"autocompletion", re.I)),
+    ("title", re.compile(r"Generate a concise(, 3-5 word)? title", re.IGNORECASE)),
+    ("tags", re.compile(r"Generate 1-3 broad tags", re.IGNORECASE)),
+    ("follow_ups", re.compile(r"follow-up questions|Predict 3-5 useful messages", re.IGNORECASE)),
+    ("queries", re.compile(r"Generate .{0,40}search quer", re.IGNORECASE)),
+    ("autocomplete", re.compile(r"autocompletion", re.IGNORECASE)),
 )
 
 
@@ -57,11 +57,19 @@ def claude_code_kind(path: str, body: dict[str, Any]) -> str | None:
         return "count_tokens"
     if path != "/v1/messages":
         return None
+    if any(isinstance(block, dict) and block.get("type") == "tool_result"
+           for message in body.get("messages") or [] for block in _blocks(message)):
+        return "messages_tool_result"
     if body.get("tools"):
         return "messages"
     if body.get("max_tokens") == 1:
         return "messages_quota"
     return "messages_notools"
+
+
+def _blocks(message: dict[str, Any]) -> list[Any]:
+    content = message.get("content")
+    return content if isinstance(content, list) else []
 
 
 def codex_kind(path: str, body: dict[str, Any]) -> str | None:
@@ -95,8 +103,9 @@ def answer_of(record: dict[str, Any]) -> str:
     payload = body.get("json")
     if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
         return f"{status}: {payload['error'].get('message', '')}"[:300]
-    tail = " (client disconnected)" if response.get("client_disconnected") or response.get("error") else ""
-    return f"{status}{tail}"
+    if response.get("client_disconnected") or response.get("error"):
+        return f"{status}, the client hung up after {record.get('seconds', 0):.0f} s"
+    return f"{status}"
 
 
 def captures(run_dir: Path) -> Iterable[dict[str, Any]]:

@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 OPEN_WEBUI = ROOT / ".e2e" / "venv" / "bin" / "open-webui"
 CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 PROMPT = os.environ.get("E2E_PROMPT", "Say hello")
-REPLY_TIMEOUT_S = float(os.environ.get("E2E_REPLY_TIMEOUT", 1200))  # SmolLM2 on 2 busy cores, big prompt
-TASK_TIMEOUT_S = float(os.environ.get("E2E_TASK_TIMEOUT", 600))  # title/tags tasks after the reply
+# SmolLM2 on 2 busy cores with a big prompt: minutes per reply.
+REPLY_TIMEOUT_S = float(os.environ.get("E2E_REPLY_TIMEOUT") or os.environ.get("E2E_TIMEOUT") or 1200)
+TASK_TIMEOUT_S = float(os.environ.get("E2E_TASK_TIMEOUT") or 600)  # title/tags tasks after the reply
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 # Chromium's own background traffic (updates, sync, safe browsing) off; the page is confined by route().
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
@@ -145,7 +146,7 @@ def pick_model(page: Page, model: str, shot: Callable[[str], object]) -> None:
     selector.click()
     listing = page.locator("#model-selector-list, [role='dialog'], [role='menu']").first
     listing.wait_for(timeout=30_000)
-    search = page.get_by_placeholder(re.compile("Search", re.I))
+    search = page.get_by_placeholder(re.compile("Search", re.IGNORECASE))
     if search.count() and search.first.is_visible():
         search.first.fill(model.rsplit("/", 1)[-1][:12])
     shot("2-model-list")
@@ -226,9 +227,9 @@ def _kronk_idle(url: str) -> bool:
     except OSError:
         return False
     for line in text.splitlines():
-        if line.startswith(("kronk_slots_active", "kronk_requests_queued", "kronk_streams_active")):
-            if float(line.rsplit(" ", 1)[-1]) > 0:
-                return False
+        busy_gauge = line.startswith(("kronk_slots_active", "kronk_requests_queued", "kronk_streams_active"))
+        if busy_gauge and float(line.rsplit(" ", 1)[-1]) > 0:
+            return False
     return True
 
 
@@ -241,7 +242,7 @@ def run() -> str:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.route("**/*", loopback_only)
         page = context.new_page()
-        shot = lambda name: page.screenshot(path=str(run_dir / f"openwebui-{name}.png"))  # noqa: E731
+        shot = lambda name: page.screenshot(path=str(run_dir / f"openwebui-{name}.png"))
         try:
             page.goto(url, wait_until="load", timeout=120_000)  # websockets keep it from going network-idle
             page.locator("#chat-input").wait_for(timeout=120_000)
