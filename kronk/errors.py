@@ -27,6 +27,11 @@ message text.
     │   └── InsufficientStorageError not enough free disk for a pull  (HTTP 507)
     ├── ShuttingDownError           the server is draining             (HTTP 503)
     ├── ServerNotRunningError       the CLI found no server at its URL
+    ├── ToolError                   a server-side tool failed          (HTTP 502)
+    │   ├── ToolNotFoundError       no such tool is offered            (HTTP 404)
+    │   ├── ToolRefusedError        the SSRF guard refused a URL       (HTTP 403)
+    │   ├── ToolTimeoutError        the call ran past its time limit   (HTTP 504)
+    │   └── ToolUnavailableError    an MCP server could not start/answer (HTTP 502)
     └── SecurityError
         ├── AuthenticationError     missing/invalid token             (HTTP 401)
         ├── PermissionDeniedError   token lacks the grant             (HTTP 403)
@@ -221,6 +226,45 @@ class ServerNotRunningError(KronkError):
 
     http_status = 503
     error_code = "server_not_running"
+
+
+class ToolError(KronkError):
+    """A server-side tool (built-in or MCP) failed; the message is safe to show the model and client."""
+
+    http_status = 502
+    error_code = "tool_error"
+
+
+class ToolNotFoundError(ToolError):
+    """No tool of that name is offered (unknown name, server label or a tool not allowed)."""
+
+    http_status = 404
+    error_code = "tool_not_found"
+    openai_type = "invalid_request_error"
+    anthropic_type = "not_found_error"
+
+
+class ToolRefusedError(ToolError):
+    """The SSRF guard refused a URL: it resolves to a private, loopback, metadata... address."""
+
+    http_status = 403
+    error_code = "url_not_allowed"
+    openai_type = "permission_error"
+    anthropic_type = "permission_error"
+
+
+class ToolTimeoutError(ToolError):
+    """A tool call ran past its time limit."""
+
+    http_status = 504
+    error_code = "tool_timeout"
+
+
+class ToolUnavailableError(ToolError):
+    """An MCP server could not be started or reached, or broke off mid-call."""
+
+    http_status = 502
+    error_code = "tool_unavailable"
 
 
 class SecurityError(KronkError):

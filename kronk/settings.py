@@ -73,6 +73,12 @@ def parse_int(value: object) -> int:
         raise ValueError(f"expected an integer, got {value!r}") from None
 
 
+def parse_list(value: object) -> tuple[str, ...]:
+    """A list from YAML, or a comma-separated text from a flag or env var."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
 def parse_str(value: object) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValueError(f"expected a string, got {value!r}")
@@ -152,6 +158,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("security", parse_str, "off", "Who must present a token: off, management (admin routes) or full.",
            choices=SECURITY_MODES, metavar="MODE"),
     Option("log_level", parse_str, "info", "Log level.", choices=LOG_LEVELS, metavar="LEVEL"),
+    Option("mcp_config", parse_str, None, 'MCP servers file ({"mcpServers": {name: {command, args, env} | '
+           '{url, headers}}}) whose tools the server offers (docs/tools.md).', metavar="PATH"),
+    Option("tools_allow", parse_list, (), "Hosts and CIDRs server-side tools may reach although they are "
+           "loopback/private/link-local (comma list; the SSRF guard refuses them otherwise).", metavar="LIST"),
+    Option("searxng_url", parse_str, None, "SearXNG search endpoint for the web_search tool "
+           "(e.g. http://127.0.0.1:8888/search).", metavar="URL"),
+    Option("brave_api_key", parse_str, None, "Brave Search API key for the web_search tool (prefer the env var).",
+           metavar="KEY"),
+    Option("tool_timeout", parse_duration, 30.0, "Time limit of one server-side tool call; e.g. 30, 2m.",
+           metavar="DURATION"),
+    Option("tool_max_output", parse_size, 100_000, "Characters of tool output kept before it enters a prompt.",
+           metavar="SIZE"),
+    Option("web_fetch_max_bytes", parse_size, 5 * 1024**2, "Bytes web_fetch reads from a page at most.",
+           metavar="SIZE"),
 )
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 CONFIG_ENV = "KRONK_CONFIG"
@@ -186,6 +206,13 @@ class ServerSettings:
     keepalive: float = 15.0
     security: str = "off"
     log_level: str = "info"
+    mcp_config: str | None = None
+    tools_allow: tuple[str, ...] = ()
+    searxng_url: str | None = None
+    brave_api_key: str | None = field(default=None, repr=False)
+    tool_timeout: float = 30.0
+    tool_max_output: int = 100_000
+    web_fetch_max_bytes: int = 5 * 1024**2
     config_file: Path | None = None
     model_config_file: Path | None = None
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -244,6 +271,9 @@ class ServerSettings:
             (self.max_tokens_default is None or self.max_tokens_default >= 0, "max_tokens_default must be >= 0"),
             (self.max_inputs >= 1, "max_inputs must be at least 1"),
             (self.keepalive > 0, "keepalive must be more than 0"),
+            (self.tool_timeout > 0, "tool_timeout must be more than 0"),
+            (self.tool_max_output >= 1024, "tool_max_output must be at least 1KiB"),
+            (self.web_fetch_max_bytes >= 1024, "web_fetch_max_bytes must be at least 1KiB"),
         ]
         for ok, message in checks:
             if not ok:

@@ -24,6 +24,8 @@ class Endpoint(StrEnum):
     EMBEDDINGS = "embeddings"
     RERANK = "rerank"
     TOKENIZE = "tokenize"
+    TOOLS = "tools"
+    """Server-side tools: `/mcp` (Kronk as an MCP server)."""
 
 
 ENDPOINT_NAMES: tuple[str, ...] = tuple(endpoint.value for endpoint in Endpoint)
@@ -39,6 +41,7 @@ INFERENCE_ROUTES: dict[str, Endpoint] = {
     "/v1/reranking": Endpoint.RERANK,
     "/v1/tokenize": Endpoint.TOKENIZE,
     "/v1/detokenize": Endpoint.TOKENIZE,
+    "/mcp": Endpoint.TOOLS,
 }
 HEALTH_PATHS: frozenset[str] = frozenset({"/v1/liveness", "/v1/readiness"})
 MANAGEMENT_PREFIXES: tuple[str, ...] = ("/v1/kronk", "/v1/security")

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from kronk.errors import KronkError
 from kronk.sdk import AsyncKronk
-from kronk.server import health, openapi, scrape
+from kronk.server import health, openapi, scrape, tools_host
 from kronk.server.anthropic import messages
 from kronk.server.keys import HEALTH, KRONK, METRICS, SETTINGS, STREAMS
 from kronk.server.metrics import ServerMetrics
@@ -121,6 +121,7 @@ def create_app(settings: ServerSettings, *, kronk: AsyncKronk | None = None) -> 
     app.on_shutdown.append(_on_shutdown)
     for module in _ENDPOINTS:
         module.add_routes(app)
+    tools_host.install(app, settings)
     _wire_security(app, settings)
     _mount_management(app, app[KRONK])
     return app
