@@ -23,6 +23,7 @@ _COMMANDS: dict[str, str] = {
     "security": "kronk.cli.security:security",
     "server": "kronk.cli.server:server",
     "chat": "kronk.cli.chat:chat",
+    "mcp": "kronk.cli.mcp:mcp",
 }
 
 
