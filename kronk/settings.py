@@ -141,6 +141,9 @@ OPTIONS: tuple[Option, ...] = (
            model_field="cache_type_k", metavar="TYPE"),
     Option("cache_type_v", parse_str, None, "KV cache type for V.", choices=CACHE_TYPES,
            model_field="cache_type_v", metavar="TYPE"),
+    Option("deterministic", parse_bool, None, "Greedy output that repeats whatever else runs: batch-invariant "
+           "CPU attention (flash attention on, V cache bf16); costs decode speed.", model_field="deterministic",
+           metavar="BOOL"),
     Option("queue_size", parse_int, None, "Requests that may wait for a slot before 429.",
            model_field="queue_size", metavar="N"),
     Option("model_paths", parse_bool, False, "Let requests name GGUF files by path (off: only store ids and "
@@ -195,6 +198,7 @@ class ServerSettings:
     flash_attn: str | None = None
     cache_type_k: str | None = None
     cache_type_v: str | None = None
+    deterministic: bool | None = None
     queue_size: int | None = None
     model_paths: bool = False
     max_models: int = 3
@@ -264,6 +268,8 @@ class ServerSettings:
             (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
             (self.ubatch_size is None or self.ubatch_size >= 1, "ubatch_size must be at least 1"),
             (self.queue_size is None or self.queue_size >= 0, "queue_size must be 0 or more"),
+            (not (self.deterministic and self.flash_attn == "off"),
+             "deterministic needs flash attention (auto or on), not flash_attn off"),
             (self.max_models >= 1, "max_models must be at least 1"),
             (self.model_ttl >= 0, "model_ttl must be 0 or more"),
             (self.max_body_size >= 1024, "max_body_size must be at least 1KiB"),

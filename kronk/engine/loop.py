@@ -29,13 +29,28 @@ from typing import Any
 
 import numpy as np
 
+from kronk.engine.attention import resolve_attention
 from kronk.engine.cache import PromptCache, common_prefix
 from kronk.engine.jobs import Job, Sink
 from kronk.engine.logprobs import token_logprobs
 from kronk.engine.stop import StopMatcher
 from kronk.engine.types import Finish, GenerateRequest, TextDelta, Usage
-from kronk.errors import BusyError, ContextOverflowError, InvalidRequestError, KronkError, NativeError
-from kronk.llama import Batch, Context, KVCacheFullError, Model, SamplerChain, Utf8Stream
+from kronk.errors import (
+    BusyError,
+    ContextOverflowError,
+    InvalidRequestError,
+    KronkError,
+    NativeError,
+)
+from kronk.llama import (
+    Batch,
+    Context,
+    KVCacheFullError,
+    Model,
+    SamplerChain,
+    Utf8Stream,
+    supports_gpu_offload,
+)
 from kronk.llama.context import ContextParams
 
 logger = logging.getLogger("kronk.engine")
@@ -63,6 +78,9 @@ class EngineConfig:
     cache_idle_slots: bool = True
     embeddings: bool = False
     pooling: str = "unspecified"
+    deterministic: bool = False
+    """Batch-invariant attention on the CPU, so greedy output repeats whatever else runs
+    (flash attention on, V stored as bf16; see kronk.engine.attention). Costs speed."""
 
 
 @dataclass(slots=True)
@@ -129,6 +147,10 @@ class Engine:
         self.model = model
         self.config = config = config or EngineConfig()
         self.vocab = model.vocab
+        self.attention = resolve_attention(
+            config.flash_attn, config.cache_type_k, config.cache_type_v,
+            deterministic=config.deterministic and not config.embeddings, cpu=not supports_gpu_offload(),
+        )
         params = ContextParams(
             n_ctx=config.n_ctx,
             n_batch=config.n_batch,
@@ -138,9 +160,9 @@ class Engine:
             n_threads_batch=config.threads_batch,
             embeddings=config.embeddings,
             pooling=config.pooling,
-            flash_attn=config.flash_attn,
-            cache_type_k=config.cache_type_k,
-            cache_type_v=config.cache_type_v,
+            flash_attn=self.attention.flash_attn,
+            cache_type_k=self.attention.cache_type_k,
+            cache_type_v=self.attention.cache_type_v,
             kv_unified=True,
         )
         self.ctx = Context(model, params)
@@ -158,6 +180,8 @@ class Engine:
         # Cheap per-step skips: is there a cancelled job to reap, an idle slot whose KV to park?
         self._cancel_requested = False
         self._idle_kv = False
+        # A job went back to the queue for want of KV cells: admit nothing until a job ends.
+        self._await_room = False
         # Events of one step, handed to the sinks together just before the next decode
         # (while llama_decode runs without the GIL) or before the thread waits.
         self._outbox: list[tuple[Sink, Any]] = []
@@ -358,6 +382,9 @@ class Engine:
             free = [slot for slot in self.slots if not slot.busy]
             if not free:
                 return
+            if self._await_room and len(free) < len(self.slots):
+                return  # a job waits for cells: nothing new starts until a running one ends
+            self._await_room = False
             with self._cond:
                 if not self._pending:
                     return
@@ -411,6 +438,12 @@ class Engine:
         self._save_slot_state(slot)
         self.ctx.seq_rm(slot.seq_id)
         slot.n_cached = 0
+        # The prompt is decoded in one go, so its cells must be free first.
+        if self._free_cells() < media.n_tokens:
+            self._drop_idle_kv()
+            if self._free_cells() < media.n_tokens and self._busy():
+                self._wait_for_room(job)
+                return
         try:
             n_past = media.evaluate(self.ctx, slot.seq_id)
         except BaseException:
@@ -465,11 +498,7 @@ class Engine:
     def _park_idle_slots(self) -> None:
         self._flush()  # the last step's tokens go out before the copy
         self._idle_kv = False
-        for slot in self.slots:
-            if slot.job is None and slot.n_cached > 0:
-                self._save_slot_state(slot)
-                self.ctx.seq_rm(slot.seq_id)
-                slot.n_cached = 0
+        self._drop_idle_kv()
 
     def _save_slot_state(self, slot: Slot) -> None:
         if self.prompt_cache.budget_bytes <= 0 or slot.n_cached < self.prompt_cache.min_tokens:
@@ -582,6 +611,7 @@ class Engine:
         slot.row = -1
         slot.last_used = time.perf_counter()
         self._idle_kv = True
+        self._await_room = False
         job.done = True
         self._emit(job, Finish(reason, usage, job.choice, slot.stop.matched if reason == "stop" else None))
 
@@ -590,10 +620,14 @@ class Engine:
         whether any cells were freed."""
         idle = [slot for slot in self.slots if not slot.busy and slot.n_cached > 0 and slot is not keep]
         for slot in idle:
-            self._save_slot_state(slot)
-            self.ctx.seq_rm(slot.seq_id)
-            slot.n_cached = 0
+            self._evict(slot)
         return bool(idle)
+
+    def _evict(self, slot: Slot) -> None:
+        """Save the slot's KV to the RAM prompt cache (when worth it) and free its cells."""
+        self._save_slot_state(slot)
+        self.ctx.seq_rm(slot.seq_id)
+        slot.n_cached = 0
 
     def _restore(self, slot: Slot, tokens: Any, state: bytes) -> bool:
         """Load a cached prompt's KV into the empty `slot`. Where its cells are not free
@@ -615,25 +649,56 @@ class Engine:
         return False
 
     def _relieve_kv_pressure(self) -> None:
-        """The KV cache is full: drop idle slots' caches, else end the largest job."""
+        """The KV cache is full. Idle slots give up their cells; else the newest prompt still
+        prefilling goes back to the queue until a running job ends (its prompt fits the
+        context, only not next to the others); else the longest generation ends ("length")."""
         if self._drop_idle_kv():
             return
         busy = [slot for slot in self.slots if slot.busy]
-        victim = max(busy, key=lambda s: s.n_cached)
-        logger.warning("KV cache full: ending the longest request (%d tokens)", victim.n_cached)
-        if victim.prefilling:
+        prefilling = [slot for slot in busy if slot.prefilling]
+        if prefilling and len(busy) > 1:
+            victim = max(prefilling, key=lambda s: s.job.submitted_at if s.job is not None else 0.0)
+            logger.info("KV cache full: a %d-token prompt waits for a running request to end", victim.n_prompt)
             job = victim.job
             assert job is not None
-            self.ctx.seq_rm(victim.seq_id, victim.n_prompt_cached, -1)
-            victim.n_cached = victim.n_prompt_cached
-            if victim.sampler is not None:
-                victim.sampler.close()
-                victim.sampler = None
-            victim.job = None
+            self._release(victim)
+            self._evict(victim)  # its computed part goes to the RAM cache, to be restored
+            self._wait_for_room(job)
+            return
+        victim = max(busy, key=lambda s: s.n_cached)
+        if victim.prefilling:  # alone and still no room: not expected, as the prompt fits n_ctx
+            job = victim.job
+            assert job is not None
+            self._release(victim)
+            self._evict(victim)
             job.done = True
-            self._emit(job, ContextOverflowError("the KV cache is full; retry with a shorter prompt or fewer parallel requests"))
-        else:
-            self._finish(victim, "length")
+            self._emit(job, BusyError("the KV cache is full; retry shortly", retry_after=1.0))
+            return
+        logger.warning("KV cache full: ending the longest request (%d tokens)", victim.n_cached)
+        self._finish(victim, "length")
+
+    def _release(self, slot: Slot) -> None:
+        """Unbind a job that has produced nothing yet from its slot (it goes back, or fails)."""
+        job = slot.job
+        assert job is not None
+        if slot.sampler is not None:
+            slot.sampler.close()
+            slot.sampler = None
+        slot.job = None
+        slot.next_token = -1
+        slot.row = -1
+        self._prompt_total -= slot.n_prompt
+        self._cached_total -= slot.n_prompt_cached
+        job.started_at = 0.0
+
+    def _wait_for_room(self, job: Job) -> None:
+        """Put `job` back at the head of the queue; nothing is admitted until a job ends."""
+        with self._cond:
+            self._pending.appendleft(job)
+        self._await_room = True
+
+    def _free_cells(self) -> int:
+        return self.ctx.n_ctx - sum(slot.n_cached for slot in self.slots)
 
     # --- embeddings (run on the engine thread via call()) ---------------------------------
 

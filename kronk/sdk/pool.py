@@ -265,6 +265,7 @@ def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -
             flash_attn=settings.flash_attention,
             cache_type_k=settings.cache_type_k,
             cache_type_v=settings.cache_type_v,
+            deterministic=settings.deterministic,
             queue_size=settings.queue_size,
             prompt_cache_bytes=settings.prompt_cache_mb * 1024 * 1024,
             embeddings=embeddings,

@@ -36,6 +36,9 @@ class ModelSettings:
     """auto | on | off"""
     cache_type_k: str = "f16"
     cache_type_v: str = "f16"
+    deterministic: bool = False
+    """Greedy output that repeats whatever else the model serves: batch-invariant CPU attention
+    (flash attention on, V cache bf16), at some decode speed (docs/server.md)."""
     mmap: bool = True
     mlock: bool = False
     template: str | None = None

@@ -13,7 +13,6 @@ from kronk.engine.logprobs import log_softmax
 from kronk.engine.types import Finish, GenerateRequest, SamplingParams, TextDelta
 from kronk.errors import BusyError, ContextOverflowError, InvalidRequestError
 from kronk.llama import Model
-
 from tests.engine.conftest import collect, greedy_request, make_engine
 
 pytestmark = pytest.mark.requires_libs
@@ -43,15 +42,15 @@ def run_concurrently(engine, requests):
 
 
 def test_concurrent_streams_equal_solo_runs_tiny(tiny_model: Model) -> None:
-    """Flash attention off: llama.cpp's CPU flash attention accumulates V in f16, so where a
-    sequence's cells sit in the shared KV buffer (which depends on what else is batched) moves
-    its logits by ~1e-3, enough to flip this random model's greedy near-ties. Without it, the
-    batched logits differ from the solo ones only in the last bits (~1e-7)."""
+    """`deterministic`: llama.cpp's CPU attention picks its kernels by what shares the batch
+    (and flash attention sums V in f16), which moves logits enough to flip this random model's
+    greedy near-ties; batch-invariant attention makes batched and solo logits bit-equal
+    (tests/engine/test_determinism.py)."""
     solo = []
     for prompt in PROMPTS:
-        with make_engine(tiny_model, slots=8, prompt_cache_bytes=0, flash_attn="off") as engine:
+        with make_engine(tiny_model, slots=8, prompt_cache_bytes=0, deterministic=True) as engine:
             solo.append(text_of(collect(engine, greedy_request(tiny_model, prompt, 40, ignore_eos=True))[0]))
-    with make_engine(tiny_model, slots=8, prompt_cache_bytes=0, flash_attn="off") as engine:
+    with make_engine(tiny_model, slots=8, prompt_cache_bytes=0, deterministic=True) as engine:
         results = run_concurrently(engine, [greedy_request(tiny_model, p, 40, ignore_eos=True) for p in PROMPTS])
         stats = engine.stats()
     assert [text_of(results[i][0]) for i in range(8)] == solo
@@ -65,9 +64,9 @@ def test_concurrent_streams_equal_solo_runs_smollm2(smol_model: Model) -> None:
                "My favourite food is", "In 1492,", "Python is a", "The best way to learn"]
     solo = []
     for prompt in prompts:
-        with make_engine(smol_model, slots=8, prompt_cache_bytes=0) as engine:
+        with make_engine(smol_model, slots=8, prompt_cache_bytes=0, deterministic=True) as engine:
             solo.append(text_of(collect(engine, greedy_request(smol_model, prompt, 48))[0]))
-    with make_engine(smol_model, slots=8, prompt_cache_bytes=0) as engine:
+    with make_engine(smol_model, slots=8, prompt_cache_bytes=0, deterministic=True) as engine:
         results = run_concurrently(engine, [greedy_request(smol_model, p, 48) for p in prompts])
     assert [text_of(results[i][0]) for i in range(8)] == solo
 
@@ -244,9 +243,9 @@ def test_a_cached_prompt_that_no_longer_fits_is_computed_instead(tiny_model: Mod
     prompt instead (and, when even that does not fit, ends the largest job with a clear error)."""
     conversation = greedy_request(tiny_model, "json name value true false null " * 8, 4, ignore_eos=True)
     assert len(conversation.prompt_tokens) >= 240
-    with make_engine(tiny_model, n_ctx=512, slots=1, prompt_cache_bytes=0, flash_attn="off") as engine:
+    with make_engine(tiny_model, n_ctx=512, slots=1, prompt_cache_bytes=0, deterministic=True) as engine:
         cold, cold_finish = collect(engine, conversation)
-    with make_engine(tiny_model, n_ctx=512, slots=2, flash_attn="off") as engine:
+    with make_engine(tiny_model, n_ctx=512, slots=2, deterministic=True) as engine:
         collect(engine, conversation)  # cached in its slot, then parked in RAM while `long` runs
         long = greedy_request(tiny_model, "red blue green", 480, ignore_eos=True)
         long_sink = ThreadEventQueue()
@@ -265,3 +264,22 @@ def test_a_cached_prompt_that_no_longer_fits_is_computed_instead(tiny_model: Mod
             if isinstance(event, Exception):
                 assert isinstance(event, ContextOverflowError), event
                 break
+
+
+def test_a_prompt_that_does_not_fit_next_to_a_generation_waits_for_it(tiny_model: Model) -> None:
+    """When the cells run out mid-prefill, the newcomer goes back to the queue until the running
+    generation ends: the generation is not cut short and the newcomer gets no error."""
+    conversation = greedy_request(tiny_model, "json name value true false null " * 8, 4, ignore_eos=True)
+    with make_engine(tiny_model, n_ctx=512, slots=1, prompt_cache_bytes=0, deterministic=True) as engine:
+        cold, _ = collect(engine, conversation)
+    with make_engine(tiny_model, n_ctx=512, slots=2, prompt_cache_bytes=0, deterministic=True) as engine:
+        long = greedy_request(tiny_model, "red blue green", 400, ignore_eos=True)
+        long_sink = ThreadEventQueue()
+        engine.submit(long, long_sink)
+        for _ in range(270):  # `long` now holds more cells than leave room for the conversation
+            assert isinstance(long_sink.get(timeout=60), TextDelta)
+        again, finish = collect(engine, conversation)
+        assert text_of(again) == text_of(cold) and finish.reason == "length"
+        while not isinstance(event := long_sink.get(timeout=60), Finish):
+            assert not isinstance(event, Exception), event
+        assert event.reason == "length" and event.usage.completion_tokens == 400

@@ -114,3 +114,22 @@ def test_config_file_problems_are_clear(tmp_path: Path) -> None:
 def test_base_url_for_wildcard_hosts() -> None:
     assert load_settings({"host": "0.0.0.0", "port": 1}, {}).base_url == "http://127.0.0.1:1"
     assert load_settings({"host": "::1", "port": 2}, {}).base_url == "http://[::1]:2"
+
+
+def test_deterministic_from_each_source_and_per_model(tmp_path: Path) -> None:
+    assert load_settings({"deterministic": True}, {}).model_overrides() == {"deterministic": True}
+    assert load_settings({}, {"KRONK_DETERMINISTIC": "yes"}).deterministic is True
+    config = tmp_path / "kronk.yaml"
+    config.write_text("deterministic: true\n")
+    assert load_settings({"config": str(config)}, {}).pool_settings().settings_for("m").deterministic is True
+    per_model = tmp_path / "models.yaml"
+    per_model.write_text("models:\n  org/exact:\n    deterministic: true\n")
+    pool = load_settings({"model_config": str(per_model)}, {}).pool_settings()
+    assert pool.settings_for("org/exact").deterministic is True
+    assert pool.settings_for("other").deterministic is False  # off unless asked: it costs speed
+
+
+def test_deterministic_needs_flash_attention() -> None:
+    with pytest.raises(ConfigError, match="deterministic needs flash attention"):
+        load_settings({"deterministic": True, "flash_attn": "off"}, {})
+    assert load_settings({"deterministic": True, "flash_attn": "auto"}, {}).deterministic is True
