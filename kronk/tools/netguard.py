@@ -72,6 +72,21 @@ def refusal_reason(address: IPAddress) -> str | None:
     return next((why for refused, why in checks if refused), None)
 
 
+def _literal(host: str) -> IPAddress | None:
+    """The address a host names literally, including the old inet_aton forms (2130706433, 0x7f.1, 127.1)
+    that resolvers accept, so none of them slips past as a "name"."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and all(c in "0123456789abcdefxABCDEFX." for c in host) and any(c.isdigit() for c in host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A URL that passed the guard, with the addresses to connect to."""
@@ -131,12 +146,9 @@ class NetGuard:
         if parts.username is not None or parts.password is not None:
             raise ToolRefusedError("URLs with credentials (user:password@) are not fetched")
         port = port or (443 if scheme == "https" else 80)
-        try:
-            literal: IPAddress | None = ipaddress.ip_address(host)
-        except ValueError:
-            literal = None
+        literal = _literal(host)
         if literal is not None:
-            addresses = [self.check_address(host, host)]
+            addresses = [self.check_address(str(literal), host)]
         else:
             if host.lower() in METADATA_HOSTS and not self.host_allowed(host):
                 raise ToolRefusedError(f"refused to connect to {host}: a cloud metadata host name")

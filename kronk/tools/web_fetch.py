@@ -9,6 +9,7 @@ resolves the name a second time. Redirects are followed here, one checked hop at
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 from urllib.parse import urljoin
@@ -147,7 +148,8 @@ class WebFetch:
         text = bytes(body).decode(response.charset or "utf-8", errors="replace")
         title = None
         if content_type in ("text/html", "application/xhtml+xml"):
-            text, title = html_to_markdown(text)
+            # BeautifulSoup on megabytes of HTML takes CPU seconds: off the event loop.
+            text, title = await asyncio.to_thread(html_to_markdown, text)
         cap = min(self._config.max_output, max_length or self._config.max_output)
         text, truncated = cap_text(text, cap)
         header = f"Contents of {url}" + (f" ({title})" if title else "") + ":\n\n"
