@@ -13,6 +13,7 @@ import anyio
 import uvicorn
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 
 server = MCPServer("kronk-test-http")
 
@@ -25,8 +26,8 @@ def add(a: int, b: int) -> int:
 
 @server.tool()
 def fail(reason: str) -> str:
-    """Always fails with `reason`."""
-    raise ValueError(reason)
+    """Always fails with `reason` (a deliberate tool error, reported to the client)."""
+    raise ToolError(reason)
 
 
 @server.tool()
