@@ -475,7 +475,7 @@ class Engine:
         # Penalty samplers need the prompt history, as llama.cpp's tools feed it.
         if request.media is None and slot.sampler.names and any(n in ("penalties", "dry") for n in slot.sampler.names):
             for token in prompt.tolist():
-                slot.sampler.accept(token)
+                slot.sampler.accept_prompt(token)
         slot.job = job
         slot.prompt_pos = keep
         slot.n_prompt = len(prompt)

@@ -1,13 +1,22 @@
 """`SamplerChain`: llama.cpp's sampler chain, built from `SamplingParams`.
 
 Sampling stays in C: one `llama_sampler_sample` call per token applies every sampler
-and accepts the token (penalties, grammar and mirostat state advance inside). Every
-built-in llama.cpp sampler has a builder method; `from_params` assembles them in the
-order llama.cpp's own tools use.
+and accepts the token (penalties and mirostat state advance inside). Every built-in
+llama.cpp sampler has a builder method; `from_params` assembles them in the order
+llama.cpp's own tools use.
+
+A grammar is kept beside the chain, not in it, as llama.cpp's tools do:
+- Speed: checking every token of the vocabulary against a large grammar (a request
+  with two dozen tools) costs far more than the model's decode. The chain samples first
+  and the grammar checks only that token; the whole vocabulary is masked only when the
+  token breaks the grammar. Greedy output is the same either way.
+- Safety: prompt tokens fed to the history samplers (penalties, DRY) must not reach the
+  grammar, whose C++ code aborts the process on a token it cannot accept.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -39,7 +48,17 @@ class SamplerChain(NativeOwner):
         self._keepalive: list[Any] = []
         self._sample = self._lib.llama_sampler_sample
         self._candidates: np.ndarray | None = None
+        self._token_ids: np.ndarray | None = None
+        self._candidate_array: Any = None
+        self._grammar: Any = None
+        """The grammar sampler, owned apart from the chain (see the module docstring)."""
         self.names: list[str] = []
+
+    def close(self) -> None:
+        grammar, self._grammar = self._grammar, None
+        if grammar is not None:
+            self._lib.llama_sampler_free(grammar)
+        super().close()
 
 
     def _add(self, sampler: Any, name: str) -> SamplerChain:
@@ -117,7 +136,7 @@ class SamplerChain(NativeOwner):
         sampler = self._lib.llama_sampler_init_grammar(self.model.vocab.handle, gbnf.encode(), root.encode())
         if sampler == self._ffi.NULL:
             raise GrammarError("the grammar could not be parsed (GBNF syntax error or unknown root)", param="grammar")
-        return self._add(sampler, "grammar")
+        return self._set_grammar(sampler, "grammar")
 
     def grammar_lazy(
         self, gbnf: str, patterns: list[str], trigger_tokens: list[int] | None = None, root: str = "root"
@@ -132,7 +151,15 @@ class SamplerChain(NativeOwner):
         )
         if sampler == self._ffi.NULL:
             raise GrammarError("the lazy grammar could not be parsed", param="grammar")
-        return self._add(sampler, "grammar_lazy")
+        return self._set_grammar(sampler, "grammar_lazy")
+
+    def _set_grammar(self, sampler: Any, name: str) -> SamplerChain:
+        if self._grammar is not None:
+            self._lib.llama_sampler_free(sampler)
+            raise InvalidRequestError("a sampler chain takes one grammar", param="grammar")
+        self._grammar = sampler
+        self.names.append(name)
+        return self
 
     def infill(self) -> SamplerChain:
         return self._add(self._lib.llama_sampler_init_infill(self.model.vocab.handle), "infill")
@@ -198,40 +225,80 @@ class SamplerChain(NativeOwner):
 
     def sample(self, ctx: Any, row: int) -> int:
         """Sample from the logits of batch row `row` and accept the token."""
-        return int(self._sample(self.handle, ctx.handle, row))
+        if self._grammar is None:
+            return int(self._sample(self.handle, ctx.handle, row))
+        candidates = self._constrained(ctx.logits(row))
+        token = int(candidates.data[candidates.selected].id)
+        self.accept(token)
+        return token
 
     def accept(self, token: int) -> None:
+        """Advance every sampler past `token`, as if it had been sampled (forced text too)."""
+        if self._grammar is not None:
+            self._lib.llama_sampler_accept(self._grammar, token)
+        self._lib.llama_sampler_accept(self.handle, token)
+
+    def accept_prompt(self, token: int) -> None:
+        """Feed a prompt token to the history samplers (penalties, DRY) only: a grammar
+        constrains what is generated, never the prompt."""
         self._lib.llama_sampler_accept(self.handle, token)
 
     def reset(self) -> None:
+        if self._grammar is not None:
+            self._lib.llama_sampler_reset(self._grammar)
         self._lib.llama_sampler_reset(self.handle)
 
     def sample_with_probs(self, logits: np.ndarray, top_n: int) -> tuple[int, list[tuple[int, float]]]:
         """Apply the chain to `logits`, accept the chosen token, and return it with the
         top-N candidates and their probabilities after the chain (llama-server's n_probs)."""
-        n = len(logits)
-        if self._candidates is None or len(self._candidates) != n:
-            self._candidates = np.zeros(n, dtype=_TOKEN_DATA)
-        cand = self._candidates
-        cand["id"] = np.arange(n, dtype=np.int32)
-        cand["logit"] = logits
-        cand["p"] = 0.0
-        arr = self._ffi.new("llama_token_data_array *")
-        arr.data = self._ffi.cast("llama_token_data *", self._ffi.from_buffer(cand))
-        arr.size = n
-        arr.selected = -1
-        arr.sorted = False
-        self._lib.llama_sampler_apply(self.handle, arr)
+        arr = self._constrained(logits)
         size = int(arr.size)
-        selected = int(arr.selected)
-        if not 0 <= selected < size:
-            raise InvalidRequestError("the sampler chain selected no token")
         view = np.frombuffer(self._ffi.buffer(arr.data, size * _TOKEN_DATA.itemsize), dtype=_TOKEN_DATA)
-        token = int(view["id"][selected])
+        token = int(view["id"][arr.selected])
         order = np.argsort(-view["p"], kind="stable")[:top_n]
         top = [(int(view["id"][i]), float(view["p"][i])) for i in order]
         self.accept(token)
         return token, top
+
+    def _constrained(self, logits: np.ndarray) -> Any:
+        """The candidates after the chain (and the grammar), with a valid `selected`; nothing
+        is accepted yet. The grammar first checks only the chain's choice (cheap); when that
+        breaks it, every token is checked and the chain runs again on what is left."""
+        arr = self._apply_chain(logits, grammar_first=False)
+        if self._grammar is None or self._grammar_allows(int(arr.data[arr.selected].id)):
+            return arr
+        arr = self._apply_chain(logits, grammar_first=True)
+        if arr.data[arr.selected].logit == -math.inf:
+            raise GrammarError("no token can continue the grammar", param="grammar")
+        return arr
+
+    def _apply_chain(self, logits: np.ndarray, *, grammar_first: bool) -> Any:
+        n = len(logits)
+        if self._candidates is None or len(self._candidates) != n:
+            self._candidates = np.zeros(n, dtype=_TOKEN_DATA)
+            self._token_ids = np.arange(n, dtype=np.int32)
+            self._candidate_array = self._ffi.new("llama_token_data_array *")
+        cand = self._candidates
+        cand["id"] = self._token_ids  # the chain sorts and truncates in place
+        cand["logit"] = logits
+        cand["p"] = 0.0
+        arr = self._candidate_array
+        arr.data = self._ffi.cast("llama_token_data *", self._ffi.from_buffer(cand))
+        arr.size = n
+        arr.selected = -1
+        arr.sorted = False
+        if grammar_first:
+            self._lib.llama_sampler_apply(self._grammar, arr)
+        self._lib.llama_sampler_apply(self.handle, arr)
+        if not 0 <= int(arr.selected) < int(arr.size):
+            raise InvalidRequestError("the sampler chain selected no token")
+        return arr
+
+    def _grammar_allows(self, token: int) -> bool:
+        data = self._ffi.new("llama_token_data *", (token, 1.0, 0.0))
+        single = self._ffi.new("llama_token_data_array *", (data, 1, -1, False))
+        self._lib.llama_sampler_apply(self._grammar, single)
+        return bool(data.logit != -math.inf)
 
 
 def _seed(seed: int | None) -> int:
