@@ -228,9 +228,17 @@ class SamplerChain(NativeOwner):
         if self._grammar is None:
             return int(self._sample(self.handle, ctx.handle, row))
         candidates = self._constrained(ctx.logits(row))
+        if candidates is None:
+            return self._grammar_exhausted()
         token = int(candidates.data[candidates.selected].id)
         self.accept(token)
         return token
+
+    def _grammar_exhausted(self) -> int:
+        """No token may follow (the grammar is complete and end-of-generation is banned, as
+        with ignore_eos): answer end-of-generation without accepting it, so generation ends
+        (or runs out its max_tokens) instead of the grammar aborting the process."""
+        return self.model.vocab.eos
 
     def accept(self, token: int) -> None:
         """Advance every sampler past `token`, as if it had been sampled (forced text too)."""
@@ -252,6 +260,8 @@ class SamplerChain(NativeOwner):
         """Apply the chain to `logits`, accept the chosen token, and return it with the
         top-N candidates and their probabilities after the chain (llama-server's n_probs)."""
         arr = self._constrained(logits)
+        if arr is None:
+            return self._grammar_exhausted(), []
         size = int(arr.size)
         view = np.frombuffer(self._ffi.buffer(arr.data, size * _TOKEN_DATA.itemsize), dtype=_TOKEN_DATA)
         token = int(view["id"][arr.selected])
@@ -261,16 +271,14 @@ class SamplerChain(NativeOwner):
         return token, top
 
     def _constrained(self, logits: np.ndarray) -> Any:
-        """The candidates after the chain (and the grammar), with a valid `selected`; nothing
-        is accepted yet. The grammar first checks only the chain's choice (cheap); when that
+        """The candidates after the chain (and the grammar), with a valid `selected`, or None
+        when the grammar allows no token; nothing is accepted yet. The grammar first checks only the chain's choice (cheap); when that
         breaks it, every token is checked and the chain runs again on what is left."""
         arr = self._apply_chain(logits, grammar_first=False)
         if self._grammar is None or self._grammar_allows(int(arr.data[arr.selected].id)):
             return arr
         arr = self._apply_chain(logits, grammar_first=True)
-        if arr.data[arr.selected].logit == -math.inf:
-            raise GrammarError("no token can continue the grammar", param="grammar")
-        return arr
+        return None if arr is None or arr.data[arr.selected].logit == -math.inf else arr
 
     def _apply_chain(self, logits: np.ndarray, *, grammar_first: bool) -> Any:
         n = len(logits)
@@ -289,8 +297,12 @@ class SamplerChain(NativeOwner):
         arr.sorted = False
         if grammar_first:
             self._lib.llama_sampler_apply(self._grammar, arr)
+            if not np.isfinite(cand["logit"][: int(arr.size)]).any():
+                return None
         self._lib.llama_sampler_apply(self.handle, arr)
         if not 0 <= int(arr.selected) < int(arr.size):
+            if grammar_first:
+                return None  # every token the grammar left was then banned
             raise InvalidRequestError("the sampler chain selected no token")
         return arr
 

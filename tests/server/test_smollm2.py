@@ -54,3 +54,17 @@ async def test_anthropic_stream_and_json_mode(real_server: RunningServer) -> Non
         model="", max_tokens=40, temperature=0, response_format={"type": "json_object"},
         messages=[{"role": "user", "content": "Give a JSON object with a key name set to Ada."}])
     assert isinstance(json.loads(result.choices[0].message.content), dict)
+
+
+async def test_json_mode_with_a_repeat_penalty_answers_and_the_server_lives_on(real_server: RunningServer) -> None:
+    """The penalties see the prompt, the grammar must not: this request used to abort the whole
+    server process inside llama.cpp's grammar code."""
+    chat = openai.AsyncOpenAI(base_url=real_server.v1, api_key="unused", max_retries=0)
+    for penalty in ({"repeat_penalty": 1.1}, {"frequency_penalty": 0.5, "presence_penalty": 0.5}):
+        result = await chat.chat.completions.create(
+            model="", max_tokens=200, temperature=0, response_format={"type": "json_object"}, extra_body=penalty,
+            messages=[{"role": "user", "content": "Give a JSON object with a key name set to Ada."}])
+        assert isinstance(json.loads(result.choices[0].message.content), dict), result.choices[0].message.content
+    alive = await chat.chat.completions.create(
+        model="", max_tokens=4, messages=[{"role": "user", "content": "Hi"}])
+    assert alive.choices[0].message.content is not None
