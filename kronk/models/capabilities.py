@@ -1,8 +1,8 @@
 """What a model can serve, as one small value both the store and the catalog produce.
 
-The engine asks `Capabilities.require()` before it admits a request, so a request a
-model cannot serve (an image to a text model, embeddings from a chat-only model)
-fails fast with `CapabilityError` instead of producing garbage.
+The store and the catalog describe each model with it (`/v1/models`, `kronk model
+list`, the catalog's filters). What a request needs is checked by `kronk.sdk.admission`
+against the model's metadata before loading and against the loaded model after.
 """
 
 from __future__ import annotations
