@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,11 +26,16 @@ from kronk import errors as E
 from kronk.server.keys import SETTINGS
 from kronk.tools import ToolHost
 from kronk.tools.mcp_server import build_server
-from kronk.wire import Extra, Operation, operation
+from kronk.wire import BODY_ERRORS, Extra, Operation, operation, read_json
 
 PATH = "/mcp"
 MANAGER = web.AppKey("mcp_manager", StreamableHTTPSessionManager)
-_JSONRPC: dict[str, Any] = {"type": "object", "description": "A JSON-RPC 2.0 message of the MCP protocol"}
+_MESSAGE: dict[str, Any] = {
+    "type": "object", "required": ["jsonrpc", "method"], "description": "An MCP JSON-RPC 2.0 request or notification",
+    "properties": {"jsonrpc": {"const": "2.0"}, "id": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+                   "method": {"type": "string", "description": "e.g. initialize, tools/list, tools/call"},
+                   "params": {"type": "object"}}}
+_ANSWER: dict[str, Any] = {"type": "object", "description": "The JSON-RPC 2.0 response (a result or an error)"}
 _HOP_HEADERS = frozenset({b"transfer-encoding", b"connection", b"keep-alive"})
 
 
@@ -83,20 +89,38 @@ def _scope(request: web.Request) -> dict[str, Any]:
     }
 
 
+def _message(data: object) -> bytes:
+    """The body re-encoded once it is one JSON-RPC request or notification as documented (else our 400).
+
+    Stateless: no server-to-client requests exist, so clients never POST responses here.
+    """
+    if not isinstance(data, dict) or data.get("jsonrpc") != "2.0":
+        raise E.InvalidRequestError('the body must be one JSON-RPC 2.0 message ({"jsonrpc": "2.0", ...})',
+                                    param="jsonrpc")
+    if not isinstance(data.get("method"), str):
+        raise E.InvalidRequestError("a JSON-RPC request needs a `method` string", param="method")
+    if "id" in data and (isinstance(data["id"], bool) or not isinstance(data["id"], (int, str))):
+        raise E.InvalidRequestError("a JSON-RPC `id` must be an integer or a string", param="id")
+    if "params" in data and not isinstance(data["params"], dict):
+        raise E.InvalidRequestError("JSON-RPC `params` must be an object", param="params")
+    return json.dumps(data).encode()
+
+
 @operation(Operation(
-    summary="MCP (streamable HTTP): Kronk's server-side tools for MCP clients", tag="Tools", request=_JSONRPC,
-    response=_JSONRPC, body_required=False, errors=(E.RequestTooLargeError,),
-    also={202: Extra("a notification or response was accepted", {"type": "object"}),
-          406: Extra("the Accept header must name application/json and text/event-stream", _JSONRPC),
-          421: Extra("Host header not allowed (DNS-rebinding protection)", {"type": "string"}),
-          403: Extra("Origin not allowed (DNS-rebinding protection)", {"type": "string"}),
-          405: Extra("this method is not supported in stateless mode", _JSONRPC)},
-    description="The MCP streamable-HTTP transport (stateless, JSON answers). Tools: web_fetch, web_search "
-                "(with a configured backend) and the configured MCP servers' tools. Needs the `tools` grant "
-                "when security is full. See docs/tools.md."))
+    summary="MCP (streamable HTTP): Kronk's server-side tools for MCP clients", tag="Tools", request=_MESSAGE,
+    response=_ANSWER, errors=BODY_ERRORS,
+    also={202: Extra("a notification was accepted (no body)", {"type": "string", "maxLength": 0}, "text/plain"),
+          406: Extra("the Accept header must name application/json (and text/event-stream)", _ANSWER),
+          415: Extra("the Content-Type must be application/json", _ANSWER),
+          421: Extra("Host header not allowed (DNS-rebinding protection on loopback)", {"type": "string"},
+                     "text/plain")},
+    description="The MCP streamable-HTTP transport, stateless with JSON answers (POST only; GET and DELETE "
+                "are 405 as the transport allows). Tools: web_fetch, web_search (with a configured backend) and "
+                "the configured MCP servers' tools. Needs the `tools` grant when security is full. "
+                "See docs/tools.md."))
 async def mcp_handler(request: web.Request) -> web.StreamResponse:
     """Hand one HTTP request to the SDK's transport and stream its answer back."""
-    body = await request.read()
+    body = _message(await read_json(request))
     delivered = False
     response: web.StreamResponse | None = None
     finished = asyncio.Event()
@@ -113,9 +137,13 @@ async def mcp_handler(request: web.Request) -> web.StreamResponse:
         nonlocal response
         if message["type"] == "http.response.start":
             response = web.StreamResponse(status=message["status"])
+            # 202 (a notification accepted) has an empty body: not JSON, whatever the SDK labels it.
+            dropped = _HOP_HEADERS | ({b"content-type"} if response.status == 202 else set())
             for name, value in message.get("headers", []):
-                if name.lower() not in _HOP_HEADERS:
+                if name.lower() not in dropped:
                     response.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+            if response.status == 202:
+                response.content_type = "text/plain"
             await response.prepare(request)
         elif message["type"] == "http.response.body" and response is not None:
             chunk = message.get("body", b"")
@@ -141,5 +169,4 @@ def add_routes(app: web.Application, host: ToolHost) -> None:
         app=build_server(host), stateless=True, json_response=True,
         security_settings=_transport_security(settings.host), max_request_body_size=settings.max_body_size)
     app.cleanup_ctx.append(mcp_context)
-    for method in ("POST", "GET", "DELETE"):
-        app.router.add_route(method, PATH, mcp_handler)
+    app.router.add_post(PATH, mcp_handler)

@@ -27,6 +27,7 @@ from kronk.tools.types import BUILTIN, ToolResult, ToolSpec
 
 NAME = "web_fetch"
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,application/json;q=0.8,*/*;q=0.1"
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/xhtml+xml", "application/rss+xml",
               "application/atom+xml", "application/javascript", "application/ld+json")
 DROP_TAGS = ("script", "style", "noscript", "template", "svg", "canvas", "iframe", "head", "nav", "footer", "form")
@@ -116,9 +117,7 @@ class WebFetch:
                 target = await self._guard.check(url)
                 resolver.pin(target.host, target.addresses)
                 try:
-                    async with session.get(url, allow_redirects=False, headers={
-                            "Accept": "text/html,application/xhtml+xml,text/plain;q=0.9,application/json;q=0.8,*/*;q=0.1"}
-                            ) as response:
+                    async with session.get(url, allow_redirects=False, headers={"Accept": ACCEPT}) as response:
                         if response.status in REDIRECTS:
                             location = response.headers.get("Location")
                             if not location:
