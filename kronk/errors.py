@@ -197,6 +197,20 @@ class StoreError(KronkError):
     error_code = "store_conflict"
 
 
+class UploadChecksumError(InvalidRequestError):
+    """Bytes pushed by a peer do not match the sha256 sent with them; nothing was kept."""
+
+    http_status = 400
+    error_code = "upload_checksum_mismatch"
+
+
+class UploadOffsetError(StoreError):
+    """A pushed chunk does not start where the receiver's copy ends; ask again where to resume."""
+
+    http_status = 409
+    error_code = "upload_offset_mismatch"
+
+
 class InsufficientStorageError(StoreError):
     """The disk has less free space than a pull needs; nothing was downloaded."""
 

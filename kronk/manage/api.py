@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 from kronk import errors as E
 from kronk.http_errors import error_response, openai_error_body
 from kronk.manage.context import LibsView, ManagementContext, PoolView
+from kronk.manage.peer_api import add_peer_routes
 from kronk.wire import Int, Operation, WireModel, by_json_type, operation, parse, pattern, read_json
 
 __all__ = ["ManagementContext", "PoolView", "LibsView", "create_management_app"]
@@ -70,6 +71,10 @@ class PullBody(WireModel):
     """A catalog id, a Hugging Face `org/repo[:file]` spec or a URL."""
     projector: _Text | None = None
     force: bool = False
+    peer: _Text | None = None
+    """Pull `model` from this Kronk server's store instead (its base URL; `kronk model pull --from`)."""
+    peer_token: str | None = None
+    """An admin token of the peer (sent to the peer only)."""
 
 
 class ForceBody(WireModel):
@@ -124,6 +129,7 @@ def create_management_app(ctx: ManagementContext) -> web.Application:
     app.router.add_get("/libs", list_libs)
     app.router.add_post("/libs/pull", pull_libs)
     app.router.add_post("/libs/upgrade", upgrade_libs)
+    add_peer_routes(app, ctx.service)
     return app
 
 
@@ -276,7 +282,8 @@ async def pull_model(request: web.Request) -> web.StreamResponse:
     service = _ctx(request).service
     return await _stream_job(
         request,
-        lambda progress: service.pull(body.model, projector=body.projector, force=body.force, progress=progress),
+        lambda progress: service.pull(body.model, projector=body.projector, force=body.force, progress=progress,
+                                      peer=body.peer, peer_token=body.peer_token),
         _pull_started,
     )
 

@@ -232,7 +232,7 @@ class PullManager:
             emit(PullEvent("downloading", model=model_id, file=remote.name, completed=done,
                            total=total if total is not None else remote.size))
 
-        headers = self.endpoints.hf_headers() if remote.hf_auth else {}
+        headers = {**(self.endpoints.hf_headers() if remote.hf_auth else {}), **dict(remote.headers)}
         result = self.downloader.fetch(remote.url, folder / remote.name, size=remote.size, sha256=remote.sha256,
                                        headers=headers, on_bytes=on_bytes, denied_hint=self._denied_hint(remote))
         return result.sha256
@@ -290,7 +290,7 @@ class PullManager:
             stored = self.store.register(
                 plan.model_id, [target / n for n in plan.model_names], info=info, sha256=shas,
                 projector=target / plan.projector.name if plan.projector else None,
-                projector_info=projector_info, source=plan.source,
+                projector_info=projector_info, source=plan.source, config=plan.config,
             )
         except BaseException:
             for path in moved:

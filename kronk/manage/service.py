@@ -37,7 +37,7 @@ class ModelService:
         entry = self.catalog.find(model.id)
         own = entry is not None and entry.id == model.id
         data["catalog"] = entry.id if entry is not None and own else None
-        data["config"] = entry.model_config() if entry is not None and own else {}
+        data["config"] = {**(entry.model_config() if entry is not None and own else {}), **(model.config or {})}
         return data
 
     def list_models(self) -> dict[str, Any]:
@@ -55,8 +55,23 @@ class ModelService:
         return {"object": "list", "data": [self.describe(m) for m in result.models], "problems": result.problems}
 
     def pull(self, spec: str, *, projector: str | None = None, force: bool = False,
-             progress: PullCallback | None = None) -> dict[str, Any]:
+             progress: PullCallback | None = None, peer: str | None = None,
+             peer_token: str | None = None) -> dict[str, Any]:
+        """Pull from the sources `spec` names, or with `peer` from that Kronk server's store."""
+        if peer is not None:
+            return self._pull_result(self.pull_from_peer(spec, peer, peer_token, force=force, progress=progress))
         return self._pull_result(self.pulls.pull(spec, projector=projector, force=force, progress=progress))
+
+    def pull_from_peer(self, model: str, peer: str, token: str | None, *, force: bool = False,
+                       progress: PullCallback | None = None) -> PullResult:
+        """Read the peer's manifest (errors surface before any progress), then pull its files."""
+        from kronk.manage.peer_client import PeerClient, peer_plan
+
+        client = PeerClient(peer, token, session=self.pulls.downloader.session)
+        manifest = client.manifest(model)
+        plan = peer_plan(client, manifest)
+        return self.pulls.run(manifest.id, [(f"peer {client.base_url}", lambda: plan)], force=force,
+                              progress=progress)
 
     def _pull_result(self, result: PullResult) -> dict[str, Any]:
         return {"status": result.status, "coalesced": result.coalesced, "model": self.describe(result.model)}

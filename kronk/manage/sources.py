@@ -52,6 +52,8 @@ class RemoteFile:
     size: int | None = None
     sha256: str | None = None
     hf_auth: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers (a peer's bearer token: sent to that peer only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,8 @@ class PullPlan:
     projector: RemoteFile | None = None
     source: dict[str, Any] = field(default_factory=dict)
     """How it was pulled, recorded in the index."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """ModelSettings defaults that travel with the model (a peer's), recorded in the index."""
 
     @property
     def model_names(self) -> list[str]:

@@ -77,6 +77,8 @@ class StoredModel:
     projector_info: GGUFInfo | None = None
     source: dict[str, Any] | None = None
     added_at: float = 0.0
+    config: dict[str, Any] | None = None
+    """ModelSettings defaults that came with the model (from a peer); over the catalog's."""
     root: Path | None = field(default=None, compare=False)
     """The models folder this entry was read from (not stored in the index)."""
 
@@ -103,6 +105,7 @@ class StoredModel:
             "capabilities": self.capabilities.to_dict(),
             "source": self.source,
             "added_at": self.added_at,
+            "config": self.config,
         }
 
     @classmethod
@@ -119,6 +122,7 @@ class StoredModel:
             capabilities=Capabilities.from_dict(data.get("capabilities", {})),
             source=data.get("source"),
             added_at=float(data.get("added_at", 0.0)),
+            config=data.get("config") or None,
         )
 
     def describe(self, root: Path) -> dict[str, Any]:
@@ -298,6 +302,8 @@ class ModelStore:
         entry = self.catalog.find(stored.id) if self.catalog is not None else None
         if entry is not None:
             config = entry.model_config()
+        config.update(stored.config or {})
+        if entry is not None:
             capabilities = _with_catalog(capabilities, entry.capabilities, has_projector=projector is not None,
                                          has_template=bool(config.get("template")))
         return ResolvedModel(id=stored.id, path=paths[0], projector=projector, config=config,
@@ -339,6 +345,7 @@ class ModelStore:
         projector: Path | None = None,
         projector_info: GGUFInfo | None = None,
         source: dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
     ) -> StoredModel:
         """Add (or replace) the entry of files that are already in place under the store."""
         validate_model_id(model_id)
@@ -350,7 +357,8 @@ class ModelStore:
             entry = StoredModel(
                 id=model_id, alias=alias, files=stored_files, info=info,
                 capabilities=info.capabilities(projector_info), projector=stored_projector,
-                projector_info=projector_info, source=source, added_at=time.time(), root=self.root,
+                projector_info=projector_info, source=source, added_at=time.time(), config=config or None,
+                root=self.root,
             )
             models[model_id] = entry
             self._save(models)
@@ -531,7 +539,8 @@ class _Scanner:
             id=model_id, files=files, info=info, capabilities=info.capabilities(projector_info),
             projector=projector, projector_info=projector_info,
             source=previous.source if previous else {"kind": "local"},
-            added_at=previous.added_at if previous else time.time(), root=self.root,
+            added_at=previous.added_at if previous else time.time(),
+            config=previous.config if previous else None, root=self.root,
         )
 
     def _projector_for(self, stem: str, projectors: dict[str, tuple[StoredFile, GGUFInfo]]
