@@ -109,6 +109,8 @@ class McpConnection:
         self._lock = asyncio.Lock()
         self._tools: list[ToolSpec] | None = None
         self._listed_at = 0.0
+        self._broken = False
+        """A transport failure was seen: the next use starts the server (or HTTP session) afresh."""
         self.starts = 0
         """How many times the server was (re)started."""
         self.last_used = time.monotonic()
@@ -150,9 +152,10 @@ class McpConnection:
     async def _ensure(self) -> Client:
         """The live client, starting (or restarting) the server first when needed."""
         async with self._lock:
-            if self._client is not None and not _connection_closed(self._client) and self._task is not None \
-                    and not self._task.done():
+            if self._client is not None and not self._broken and not _connection_closed(self._client) \
+                    and self._task is not None and not self._task.done():
                 return self._client
+            self._broken = False
             await self._shutdown()
             loop = asyncio.get_running_loop()
             ready: asyncio.Future[None] = loop.create_future()
@@ -195,7 +198,8 @@ class McpConnection:
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done() and not _connection_closed(self._client)
+        return self._task is not None and not self._task.done() and not self._broken \
+            and not _connection_closed(self._client)
 
     # -- tools -----------------------------------------------------------------------------
 
@@ -215,9 +219,11 @@ class McpConnection:
                     from None
             except MCPError as exc:
                 if exc.code == CONNECTION_CLOSED and attempt == 1:
+                    self._broken = True
                     continue  # listing is safe to repeat on a fresh start
                 raise ToolUnavailableError(f"MCP server {self.key!r} failed to list tools: {exc}") from None
             except Exception as exc:
+                self._broken = True
                 raise ToolUnavailableError(f"MCP server {self.key!r} failed to list tools: {_describe(exc)}") \
                     from None
             self._tools, self._listed_at = tools, time.monotonic()
@@ -253,11 +259,13 @@ class McpConnection:
         except MCPError as exc:
             if exc.code == CONNECTION_CLOSED:
                 # Never re-sent: the call may have had effects. The next use starts the server again.
+                self._broken = True
                 raise ToolUnavailableError(f"MCP server {self.key!r} went away during {name!r}") from None
             return ToolResult(text=f"MCP error {exc.code}: {exc}", is_error=True)
         except ToolError:
             raise
         except Exception as exc:
+            self._broken = True
             raise ToolUnavailableError(f"calling {name!r} on MCP server {self.key!r} failed: {_describe(exc)}") \
                 from None
         return to_result(result, self._max_output)

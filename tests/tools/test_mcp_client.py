@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from kronk.errors import ConfigError, ToolNotFoundError, ToolRefusedError, ToolTimeoutError, ToolUnavailableError
 from kronk.tools import McpServerConfig, ToolHost, ToolsConfig, ToolSelection, read_mcp_config
-from tests.tools.conftest import HttpMcp, Site, children_of, fetch_server
+from tests.tools.conftest import ROOT, HttpMcp, Site, children_of, fetch_server, wait_for_port
 
 
 @pytest.fixture
@@ -109,14 +110,20 @@ async def test_request_named_servers_go_through_the_ssrf_guard(http_mcp: HttpMcp
         await allowed.aclose()
 
 
-async def test_a_dead_http_server_is_unavailable_then_back(http_mcp: HttpMcp, tmp_path: Path) -> None:
+async def test_a_dead_http_server_is_unavailable_then_reconnected(http_mcp: HttpMcp) -> None:
     host = ToolHost(ToolsConfig(mcp_servers=(McpServerConfig(name="calc", url=http_mcp.url),), timeout=10))
+    port = int(http_mcp.url.split(":")[2].split("/")[0])
     try:
         assert (await host.call("add", {"a": 1, "b": 2})).text == "3"
         http_mcp.process.kill()
         http_mcp.process.wait()
         with pytest.raises(ToolUnavailableError):
             await host.call("add", {"a": 1, "b": 2}, source="calc")
+        http_mcp.process = subprocess.Popen([sys.executable, "-m", "tests.tools.mcp_http_server", str(port)],
+                                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        await wait_for_port(port, http_mcp.process)
+        assert (await host.call("add", {"a": 2, "b": 2})).text == "4"
+        assert host._servers["calc"].starts == 2
     finally:
         await host.aclose()
 
