@@ -116,6 +116,15 @@ class ModelNotFoundError(KronkError):
         return cls(param or "", message)
 
 
+class JobNotFoundError(KronkError):
+    """No server-side job (e.g. a libs install) with that id; finished ones are kept only a while."""
+
+    http_status = 404
+    error_code = "job_not_found"
+    openai_type = "invalid_request_error"
+    anthropic_type = "not_found_error"
+
+
 class InvalidRequestError(KronkError):
     """A request is malformed; `param` names the offending field when known."""
 
