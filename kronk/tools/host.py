@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from kronk.errors import InvalidRequestError, ToolNotFoundError, ToolTimeoutError
+from kronk.errors import InvalidRequestError, KronkError, ToolNotFoundError, ToolTimeoutError, ToolUnavailableError
 from kronk.tools.config import SERVER_NAME, ToolsConfig
 from kronk.tools.mcp_client import McpConnection
 from kronk.tools.netguard import NetGuard, Resolver
@@ -84,17 +84,27 @@ class ToolHost:
         Built-ins named in the selection but not offered are left out; an unknown server key is
         ToolNotFoundError; a server that cannot start is ToolUnavailableError.
         """
+        self._check_open()
+        everything = selection is None
         if selection is None:
             selection = ToolSelection(frozenset(self._builtins), frozenset(self._servers))
         specs = [self._builtins[name][0] for name in self._builtins if name in selection.builtins]
         keys = sorted(selection.servers)
         for key in keys:
             self._server(key)
-        listed = await asyncio.gather(*(self._server(key).list_tools() for key in keys))
+        listed = await asyncio.gather(*(self._server(key).list_tools() for key in keys), return_exceptions=everything)
         allowed = selection.allowed_tools
-        for tools in listed:
+        for key, tools in zip(keys, listed, strict=True):
+            if isinstance(tools, BaseException):
+                # Listing everything (/mcp, `kronk mcp`): one broken server must not hide the others.
+                log.warning("MCP server %s left out of the tool list: %s", key, tools)
+                continue
             specs.extend(tool for tool in tools if allowed is None or tool.name in allowed)
         return specs
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ToolUnavailableError("the tool host is closed (the server is stopping)")
 
     # -- calling ---------------------------------------------------------------------------
 
@@ -109,6 +119,7 @@ class ToolHost:
         (a fetch/search that failed) or InvalidRequestError (bad arguments). A tool that ran
         and reported a failure is a result with `is_error` set.
         """
+        self._check_open()
         if not isinstance(arguments, dict):
             raise InvalidRequestError(f"arguments of tool {name!r} must be a JSON object", param="arguments")
         limit = timeout if timeout is not None else self.config.timeout
@@ -129,8 +140,14 @@ class ToolHost:
         return result
 
     async def _find(self, name: str) -> McpConnection:
+        """The first configured server offering `name` (servers that cannot list are passed over)."""
         for connection in self._servers.values():
-            if any(tool.name == name for tool in await connection.list_tools()):
+            try:
+                tools = await connection.list_tools()
+            except KronkError as exc:
+                log.warning("MCP server %s passed over looking for %s: %s", connection.key, name, exc)
+                continue
+            if any(tool.name == name for tool in tools):
                 return connection
         raise ToolNotFoundError(f"no tool {name!r} is offered")
 
@@ -148,6 +165,7 @@ class ToolHost:
                                       param="server_label")
         if not url.startswith(("http://", "https://")):
             raise InvalidRequestError("server_url must be an http(s) URL", param="server_url")
+        self._check_open()
         await self.guard.check(url)
         headers = dict(headers or {})
         digest = hashlib.sha256(repr((url, sorted(headers.items()))).encode()).hexdigest()[:12]

@@ -144,7 +144,10 @@ class WebFetch:
                 del body[limit:]
                 cut = True
                 break
-        text = bytes(body).decode(response.charset or "utf-8", errors="replace")
+        try:
+            text = bytes(body).decode(response.charset or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            text = bytes(body).decode("utf-8", errors="replace")
         title = None
         if content_type in ("text/html", "application/xhtml+xml"):
             # BeautifulSoup on megabytes of HTML takes CPU seconds: off the event loop.

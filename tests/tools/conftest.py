@@ -66,6 +66,9 @@ def _site_app(hits: Counter[str]) -> web.Application:
     async def data(request: web.Request) -> web.Response:
         return web.json_response({"animal": "llama"})
 
+    async def odd_charset(request: web.Request) -> web.Response:
+        return web.Response(body="caf\u00e9".encode(), headers={"Content-Type": "text/plain; charset=klingon"})
+
     async def binary(request: web.Request) -> web.Response:
         return web.Response(body=b"\x00\x01\x02", content_type="application/octet-stream")
 
@@ -87,6 +90,7 @@ def _site_app(hits: Counter[str]) -> web.Application:
     app.router.add_get("/text", text)
     app.router.add_get("/data", data)
     app.router.add_get("/binary", binary)
+    app.router.add_get("/odd-charset", odd_charset)
     app.router.add_get("/missing", missing)
     app.router.add_get("/robots.txt", text)
     app.router.add_get("/redirect", redirect("/page"))

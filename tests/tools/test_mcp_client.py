@@ -162,3 +162,18 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+async def test_listing_everything_leaves_out_a_broken_server_but_a_selection_fails() -> None:
+    broken = McpServerConfig(name="broken", command=sys.executable, args=("-c", "raise SystemExit(3)"))
+    host = ToolHost(ToolsConfig(mcp_servers=(broken,), timeout=20))
+    try:
+        assert [t.name for t in await host.list_tools(None)] == ["web_fetch"]
+        with pytest.raises(ToolUnavailableError):
+            await host.list_tools(ToolSelection.of(servers=["broken"]))
+        with pytest.raises(ToolNotFoundError):
+            await host.call("anything", {})
+    finally:
+        await host.aclose()
+    with pytest.raises(ToolUnavailableError, match="closed"):
+        await host.call("web_fetch", {"url": "http://127.0.0.1/"})

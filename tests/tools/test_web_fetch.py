@@ -37,6 +37,7 @@ async def test_text_and_json_pass_through(site: Site) -> None:
     host = host_for(site)
     assert (await host.call("web_fetch", {"url": site.url("/text")})).text.endswith("plain words")
     assert '"animal": "llama"' in (await host.call("web_fetch", {"url": site.url("/data")})).text
+    assert (await host.call("web_fetch", {"url": site.url("/odd-charset")})).text.endswith("caf\u00e9")
 
 
 async def test_big_pages_are_cut_to_the_output_cap_and_the_byte_limit(site: Site) -> None:
