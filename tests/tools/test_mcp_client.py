@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -177,3 +178,18 @@ async def test_listing_everything_leaves_out_a_broken_server_but_a_selection_fai
         await host.aclose()
     with pytest.raises(ToolUnavailableError, match="closed"):
         await host.call("web_fetch", {"url": "http://127.0.0.1/"})
+
+
+async def test_env_and_header_secrets_never_reach_the_logs(http_mcp: HttpMcp, site: Site,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    calc = McpServerConfig(name="calc", url=http_mcp.url, headers={"Authorization": "Bearer hdr-s3cr3t"})
+    host = ToolHost(ToolsConfig(mcp_servers=(fetch_server(), calc), timeout=60))
+    try:
+        assert {t.source for t in await host.list_tools(None)} == {"builtin", "fetch", "calc"}
+        await host.call("fetch", {"url": site.url("/page")})
+        assert (await host.call("whoami", {})).text == "Bearer hdr-s3cr3t"
+        logging.getLogger("test").info("config: %r", host.config)
+    finally:
+        await host.aclose()
+    assert "fetch" in caplog.text and "s3cr3t" not in caplog.text
