@@ -39,16 +39,22 @@ _HELP_ENV = ("Environment: KRONK_HOME, KRONK_LIB_PATH (use that folder as is), K
 @click.option("--processor", type=click.Choice(PROCESSORS), help="Override the detected processor.")
 @click.option("--arch", type=click.Choice(ARCHES), help="Override the detected architecture.")
 @click.option("--os", "os_name", type=click.Choice(OSES), help="Override the detected operating system.")
+@click.option("--from", "peer", metavar="URL",
+              help="Copy the build another Kronk server runs on (same OS/arch/processor; verified, ABI-checked).")
+@click.option("--from-token", "peer_token", metavar="TOKEN", envvar="KRONK_PEER_TOKEN",
+              help="Admin token of the --from server (env KRONK_PEER_TOKEN).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def libs(version: str | None, upgrade: bool, list_: bool, combinations: bool, remove: bool, source: str | None,
          from_dir: Path | None, source_tree: Path | None, with_tools: bool, processor: str | None,
-         arch: str | None, os_name: str | None, as_json: bool) -> None:
+         arch: str | None, os_name: str | None, peer: str | None, peer_token: str | None, as_json: bool) -> None:
     """Install the llama.cpp libraries Kronk runs on."""
     from kronk.manage.libs.manager import LibsManager
     from kronk.manage.libs.pin import parse_build
 
     if sum((list_, combinations, remove)) > 1:
         raise click.UsageError("--list, --combinations and --remove are mutually exclusive")
+    if peer and (list_ or combinations or remove or version or source or from_dir or source_tree or with_tools):
+        raise click.UsageError("--from copies the peer's build as it is: it goes with no other install option")
     if version is not None:
         parse_build(version)  # a bad version is an error before any detection or download
     environ = dict(os.environ)
@@ -61,6 +67,8 @@ def libs(version: str | None, upgrade: bool, list_: bool, combinations: bool, re
         _show_list(manager, console)
     elif combinations:
         _show_combinations(manager, console)
+    elif peer:
+        _install_from_peer(manager, console, peer, peer_token)
     elif remove:
         record = manager.remove()
         _emit(console, record.to_dict(),
@@ -82,6 +90,16 @@ def _install(manager: LibsManager, console: Console, version: str | None, source
     else:
         text = f"installed llama.cpp {record.tag} for {record.platform} from {record.source} in {record.path}"
     _emit(console, record.to_dict(), text)
+
+
+def _install_from_peer(manager: LibsManager, console: Console, url: str, token: str | None) -> None:
+    from kronk.manage.libs_peer import install_from_peer
+    from kronk.manage.peer_client import PeerClient
+
+    with ProgressView(console) as view:
+        record = install_from_peer(manager, PeerClient(url, token), progress=view)
+    _emit(console, record.to_dict(), f"installed llama.cpp {record.tag} for {record.platform} from {url} in "
+                                     f"{record.path}")
 
 
 def _emit(console: Console, data: Any, text: str) -> None:

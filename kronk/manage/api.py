@@ -129,7 +129,7 @@ def create_management_app(ctx: ManagementContext) -> web.Application:
     app.router.add_get("/libs", list_libs)
     app.router.add_post("/libs/pull", pull_libs)
     app.router.add_post("/libs/upgrade", upgrade_libs)
-    add_peer_routes(app, ctx.service)
+    add_peer_routes(app, ctx.service, ctx.libs_manager)
     return app
 
 

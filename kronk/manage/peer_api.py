@@ -8,6 +8,9 @@ Receiving (`kronk push MODEL --to URL` writes these):
   GET  /peer/uploads/{upload}            the same answer, later
   PUT  /peer/uploads/{upload}/files/{name}?offset=N   one chunk, X-Kronk-Chunk-Sha256 header
   POST /peer/uploads/{upload}/commit     verify every file, install, index
+Libraries (`kronk libs --from URL` reads these):
+  GET  /peer/libs                        platform, build, CPU features, files with sha256, symlinks
+  GET  /peer/libs/files/{name}           one file of that build
 They sit under /v1/kronk, so the security layer asks for an admin token like every
 management route.
 """
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -29,6 +34,7 @@ CHUNK_SHA_HEADER = "X-Kronk-Chunk-Sha256"
 _TAG = "Management"
 _LOCKS = web.AppKey("kronk_peer_upload_locks", dict)
 _SERVICE = web.AppKey("kronk_peer_service", ModelService)
+_LIBS = web.AppKey("kronk_peer_libs", object)
 _SHA = re.compile(r"^[0-9a-fA-F]{64}$")
 _UPLOAD = {"upload_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
 _NAME = {"name": {"type": "string", "pattern": FILE_NAME}}
@@ -43,10 +49,14 @@ class UploadBody(WireModel):
     """Replace an installed model of that id whose files differ."""
 
 
-def add_peer_routes(app: web.Application, service: ModelService) -> None:
-    """Register the peer routes on the management sub-application, over `service`'s store."""
+def add_peer_routes(app: web.Application, service: ModelService, libs: Callable[[], Any]) -> None:
+    """Register the peer routes on the management sub-application: models of `service`'s
+    store, and the llama.cpp build of the `libs()` manager."""
     app[_LOCKS] = {}
     app[_SERVICE] = service
+    app[_LIBS] = libs
+    app.router.add_get("/peer/libs", libs_manifest_route)
+    app.router.add_get("/peer/libs/files/{name:.+}", libs_file_route)
     app.router.add_get("/peer/models/{id:.+}/manifest", model_manifest)
     app.router.add_get("/peer/models/{id:.+}/files/{name}", model_file)
     app.router.add_post("/peer/uploads", begin_upload)
@@ -146,3 +156,25 @@ async def commit_upload(request: web.Request) -> web.Response:
     service = _service(request)
     stored = await asyncio.to_thread(_uploads(request).commit, request.match_info["upload_id"])
     return web.json_response({"status": "pushed", "model": service.describe(stored)})
+
+
+# --- libs ------------------------------------------------------------------------------
+
+
+@operation(Operation(summary="The llama.cpp build this server runs on: platform, CPU features, files with sha256",
+                     tag=_TAG, response={"type": "object"},
+                     errors=(E.LibraryNotFoundError, E.StoreError, E.NativeError)))
+async def libs_manifest_route(request: web.Request) -> web.Response:
+    from kronk.manage.libs_peer import libs_manifest
+
+    return web.json_response(await asyncio.to_thread(libs_manifest, request.app[_LIBS]()))
+
+
+@operation(Operation(summary="One file of this server's llama.cpp build", tag=_TAG,
+                     response={"type": "string", "format": "binary"}, media="application/octet-stream",
+                     errors=(E.LibraryNotFoundError, E.StoreError, E.NativeError)))
+async def libs_file_route(request: web.Request) -> web.StreamResponse:
+    from kronk.manage.libs_peer import libs_file
+
+    path = await asyncio.to_thread(libs_file, request.app[_LIBS](), request.match_info["name"])
+    return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})

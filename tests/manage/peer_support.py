@@ -51,6 +51,8 @@ class KronkServer:
     home: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    own_libs: bool = False
+    """Run on the libs under its own KRONK_HOME (no KRONK_LIB_PATH)."""
 
     @property
     def url(self) -> str:
@@ -61,7 +63,8 @@ class KronkServer:
         return ModelStore(self.home / "models", catalog=None)
 
     def start(self) -> KronkServer:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KRONK_") or k == "KRONK_LIB_PATH"}
+        keep = () if self.own_libs else ("KRONK_LIB_PATH",)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KRONK_") or k in keep}
         env.update(KRONK_HOME=str(self.home), PYTHONPATH=str(REPO), NO_COLOR="1")
         log = (self.home / "server.log").open("ab")
         self.process = subprocess.Popen(

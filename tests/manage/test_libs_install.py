@@ -67,7 +67,9 @@ def test_release_archive_installs_real_libs(libs_release: str, libs_env: Path) -
     assert (target / "bin" / support.TOOL).is_file() and os.access(target / "bin" / support.TOOL, os.X_OK)
     on_disk = json.loads((target / "version.json").read_text())
     assert on_disk == record.version_json()
-    assert set(on_disk) == {"build", "processor", "os", "arch", "source", "installed_at", "source_tree", "files"}
+    assert set(on_disk) == {"build", "processor", "os", "arch", "source", "installed_at", "source_tree", "files",
+                            "cpu_features"}
+    assert on_disk["cpu_features"] is None  # a release archive is portable: it needs no particular CPU
     assert on_disk["files"]["libllama.so.0.6.0"] == support.sha256(support.REAL_BUILD_BIN / "libllama.so.0.6.0")
     assert _leftovers(libs_env) == []
 

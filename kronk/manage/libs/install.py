@@ -65,6 +65,8 @@ class InstallRecord:
     installed_at: str | None = None
     source_tree: str | None = None
     files: Mapping[str, str] = field(default_factory=dict)
+    cpu_features: tuple[str, ...] | None = None
+    """ISA flags a native build may use (kronk.manage.libs.cpu); None: a portable build, or not recorded."""
 
     @property
     def tag(self) -> str | None:
@@ -77,7 +79,8 @@ class InstallRecord:
     def version_json(self) -> dict[str, Any]:
         return {"build": self.build, "processor": self.platform.processor, "os": self.platform.os,
                 "arch": self.platform.arch, "source": self.source, "installed_at": self.installed_at,
-                "source_tree": self.source_tree, "files": dict(sorted(self.files.items()))}
+                "source_tree": self.source_tree, "files": dict(sorted(self.files.items())),
+                "cpu_features": list(self.cpu_features) if self.cpu_features is not None else None}
 
     def to_dict(self) -> dict[str, Any]:
         """version.json plus where the install lives: what `--json` and the server report."""
@@ -97,6 +100,7 @@ def read_record(folder: Path) -> InstallRecord | None:
             installed_at=data.get("installed_at"),
             source_tree=data.get("source_tree"),
             files=dict(data.get("files") or {}),
+            cpu_features=tuple(data["cpu_features"]) if data.get("cpu_features") is not None else None,
         )
     except FileNotFoundError:
         return None

@@ -229,7 +229,7 @@ class LibsManager:
             record = InstallRecord(path=staging, platform=platform, build=payload.build, source=name,
                                    installed_at=inst.now_utc(),
                                    source_tree=str(payload.source_tree) if payload.source_tree else None,
-                                   files=files)
+                                   files=files, cpu_features=_native_features(name))
             inst.write_record(record)
             progress(ProgressEvent(Stage.VERIFY, f"checking the libraries of b{payload.build}", source=name))
             if not inst.verify_staged(staging, platform):
@@ -245,6 +245,15 @@ class LibsManager:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _native_features(source: str) -> tuple[str, ...] | None:
+    """What a build from `source` may need of the CPU: builds here use GGML_NATIVE=ON (this CPU's flags)."""
+    if source not in ("sdist", "source"):
+        return None
+    from kronk.manage.libs.cpu import host_cpu_features
+
+    return tuple(sorted(host_cpu_features()))
 
 
 def _home_from(environ: Mapping[str, str]) -> Path:
