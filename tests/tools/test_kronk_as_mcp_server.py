@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -121,3 +122,12 @@ async def test_mcp_endpoint_behind_full_security(isolated_home: Path) -> None:
         assert statuses == [200, 200, 429]
     finally:
         await server.close()
+
+
+def test_kronk_mcp_with_a_bad_config_says_so_and_exits(tmp_path: Path) -> None:
+    bad = tmp_path / "mcp.json"
+    bad.write_text('{"mcpServers": {"x": {"command": "a", "url": "http://b"}}}')
+    done = subprocess.run([sys.executable, "-m", "kronk", "mcp", "--mcp-config", str(bad)], cwd=ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert done.returncode == 1 and "needs exactly one of `command` (stdio) or `url`" in done.stderr
+    assert done.stdout == ""
