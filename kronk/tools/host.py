@@ -130,8 +130,10 @@ class ToolHost:
                     result = await self._builtins[name][1](arguments)
             except TimeoutError:
                 raise ToolTimeoutError(f"tool {name!r} took longer than {limit:g}s") from None
+        elif source == BUILTIN:
+            raise ToolNotFoundError(f"no built-in tool {name!r} is offered (built-ins: {', '.join(self._builtins)})")
         else:
-            connection = self._server(source) if source not in (None, BUILTIN) else await self._find(name)
+            connection = self._server(source) if source is not None else await self._find(name)
             result = await connection.call(name, arguments, timeout=limit)
         log.debug("tool %s from %s took %.2fs", name, source or "auto", time.monotonic() - started)
         text, cut = cap_text(result.text, self.config.max_output)

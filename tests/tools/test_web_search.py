@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from kronk.errors import InvalidRequestError, ToolError
+from kronk.errors import InvalidRequestError, ToolError, ToolNotFoundError
 from kronk.tools import ToolHost, ToolsConfig, ToolSelection
 from kronk.tools.web_search import BraveBackend, WebSearch
 
@@ -52,6 +52,10 @@ async def test_without_a_backend_web_search_is_not_offered() -> None:
     assert host.builtin_names == ("web_fetch",)
     tools = await host.list_tools(ToolSelection.of(builtins=["web_fetch", "web_search"]))
     assert [t.name for t in tools] == ["web_fetch"]
+    with pytest.raises(ToolNotFoundError, match="web_search"):
+        await host.call("web_search", {"query": "llamas"}, source="builtin")
+    with pytest.raises(ToolNotFoundError):
+        await host.call("web_search", {"query": "llamas"})
 
 
 async def test_searxng_results_become_a_numbered_list(search_site: str) -> None:
