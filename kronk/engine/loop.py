@@ -101,6 +101,20 @@ class EngineStats:
     decode_seconds: float
 
 
+@dataclass(slots=True)
+class SlotStats:
+    """What one slot is doing now (read without the lock: a snapshot for dashboards)."""
+
+    seq_id: int
+    state: str
+    """idle, prefill or generating"""
+    n_cached: int
+    """Tokens of the sequence in the KV cache (prompt + generated, or kept history when idle)."""
+    n_prompt: int
+    n_generated: int
+    tokens_per_second: float
+
+
 class Slot:
     """One sequence of the context and the job it serves."""
 
@@ -253,6 +267,19 @@ class Engine:
             python_seconds=self._python_s,
             decode_seconds=self._decode_s,
         )
+
+    def slot_stats(self) -> list[SlotStats]:
+        """Each slot's state, sequence length and generation speed so far."""
+        now = time.perf_counter()
+        out = []
+        for slot in self.slots:
+            job, generated, first = slot.job, slot.n_generated, slot.first_token_at
+            state = "idle" if job is None else "prefill" if slot.prompt_pos < slot.n_prompt else "generating"
+            speed = (generated - 1) / (now - first) if job is not None and first and generated > 1 and now > first \
+                else 0.0
+            out.append(SlotStats(slot.seq_id, state, slot.n_cached, slot.n_prompt if job is not None else 0,
+                                 generated if job is not None else 0, round(speed, 2)))
+        return out
 
     def close(self) -> None:
         """Cancel everything, stop the thread and free the context (not the model)."""

@@ -18,13 +18,14 @@ from aiohttp import web
 
 from kronk.errors import KronkError
 from kronk.sdk import AsyncKronk
-from kronk.server import health, openapi, scrape, tools_host
+from kronk.server import health, history, openapi, running, scrape, system, tools_host
 from kronk.server.anthropic import messages
 from kronk.server.keys import HEALTH, KRONK, METRICS, SETTINGS, STREAMS
 from kronk.server.metrics import ServerMetrics
 from kronk.server.middleware import error_middleware, metrics_middleware
 from kronk.server.openai import chat, completions, embeddings, models, rerank, responses, tokenize
 from kronk.server.sse import StreamRegistry
+from kronk.server.ui import routes as ui_routes
 from kronk.server.state import HealthState
 from kronk.settings import ServerSettings
 
@@ -100,9 +101,11 @@ def _wire_security(app: web.Application, settings: ServerSettings) -> None:
 
 def _mount_management(app: web.Application, kronk: AsyncKronk) -> None:
     api = _optional("kronk.manage.api")
-    if api is None:
-        return
-    sub_app = api.create_management_app(api.ManagementContext(pool=kronk))
+    sub_app = api.create_management_app(api.ManagementContext(pool=kronk)) if api is not None else web.Application()
+    if api is not None:
+        importlib.import_module("kronk.manage.libs_api").add_libs_routes(sub_app)
+    for module in (running, system):  # the browser UI's views of the running server (admin, like /v1/kronk)
+        module.add_routes(sub_app)
     app.add_subapp("/v1/kronk/", sub_app)
 
 
@@ -122,6 +125,8 @@ def create_app(settings: ServerSettings, *, kronk: AsyncKronk | None = None) -> 
     for module in _ENDPOINTS:
         module.add_routes(app)
     tools_host.install(app, settings)
+    history.install(app)
     _wire_security(app, settings)
     _mount_management(app, app[KRONK])
+    ui_routes.install(app, settings)
     return app

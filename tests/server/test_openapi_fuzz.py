@@ -39,8 +39,9 @@ MAX_EXAMPLES = 12
 """Generated cases per operation and phase; the whole run stays well under two minutes here."""
 EXCLUDED = [
     "/v1/kronk/models/pull", "/v1/kronk/catalog/update", "/v1/kronk/libs/pull", "/v1/kronk/libs/upgrade",
+    "/v1/kronk/libs/jobs",
 ]
-EXCLUDED_REGEX = r"^/v1/kronk/catalog/.+/pull$"
+EXCLUDED_REGEX = r"^/v1/kronk/(catalog/.+/pull|libs/installs/.+)$"
 CONFIG = """
 [warnings]
 fail-on = ["validation_mismatch"]
