@@ -129,12 +129,13 @@ def _mapped(handler: Callable[[web.Request], Awaitable[web.Response]]) -> RouteH
     return wrapper
 
 
-@operation(Operation(summary="Security mode and settings", tag=_TAG, response={"type": "object"},
+@operation(Operation(summary="Security mode and settings (with the grantable endpoints and windows)", tag=_TAG, response={"type": "object"},
                      errors=_NOT_SET_UP))
 async def get_config(request: web.Request) -> web.Response:
     runtime = _runtime(request)
     keys = await asyncio.to_thread(runtime.keys.list)
-    return web.json_response({**runtime.config.describe(), "keys": len(keys)})
+    return web.json_response({**runtime.config.describe(), "keys": len(keys), "endpoints": list(ENDPOINT_NAMES),
+                              "windows": [window.value for window in Window]})
 
 
 @operation(Operation(summary="Signing keys (the current one marked)", tag=_TAG, response={"type": "object"},

@@ -145,6 +145,7 @@ async def test_config_endpoint(client: TestClient, keys: KeyStore, clock: FakeCl
     info = await (await client.get("/v1/security/config", headers=admin)).json()
     assert info["mode"] == "full" and info["issuer"] == "kronk" and info["keys"] == 1
     assert info["token_duration"] == "1d"
+    assert "chat-completions" in info["endpoints"] and info["windows"] == ["day", "month", "year", "unlimited"]
 
 
 async def test_off_mode_routes_work_and_bootstrap_on_first_token(clock: FakeClock) -> None:
