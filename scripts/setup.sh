@@ -16,6 +16,10 @@ fi
 if ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || echo "note: redis-server not installed; its tests will skip"
 fi
+# nginx for the replica deployment test (tests/deploy: two servers behind a balancer).
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null) || echo "note: nginx not installed; the deploy test will skip"
+fi
 
 # llama.cpp libraries and reference tools (llama-bench, llama-server, ...).
 if ! .venv/bin/kronk libs --list --json 2>/dev/null | grep -q '"build": 11434'; then

@@ -1,7 +1,7 @@
 """Skips for missing test resources, and the switch that turns them into failures.
 
 Some tests need what `scripts/setup.sh` provides: the built llama.cpp libraries and tools,
-the real models, the pinned sdist, redis-server, cmake and a C compiler. Where one is
+the real models, the pinned sdist, redis-server, nginx, cmake and a C compiler. Where one is
 missing they skip, so a bare checkout still runs everything else. With
 `KRONK_TEST_REQUIRE=all` (CI sets it) they fail instead, with the same reason, so a green
 run means the whole suite ran; `KRONK_TEST_REQUIRE=libs,models` requires only those kinds.
@@ -18,7 +18,7 @@ from typing import NoReturn
 import pytest
 
 ENV = "KRONK_TEST_REQUIRE"
-KINDS = ("libs", "tools", "models", "sdist", "redis", "toolchain")
+KINDS = ("libs", "tools", "models", "sdist", "redis", "toolchain", "nginx", "browser")
 
 
 def parse(value: str | None) -> frozenset[str]:
