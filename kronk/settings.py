@@ -161,6 +161,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("security", parse_str, "off", "Who must present a token: off, management (admin routes) or full.",
            choices=SECURITY_MODES, metavar="MODE"),
     Option("log_level", parse_str, "info", "Log level.", choices=LOG_LEVELS, metavar="LEVEL"),
+    Option("ui", parse_bool, True, "Serve the browser UI at / (--no-ui: the API only)."),
     Option("mcp_config", parse_str, None, 'MCP servers file ({"mcpServers": {name: {command, args, env} | '
            '{url, headers}}}) whose tools the server offers (docs/tools.md).', metavar="PATH"),
     Option("tools_allow", parse_list, (), "Hosts and CIDRs server-side tools may reach although they are "
@@ -210,6 +211,7 @@ class ServerSettings:
     keepalive: float = 15.0
     security: str = "off"
     log_level: str = "info"
+    ui: bool = True
     mcp_config: str | None = None
     tools_allow: tuple[str, ...] = ()
     searxng_url: str | None = None

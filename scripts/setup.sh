@@ -21,6 +21,11 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && command -v 
     (apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null) || echo "note: nginx not installed; the deploy test will skip"
 fi
 
+# Chromium for the browser-UI tests (tests/ui drive it through pip's playwright; never `playwright install`).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "note: chromium not installed; the browser-UI tests will skip"
+fi
+
 # llama.cpp libraries and reference tools (llama-bench, llama-server, ...).
 if ! .venv/bin/kronk libs --list --json 2>/dev/null | grep -q '"build": 11434'; then
     .venv/bin/kronk libs --with-tools

@@ -20,11 +20,12 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDictProxy
 
-from kronk.errors import AuthenticationError, ConfigError, KronkError
+from kronk.errors import AuthenticationError, ConfigError, KronkError, PermissionDeniedError
 from kronk.security.config import SecurityConfig, SecurityMode
 from kronk.security.endpoints import Access, Route, RouteKind, classify, is_public_path, required_access
 from kronk.security.responses import response_for
 from kronk.security.runtime import Clock, SecurityRuntime
+from kronk.security.sessions import COOKIE_NAME, SessionStore
 from kronk.security.tokens import TokenClaims
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ A typed `web.RequestKey` named "kronk.claims" (a plain string key on aiohttp < 3
 
 
 _ACCESS_ORDER = (Access.PUBLIC, Access.AUTHENTICATED, Access.GRANT, Access.ADMIN)
+UI_PUBLIC_PATHS: tuple[str, ...] = ("/", "/ui/")
+"""The browser UI's own files and its login route: public; the data they fetch is not."""
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(slots=True)
@@ -45,6 +49,12 @@ class SecurityState:
     config: SecurityConfig
     clock: Clock = time.time
     runtime: SecurityRuntime | None = None
+    sessions: SessionStore | None = None
+    """Browser sessions (the UI's login); created with the state."""
+
+    def __post_init__(self) -> None:
+        if self.sessions is None:
+            self.sessions = SessionStore(clock=self.clock)
 
 
 SECURITY_STATE: web.AppKey[SecurityState] = web.AppKey("kronk.security", SecurityState)
@@ -69,6 +79,33 @@ def extract_token(headers: CIMultiDictProxy[str], max_bytes: int) -> str:
     return token
 
 
+def same_origin(request: web.Request) -> bool:
+    """True when the request's Origin header names this server (scheme and host as the browser saw them)."""
+    origin = request.headers.get("Origin")
+    return origin is not None and origin == f"{request.scheme}://{request.host}"
+
+
+def session_token(request: web.Request, state: SecurityState) -> str | None:
+    """The token behind the request's session cookie, when it carries no token of its own.
+
+    None: no cookie (the caller is asked for a token as usual). A cookie that names no live
+    session is a 401; a state-changing call made with the cookie from another origin is a
+    403 (the cookie is SameSite=Strict already; this is the second lock).
+    """
+    if "Authorization" in request.headers or "x-api-key" in request.headers:
+        return None
+    session_id = request.cookies.get(COOKIE_NAME)
+    if not session_id or state.sessions is None:
+        return None
+    token = state.sessions.use(session_id)
+    if token is None:
+        raise AuthenticationError("the browser session has expired; log in again", code="session_expired")
+    if request.method not in _SAFE_METHODS and not same_origin(request):
+        raise PermissionDeniedError("a call made with the session cookie must come from this server's own pages",
+                                    code="origin_mismatch")
+    return token
+
+
 def _stricter(first: tuple[Route, Access], second: tuple[Route, Access]) -> tuple[Route, Access]:
     return second if _ACCESS_ORDER.index(second[1]) > _ACCESS_ORDER.index(first[1]) else first
 
@@ -78,6 +115,8 @@ def route_access(request: web.Request, config: SecurityConfig) -> tuple[Route, A
 
     def access_of(path: str) -> tuple[Route, Access]:
         route = classify(path)
+        if route.kind is RouteKind.OTHER and is_public_path(route.path, UI_PUBLIC_PATHS):
+            return route, Access.PUBLIC
         if route.kind is not RouteKind.MANAGEMENT and is_public_path(route.path, config.public_paths):
             return route, Access.PUBLIC
         return route, required_access(config.mode, route)
@@ -107,7 +146,7 @@ def create_security_middleware(config: SecurityConfig) -> Middleware:
             runtime = state.runtime if state is not None else None
             if runtime is None:
                 raise ConfigError("security is on but not started: call setup_security(app, config)")
-            token = extract_token(request.headers, config.max_token_bytes)
+            token = session_token(request, state) or extract_token(request.headers, config.max_token_bytes)
             claims = await asyncio.to_thread(runtime.admit, token, route, access)
         except KronkError as exc:
             log.info("refused %s %s: %s", request.method, route.path, getattr(exc, "code", None) or exc)

@@ -25,8 +25,8 @@ from kronk.server.metrics import ServerMetrics
 from kronk.server.middleware import error_middleware, metrics_middleware
 from kronk.server.openai import chat, completions, embeddings, models, rerank, responses, tokenize
 from kronk.server.sse import StreamRegistry
-from kronk.server.ui import routes as ui_routes
 from kronk.server.state import HealthState
+from kronk.server.ui import routes as ui_routes
 from kronk.settings import ServerSettings
 
 log = logging.getLogger("kronk.server")
