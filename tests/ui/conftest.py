@@ -101,3 +101,14 @@ def user_token(**endpoints: str) -> str:
     grants = {name.replace("_", "-"): Grant(Window.UNLIMITED) for name in endpoints}
     return issue_token(KeyStore(paths.keys_dir()), issuer="kronk", duration=timedelta(hours=1), now=time.time(),
                        subject="tester", endpoints=grants).token
+
+
+async def until(page: Any, expression: str, timeout: float = 30.0) -> None:
+    """Wait until a JS expression is truthy (page.evaluate, which the page's CSP allows; wait_for_function
+    would need 'unsafe-eval')."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not await page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        await asyncio.sleep(0.05)

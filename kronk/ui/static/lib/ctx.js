@@ -148,7 +148,8 @@ export function makeCtx(hooks = {}) {
         const data = ev.data;
         if (ev.event === "error" || (data && typeof data === "object" && !Array.isArray(data) && data.error
             && typeof data.error === "object" && ev.event !== "done")) {
-          const status = Number(data?.error?.status ?? data?.status ?? 500) || 500;
+          // An error after the stream began has no HTTP status of its own (the answer was already 200).
+          const status = Number(data?.error?.status ?? data?.status ?? 0) || 0;
           throw errorFromBody(status, data, "the server reported an error");
         }
         if (data === "[DONE]" || ev.event === "done") finished = true;

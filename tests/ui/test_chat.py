@@ -1,0 +1,129 @@
+"""The chat page in real Chromium against SmolLM2: streaming, stats, stop, errors mid-stream, XSS probes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kronk.server.keys import STREAMS
+from tests.server.conftest import RunningServer, StartServer
+from tests.ui.conftest import Recorded, open_ui, screenshot, until
+
+pytestmark = pytest.mark.requires_libs
+PROBE = '<img src=x onerror="window.xssProbe=1">'
+
+
+async def _long_replies(page: Any) -> None:
+    """Ask every chat request to ignore EOS, so a reply is still streaming when the test acts."""
+
+    async def handle(route: Any) -> None:
+        body = json.loads(route.request.post_data)
+        await route.continue_(post_data=json.dumps({**body, "ignore_eos": True}))
+
+    await page.route("**/v1/chat/completions", handle)
+
+
+async def _smol_server(start_server: StartServer, smollm2: Path) -> RunningServer:
+    server = await start_server(model=str(smollm2), ctx_size=4096)
+    await server.ready()
+    return server
+
+
+async def test_chat_streams_a_reply_with_stats(start_server: StartServer, smollm2: Path, page: Any,
+                                               page_errors: Recorded) -> None:
+    server = await _smol_server(start_server, smollm2)
+    await open_ui(page, server, "chat")
+    await page.wait_for_selector("#chat-model option", state="attached")
+    await page.fill("#chat-max_tokens", "40")
+    await page.fill("#chat-temperature", "0")
+    await page.fill("#chat-input", "What is the capital of France?")
+    await page.keyboard.press("Enter")
+    stats = page.locator(".msg.assistant .stats")
+    await stats.wait_for()
+    assert "tokens/s" in await stats.inner_text() and "TTFT" in await stats.inner_text()
+    reply = await page.locator(".msg.assistant .markdown").inner_text()
+    assert reply.strip()
+    # The conversation is kept in this browser and comes back after a reload.
+    await page.reload()
+    await page.wait_for_selector(".msg.assistant .markdown")
+    assert (await page.locator(".msg.assistant .markdown").inner_text()).strip() == reply.strip()
+    assert await page.locator(".convos li").count() == 1
+    await screenshot(page, "chat")
+    # Regenerate replaces the last reply with a new one.
+    await page.click("text=Regenerate")
+    await page.locator(".msg.assistant .stats").wait_for()
+    assert await page.locator(".msg.assistant").count() == 1
+    assert page_errors == []
+
+
+async def test_stop_ends_the_stream(start_server: StartServer, smollm2: Path, page: Any,
+                                    page_errors: Recorded) -> None:
+    server = await _smol_server(start_server, smollm2)
+    await _long_replies(page)
+    await open_ui(page, server, "chat")
+    await page.wait_for_selector("#chat-model option", state="attached")
+    await page.fill("#chat-max_tokens", "3000")
+    await page.fill("#chat-input", "Tell me a very long story.")
+    await page.click("#chat-send")
+    await until(page, "document.querySelector('.msg.assistant .markdown')?.textContent.length > 20")
+    await page.click("#chat-stop")
+    await page.wait_for_selector("text=(stopped)")
+    assert await page.locator("#chat-send").is_visible()
+    assert page_errors == []
+
+
+async def test_an_error_in_the_middle_of_a_stream_is_shown(start_server: StartServer, smollm2: Path, page: Any,
+                                                           page_errors: Recorded) -> None:
+    server = await _smol_server(start_server, smollm2)
+    await _long_replies(page)
+    await open_ui(page, server, "chat")
+    await page.wait_for_selector("#chat-model option", state="attached")
+    await page.fill("#chat-max_tokens", "3000")
+    await page.fill("#chat-input", "Tell me a very long story.")
+    await page.click("#chat-send")
+    await until(page, "document.querySelector('.msg.assistant .markdown')?.textContent.length > 10")
+    server.app[STREAMS].stop_all()  # what a shutdown does: open streams end with the API's error event
+    error = page.locator(".msg.assistant .error")
+    await error.wait_for()
+    assert "the server is shutting down (shutting_down)" in await error.inner_text()
+    assert page_errors == []
+
+
+async def test_html_in_replies_and_model_names_is_text(start_server: StartServer, smollm2: Path, tmp_path: Path,
+                                                       page: Any, page_errors: Recorded) -> None:
+    named = tmp_path / f"{PROBE}.gguf"
+    try:
+        os.link(smollm2, named)  # the server resolves symlinks; a hard link (or copy) keeps the hostile name
+    except OSError:
+        shutil.copyfile(smollm2, named)
+    server = await start_server(model=str(named), ctx_size=4096)
+    await server.ready()
+    reply = f"Here: {PROBE} and <script>window.xssProbe=2</script> **bold** [x](javascript:alert(1))"
+    frames = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": reply}}], "model": PROBE},
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+    sse = "".join(f"data: {json.dumps(frame)}\n\n" for frame in frames) + "data: [DONE]\n\n"
+
+    async def fake_reply(route: Any) -> None:  # the model's words, as a hostile model could write them
+        await route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=sse)
+
+    await page.route("**/v1/chat/completions", fake_reply)
+    await open_ui(page, server, "chat")
+    await page.wait_for_selector("#chat-model option", state="attached")
+    assert PROBE in await page.locator("#chat-model").inner_text()
+    await page.fill("#chat-input", PROBE)
+    await page.keyboard.press("Enter")
+    await page.locator(".msg.assistant .actions").wait_for()
+    assert PROBE in await page.locator(".msg.user .markdown").inner_text()
+    text = await page.locator(".msg.assistant .markdown").inner_text()
+    assert PROBE in text and "<script>" in text
+    assert await page.locator(".msg img").count() == 0
+    assert await page.locator(".msg script").count() == 0
+    assert await page.locator(".msg strong").inner_text() == "bold"
+    assert await page.locator(".msg a").count() == 0  # javascript: links stay text
+    assert await page.evaluate("window.xssProbe") is None
+    assert page_errors == []
