@@ -91,11 +91,11 @@ class MetricsHistory:
         self.interval_seconds = interval_seconds
         self.window_seconds = window_seconds
         self.samples: deque[Sample] = deque(maxlen=max(2, int(window_seconds / interval_seconds)))
-        self._clock = clock
+        self.clock = clock
         self._last = _totals(metrics, clock())
 
     def sample(self) -> Sample:
-        now = _totals(self.metrics, self._clock())
+        now = _totals(self.metrics, self.clock())
         last, self._last = self._last, now
         dt = max(now.at - last.at, 1e-6)
         answered = now.ttft_count - last.ttft_count
@@ -117,7 +117,7 @@ class MetricsHistory:
 
     def since(self, seconds: float) -> list[dict[str, Any]]:
         """The samples of the last `seconds`, oldest first, as JSON-ready dicts."""
-        cutoff = self._clock() - seconds
+        cutoff = self.clock() - seconds
         return [asdict(s) for s in self.samples if s.t >= cutoff]
 
 

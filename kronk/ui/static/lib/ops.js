@@ -107,7 +107,7 @@ export function lineChart(ctx, { title, unit, series, width = 560, height = 180 
   }
   const ts = series.flatMap((s) => s.points.map((p) => p[0]));
   const t0 = Math.min(...ts);
-  const t1 = Math.max(...ts, t0 + 1);
+  const t1 = Math.max(...ts, Math.min(Date.now() / 1000, t0 + 3600), t0 + 1); // the right edge is now
   const vmax = niceMax(Math.max(...all.map((p) => p[1]), 0));
   const x = (t) => pad.l + ((t - t0) / (t1 - t0)) * (width - pad.l - pad.r);
   const y = (v) => height - pad.b - (v / vmax) * (height - pad.t - pad.b);

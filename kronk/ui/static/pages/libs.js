@@ -85,7 +85,8 @@ export default {
           "Remove");
         remove.setAttribute("aria-label", `Remove ${record.os}/${record.arch}/${record.processor}`);
         return [`${record.os}/${record.arch}/${record.processor}`, record.build ? `b${record.build}` : "—",
-          record.source, record.installed_at || "—", record.tools ? "yes" : "no", record.path,
+          record.source, record.installed_at ? new Date(record.installed_at).toLocaleString() : "—",
+          record.tools ? "yes" : "no", ctx.h("span", { class: "ops-path" }, record.path),
           record.source === "external" ? "" : remove];
       });
       installs.replaceChildren(table(ctx, ["Platform", "Build", "Source", "Installed", "Tools", "Folder", ""], rows,

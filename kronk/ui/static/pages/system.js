@@ -54,13 +54,13 @@ export default {
         ["CPU features", info.features],
       ]));
       tickUptime();
-      devices.replaceChildren(table(ctx, ["#", "Device", "Type", "Memory in use"], info.devices.map((d) => [
+      devices.replaceChildren(table(ctx, ["#", "Device", "Type", "Memory (free of total)"], info.devices.map((d) => [
         String(d.index),
         `${d.name} — ${d.description}`,
         d.type.toUpperCase(),
         d.memory_total > 0
           ? meter(ctx, d.memory_total - d.memory_free, d.memory_total,
-            `${ctx.formatBytes(d.memory_total - d.memory_free)} of ${ctx.formatBytes(d.memory_total)}`,
+            `${ctx.formatBytes(d.memory_free)} free of ${ctx.formatBytes(d.memory_total)}`,
             `Memory in use on ${d.name}`)
           : "—",
       ]), { empty: "llama.cpp reports no devices." }));
