@@ -21,6 +21,7 @@ from kronk import paths
 from kronk.security.admin import admin_token_path
 from kronk.security.keys import KeyStore
 from kronk.security.tokens import Grant, Window, issue_token
+from tests.manage.fakehub import hub, payloads  # noqa: F401  (a fake Hugging Face on 127.0.0.1, for pulls)
 from tests.require import missing
 from tests.server.conftest import RunningServer, StartServer, http, server, start_server  # noqa: F401  (fixtures)
 

@@ -1,0 +1,84 @@
+"""The shell in real Chromium: nav of all pages, keyboard, phone width, login in full security mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.server.conftest import StartServer
+from tests.ui.conftest import Recorded, admin_token, open_ui, screenshot, until, user_token
+
+PAGES = ["Chat", "Models", "Catalog", "Running models", "Libs", "Security", "System"]
+
+
+async def test_nav_lists_every_page_and_keyboard_moves(start_server: StartServer, page: Any,
+                                                       page_errors: Recorded) -> None:
+    server = await start_server(preload=False)
+    await open_ui(page, server, "chat")
+    assert await page.locator("#nav a").all_inner_texts() == PAGES
+    assert await page.locator('#nav a[aria-current="page"]').inner_text() == "Chat"
+    await page.locator("#nav a").first.focus()
+    await page.keyboard.press("ArrowDown")
+    assert await page.evaluate("document.activeElement.textContent") == "Models"
+    await page.keyboard.press("End")
+    assert await page.evaluate("document.activeElement.textContent") == "System"
+    await page.keyboard.press("Home")
+    await page.keyboard.press("ArrowUp")
+    assert await page.evaluate("document.activeElement.textContent") == "System"
+    await page.goto(server.url + "/#/nowhere")  # an unknown route lands on the first page
+    await until(page, "location.hash === '#/chat'")
+    assert page_errors == []
+
+
+async def test_phone_width_hides_the_nav_behind_a_menu(start_server: StartServer, page: Any,
+                                                      page_errors: Recorded) -> None:
+    server = await start_server(preload=False)
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await open_ui(page, server, "chat")
+    menu = page.locator("button.menu")
+    assert await menu.is_visible()
+    assert not await page.locator("#nav").is_visible()
+    await menu.click()
+    assert await menu.get_attribute("aria-expanded") == "true"
+    await page.locator("#nav a", has_text="Catalog").click()
+    await until(page, "location.hash === '#/catalog'")
+    assert not await page.locator("#nav").is_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    assert page_errors == []
+
+
+async def test_full_security_asks_for_a_token(start_server: StartServer, page: Any, page_errors: Recorded) -> None:
+    server = await start_server(security="full", preload=False)
+    await open_ui(page, server, "models")
+    assert await page.locator("form.login").is_visible()
+    assert await page.locator("#nav a").count() == 0
+    await screenshot(page, "login")
+    await page.fill("#token", "not-a-token")
+    await page.click("form.login button[type=submit]")
+    await page.wait_for_selector("form.login .error:has-text('401')")
+    await page.fill("#token", admin_token())
+    await page.click("form.login button[type=submit]")
+    await page.wait_for_selector("#page-models")
+    assert await page.locator("#nav a").all_inner_texts() == PAGES
+    assert "kronk_session" not in await page.evaluate("document.cookie")  # HttpOnly: script never sees it
+    assert not await page.evaluate("JSON.stringify(localStorage).includes('eyJ')")
+    await page.reload()  # the session survives a reload without asking again
+    await page.wait_for_selector("#page-models")
+    await page.click("#logout")
+    await page.wait_for_selector("form.login")
+    assert [e for e in page_errors if "401" not in e] == []
+
+
+async def test_non_admin_token_is_refused_management_pages(start_server: StartServer, page: Any,
+                                                           page_errors: Recorded) -> None:
+    server = await start_server(security="full", preload=False)
+    await open_ui(page, server, "chat")
+    await page.fill("#token", user_token(chat_completions="unlimited"))
+    await page.click("form.login button[type=submit]")
+    await page.wait_for_selector("#page-chat")
+    assert await page.locator("#nav a").all_inner_texts() == ["Chat"]
+    for route in ("models", "catalog", "security"):
+        await page.goto(f"{server.url}/#/{route}")
+        await page.wait_for_selector("text=not allowed")
+        assert await page.locator(f"#page-{route}").count() == 0
+    assert [e for e in page_errors if "401" not in e] == []
