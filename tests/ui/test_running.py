@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -50,4 +52,21 @@ async def test_running_page_shows_slots_live_and_unloads(server: RunningServer, 
     await dialog.get_by_role("button", name="Confirm").click()
     await page.get_by_text("No models loaded").wait_for()
     assert server.kronk.ps() == []
+    assert page_errors == []
+
+
+async def test_a_hostile_model_name_is_shown_as_text(server: RunningServer, tiny: dict[str, Path], tmp_path: Path,
+                                                     page: Any, page_errors: Recorded) -> None:
+    hostile = tmp_path / '<img src=x onerror="document.title=1">&amp;.gguf'
+    shutil.copyfile(tiny["chat"], hostile)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.v1 + "/completions", json={"model": str(hostile), "prompt": "hi",
+                                                               "max_tokens": 2}) as response:
+            assert response.status == 200, await response.text()
+    await open_ui(page, server, "running")
+    card = page.locator("article.ops-card", has_text=str(hostile))
+    await card.wait_for()
+    assert await card.locator("h3").inner_text() == str(hostile)
+    assert await page.locator("#page-running img").count() == 0
+    assert await page.title() != "1"
     assert page_errors == []
