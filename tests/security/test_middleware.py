@@ -114,7 +114,7 @@ async def test_admin_token_may_call_every_endpoint_without_limit(
 async def test_health_is_public_discovery_needs_any_token(client: TestClient, keys: KeyStore, clock: FakeClock) -> None:
     assert (await client.get("/v1/liveness")).status == 200
     assert (await client.get("/v1/readiness")).status == 200
-    for path in ("/v1/models", "/v1/models/smollm", "/v1/other", "/ui/index.html"):
+    for path in ("/v1/models", "/v1/models/smollm", "/v1/other", "/static/index.html"):
         response = await client.get(path)
         assert response.status == 401, path
         assert response.headers["WWW-Authenticate"].startswith("Bearer")

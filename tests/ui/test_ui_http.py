@@ -74,6 +74,9 @@ async def test_full_mode_cookie_session(start_server: StartServer) -> None:
             assert response.status == 200
         async with http.get(server.url + "/v1/kronk/models") as response:
             assert response.status == 401
+        for dodge in ("/ui/..%2Fv1%2Fkronk%2Fmodels", "/ui/x/..%2F..%2Fv1/kronk/models", "/uix"):
+            async with http.get(URL(server.url + dodge, encoded=True)) as response:
+                assert response.status in (401, 404), dodge
         async with http.get(server.url + "/ui/session") as response:
             body = await response.json()
             assert body["login_required"] and body["grants"] == []
