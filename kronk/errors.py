@@ -213,6 +213,24 @@ class UploadChecksumError(InvalidRequestError):
     error_code = "upload_checksum_mismatch"
 
 
+class PeerFileNotFoundError(KronkError):
+    """A peer route was asked for a file the model or the llama.cpp build does not have."""
+
+    http_status = 404
+    error_code = "file_not_found"
+    openai_type = "invalid_request_error"
+    anthropic_type = "not_found_error"
+
+
+class UploadNotFoundError(KronkError):
+    """No upload with that id here (never begun, committed, or swept): begin it again."""
+
+    http_status = 404
+    error_code = "upload_not_found"
+    openai_type = "invalid_request_error"
+    anthropic_type = "not_found_error"
+
+
 class UploadOffsetError(StoreError):
     """A pushed chunk does not start where the receiver's copy ends; ask again where to resume."""
 

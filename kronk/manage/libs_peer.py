@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from kronk.errors import ConfigError, LibraryNotFoundError, LibsInstallError, StoreError
+from kronk.errors import ConfigError, LibraryNotFoundError, LibsInstallError, PeerFileNotFoundError, StoreError
 from kronk.manage.download import Downloader
 from kronk.manage.libs import install as inst
 from kronk.manage.libs.cpu import host_cpu_features, missing_features
@@ -103,7 +103,7 @@ def libs_file(manager: LibsManager, name: str) -> Path:
     """A file of the current build, by the name its manifest gives it."""
     record = current_record(manager)
     if name not in record.files:
-        raise LibraryNotFoundError(f"the installed build has no file {name!r}")
+        raise PeerFileNotFoundError(f"the installed build has no file {name!r}")
     return record.path / name
 
 

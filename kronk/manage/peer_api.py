@@ -6,7 +6,7 @@ Sending (`kronk model pull --from URL` on the other side reads these):
 Receiving (`kronk push MODEL --to URL` writes these):
   POST /peer/uploads                     {manifest, force?} -> upload id + bytes already here
   GET  /peer/uploads/{upload}            the same answer, later
-  PUT  /peer/uploads/{upload}/files/{name}?offset=N   one chunk, X-Kronk-Chunk-Sha256 header
+  PUT  /peer/uploads/{upload}/files/{name}/{offset}/{sha256}   one chunk: the body, where it starts, its sha256
   POST /peer/uploads/{upload}/commit     verify every file, install, index
 Libraries (`kronk libs --from URL` reads these):
   GET  /peer/libs                        platform, build, CPU features, files with sha256, symlinks
@@ -30,7 +30,6 @@ from kronk.manage.peer_receive import MAX_CHUNK, UploadStore
 from kronk.manage.service import ModelService
 from kronk.wire import Operation, WireModel, operation, parse, read_json
 
-CHUNK_SHA_HEADER = "X-Kronk-Chunk-Sha256"
 _TAG = "Management"
 _LOCKS = web.AppKey("kronk_peer_upload_locks", dict)
 _SERVICE = web.AppKey("kronk_peer_service", ModelService)
@@ -38,6 +37,8 @@ _LIBS = web.AppKey("kronk_peer_libs", object)
 _SHA = re.compile(r"^[0-9a-fA-F]{64}$")
 _UPLOAD = {"upload_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}
 _NAME = {"name": {"type": "string", "pattern": FILE_NAME}}
+_CHUNK = {"offset": {"type": "string", "pattern": "^[0-9]{1,15}$"},
+          "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
 _STATE = {"type": "object", "properties": {"upload_id": {"type": "string"}, "status": {"type": "string"},
                                            "model": {"type": "string"}, "files": {"type": "array"}}}
 
@@ -61,7 +62,7 @@ def add_peer_routes(app: web.Application, service: ModelService, libs: Callable[
     app.router.add_get("/peer/models/{id:.+}/files/{name}", model_file)
     app.router.add_post("/peer/uploads", begin_upload)
     app.router.add_get("/peer/uploads/{upload_id}", upload_state)
-    app.router.add_put("/peer/uploads/{upload_id}/files/{name}", upload_chunk)
+    app.router.add_put("/peer/uploads/{upload_id}/files/{name}/{offset}/{sha256}", upload_chunk)
     app.router.add_post("/peer/uploads/{upload_id}/commit", commit_upload)
 
 
@@ -82,7 +83,7 @@ async def model_manifest(request: web.Request) -> web.Response:
 
 @operation(Operation(summary="One file of a stored model (HTTP Range supported)", tag=_TAG,
                      response={"type": "string", "format": "binary"}, media="application/octet-stream",
-                     path_params=_NAME, errors=(E.ModelNotFoundError, E.StoreError)))
+                     path_params=_NAME, errors=(E.ModelNotFoundError, E.PeerFileNotFoundError, E.StoreError)))
 async def model_file(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     model, name = request.match_info["id"], request.match_info["name"]
@@ -92,9 +93,9 @@ async def model_file(request: web.Request) -> web.StreamResponse:
         path = service.store.path_of(stored_file)
         if path.name == name:
             if not path.is_file():
-                raise E.ModelNotFoundError(model, f"file {name} of {stored.id} is missing; run `kronk model index`")
+                raise E.PeerFileNotFoundError(f"file {name} of {stored.id} is missing; run `kronk model index`")
             return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
-    raise E.ModelNotFoundError(model, f"model {stored.id} has no file {name!r}")
+    raise E.PeerFileNotFoundError(f"model {stored.id} has no file {name!r}")
 
 
 @operation(Operation(summary="Begin (or resume) a push of a model into this server", tag=_TAG, request=UploadBody,
@@ -107,27 +108,25 @@ async def begin_upload(request: web.Request) -> web.Response:
 
 
 @operation(Operation(summary="What a push has delivered so far", tag=_TAG, response=_STATE, path_params=_UPLOAD,
-                     errors=(E.InvalidRequestError, E.StoreError)))
+                     errors=(E.InvalidRequestError, E.StoreError, E.UploadNotFoundError)))
 async def upload_state(request: web.Request) -> web.Response:
     state = await asyncio.to_thread(_uploads(request).state, request.match_info["upload_id"])
     return web.json_response(state.to_dict())
 
 
 @operation(Operation(summary="One chunk of a pushed file, at the offset where this server's copy ends", tag=_TAG,
-                     response={"type": "object"}, path_params={**_UPLOAD, **_NAME}, body_required=False,
-                     query={"offset": "where the chunk starts in the file (bytes)"},
+                     response={"type": "object"}, path_params={**_UPLOAD, **_NAME, **_CHUNK},
                      errors=(E.InvalidRequestError, E.UploadChecksumError, E.UploadOffsetError, E.StoreError,
-                             E.RequestTooLargeError),
-                     description=f"The body is the raw bytes; the `{CHUNK_SHA_HEADER}` header is their sha256."))
+                             E.UploadNotFoundError, E.RequestTooLargeError),
+                     description="The body is the raw bytes of the chunk; `offset` is where it starts in the file "
+                                 "and `sha256` its hash (checked before anything is written)."))
 async def upload_chunk(request: web.Request) -> web.Response:
-    upload, name = request.match_info["upload_id"], request.match_info["name"]
-    offset_text = request.query.get("offset", "")
+    info = request.match_info
+    upload, name, offset_text, sha = info["upload_id"], info["name"], info["offset"], info["sha256"]
     if not offset_text.isdigit():
         raise E.InvalidRequestError("offset must be a whole number of bytes", param="offset")
-    sha = request.headers.get(CHUNK_SHA_HEADER, "")
     if not _SHA.match(sha):
-        raise E.InvalidRequestError(f"the {CHUNK_SHA_HEADER} header must be the chunk's sha256 (64 hex digits)",
-                                    param=CHUNK_SHA_HEADER)
+        raise E.InvalidRequestError("sha256 must be the chunk's sha256 (64 hex digits)", param="sha256")
     data = await _read_chunk(request)
     locks: dict[str, asyncio.Lock] = request.app[_LOCKS]
     lock = locks.setdefault(f"{upload}/{name}", asyncio.Lock())
@@ -144,14 +143,12 @@ async def _read_chunk(request: web.Request) -> bytes:
         data += piece
         if len(data) > MAX_CHUNK:
             raise E.RequestTooLargeError(f"a chunk may hold at most {MAX_CHUNK} bytes")
-    if not data:
-        raise E.InvalidRequestError("empty chunk: the body must hold the bytes to append")
     return bytes(data)
 
 
 @operation(Operation(summary="Verify a pushed model's files, install them and index the model", tag=_TAG,
                      response={"type": "object"}, path_params=_UPLOAD, body_required=False,
-                     errors=(E.InvalidRequestError, E.UploadChecksumError, E.StoreError)))
+                     errors=(E.InvalidRequestError, E.UploadChecksumError, E.StoreError, E.UploadNotFoundError)))
 async def commit_upload(request: web.Request) -> web.Response:
     service = _service(request)
     stored = await asyncio.to_thread(_uploads(request).commit, request.match_info["upload_id"])
@@ -172,7 +169,7 @@ async def libs_manifest_route(request: web.Request) -> web.Response:
 
 @operation(Operation(summary="One file of this server's llama.cpp build", tag=_TAG,
                      response={"type": "string", "format": "binary"}, media="application/octet-stream",
-                     errors=(E.LibraryNotFoundError, E.StoreError, E.NativeError)))
+                     errors=(E.LibraryNotFoundError, E.PeerFileNotFoundError, E.StoreError, E.NativeError)))
 async def libs_file_route(request: web.Request) -> web.StreamResponse:
     from kronk.manage.libs_peer import libs_file
 

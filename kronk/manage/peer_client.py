@@ -31,7 +31,6 @@ from kronk.manage.peer import PEER_API, Manifest, build_manifest, local_paths, r
 from kronk.manage.sources import PullPlan, RemoteFile
 from kronk.models.store import ModelStore
 
-CHUNK_SHA_HEADER = "X-Kronk-Chunk-Sha256"
 DEFAULT_CHUNK = 8 << 20
 COMMIT_TIMEOUT = (15.0, 3600.0)
 """Commit hashes every file on the receiver: allow it an hour of silence for big models."""
@@ -150,6 +149,11 @@ def peer_plan(client: PeerClient, manifest: Manifest) -> PullPlan:
 # --- push to a peer ----------------------------------------------------------------
 
 
+def chunk_path(upload: str, name: str, offset: int, data: bytes) -> str:
+    """Where a chunk goes: the file, the offset it starts at and its sha256 (the receiver checks both)."""
+    return f"/uploads/{upload}/files/{quote(name)}/{offset}/{hashlib.sha256(data).hexdigest()}"
+
+
 class Pusher:
     """Push one stored model to a peer, resuming whatever the peer already holds."""
 
@@ -204,9 +208,8 @@ class Pusher:
                 data = handle.read(min(self.chunk_size, entry.size - offset))
                 try:
                     answer = self.client._call(
-                        "PUT", f"/uploads/{upload}/files/{quote(name)}", params={"offset": str(offset)}, data=data,
-                        headers={CHUNK_SHA_HEADER: hashlib.sha256(data).hexdigest(),
-                                 "Content-Type": "application/octet-stream"})
+                        "PUT", chunk_path(upload, name, offset, data), data=data,
+                        headers={"Content-Type": "application/octet-stream"})
                     offset = int(answer["received"])
                     sent += len(data)
                     failures = 0

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kronk.errors import InvalidRequestError, ModelLoadError, StoreError, UploadChecksumError, UploadOffsetError
+from kronk.errors import (
+    InvalidRequestError,
+    ModelLoadError,
+    StoreError,
+    UploadChecksumError,
+    UploadNotFoundError,
+    UploadOffsetError,
+)
 from kronk.manage.peer import Manifest, ManifestFile, read_manifest, same_files
 from kronk.models.fsutil import check_free_space, remove_empty_dirs, sha256_file
 from kronk.models.gguf_info import read_gguf_info
@@ -71,7 +78,7 @@ class UploadStore:
 
     def _folder(self, upload: str) -> Path:
         if len(upload) != 32 or any(c not in "0123456789abcdef" for c in upload):
-            raise InvalidRequestError(f"invalid upload id {upload!r}", param="upload_id")
+            raise UploadNotFoundError(f"no upload {upload!r} on this server (ids are 32 hex digits); begin it again")
         return self.root / upload
 
     # --- begin -------------------------------------------------------------
@@ -90,6 +97,8 @@ class UploadStore:
         if not (folder / MANIFEST).exists():
             atomic_write_text(folder / MANIFEST, manifest.model_dump_json())
         os.utime(folder)
+        for f in manifest.files:
+            (folder / f"{f.name}.part").touch()
         received = self._received(folder, manifest)
         missing = sum(f.size - received[f.name] for f in manifest.files)
         if missing > 0:
@@ -133,8 +142,8 @@ class UploadStore:
         try:
             data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise StoreError(f"no upload {upload} on this server (it was committed, swept or never begun); "
-                             "begin it again") from None
+            raise UploadNotFoundError(f"no upload {upload} on this server (it was committed, swept or never "
+                                      "begun); begin it again") from None
         except ValueError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             raise StoreError(f"upload {upload} was unreadable ({exc}) and is dropped; begin it again") from None
@@ -153,6 +162,8 @@ class UploadStore:
     def write(self, upload: str, name: str, offset: int, data: bytes, sha256: str) -> int:
         """Append a verified chunk at `offset` (where the part file ends); return the new length."""
         part, entry = self.file_of(upload, name)
+        if not data:
+            raise InvalidRequestError("empty chunk: the body must hold the bytes to append")
         length = part.stat().st_size if part.exists() else 0
         if offset != length:
             raise UploadOffsetError(f"{name}: this server holds {length} bytes; resume from there, not {offset}")
@@ -176,6 +187,7 @@ class UploadStore:
         folder = self._folder(upload)
         manifest = self._manifest(folder, upload)
         with self.store.pull_lock(manifest.id):
+            manifest = self._manifest(folder, upload)  # a commit that held the lock before us took it
             for f in manifest.files:
                 self._complete(folder, f)
             for f in manifest.files:
@@ -226,7 +238,10 @@ class UploadStore:
     @staticmethod
     def _verify(folder: Path, entry: ManifestFile) -> None:
         part = folder / f"{entry.name}.part"
-        actual = sha256_file(part)
+        try:
+            actual = sha256_file(part)
+        except FileNotFoundError:
+            raise StoreError(f"{entry.name} went missing from the upload; begin it again") from None
         if actual != entry.sha256:
             part.unlink()
             raise UploadChecksumError(f"{entry.name}: the whole file's sha256 is {actual}, not {entry.sha256}; "

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from kronk import errors as E
 from kronk.cli.main import cli
 from kronk.manage.peer import build_manifest
-from kronk.manage.peer_client import CHUNK_SHA_HEADER, PeerClient, Pusher, PushEvent
+from kronk.manage.peer_client import PeerClient, Pusher, PushEvent, chunk_path
 from kronk.manage.peer_receive import UPLOADS
 from kronk.manage.service import ModelService
 from kronk.models.catalog import Catalog
@@ -136,16 +136,14 @@ def test_a_corrupted_chunk_or_file_is_refused(pair: Pair) -> None:
     upload, first = state["upload_id"], manifest.files[0]
     data = service.store.path_of(service.store.get("acme/tiny-vision").files[0]).read_bytes()
     with pytest.raises(E.UploadChecksumError, match="nothing was written"):
-        client.call("PUT", f"/uploads/{upload}/files/{first.name}", params={"offset": "0"}, data=data[:65536],
-                    headers={CHUNK_SHA_HEADER: hashlib.sha256(b"other bytes").hexdigest()})
+        client.call("PUT", chunk_path(upload, first.name, 0, b"other bytes"), data=data[:65536])
     assert client.call("GET", f"/uploads/{upload}")["files"][0]["received"] == 0
 
     bad = bytearray(data)
     bad[len(bad) // 2] ^= 0xFF  # each chunk matches its own sha256; the whole file does not match the manifest
     for offset in range(0, len(bad), 1 << 20):
         piece = bytes(bad[offset:offset + (1 << 20)])
-        client.call("PUT", f"/uploads/{upload}/files/{first.name}", params={"offset": str(offset)}, data=piece,
-                    headers={CHUNK_SHA_HEADER: hashlib.sha256(piece).hexdigest()})
+        client.call("PUT", chunk_path(upload, first.name, offset, piece), data=piece)
     with pytest.raises(E.StoreError):  # the other files are still missing
         client.call("POST", f"/uploads/{upload}/commit")
     rest = Pusher(client, chunk_size=1 << 20)
@@ -165,8 +163,7 @@ def test_kill_9_of_the_receiver_mid_upload_leaves_no_partial_model_and_the_push_
     upload = client.call("POST", "/uploads", json={"manifest": manifest.model_dump(mode="json")})["upload_id"]
     first = manifest.files[0]
     data = service.store.path_of(service.store.get("acme/tiny-vision").files[0]).read_bytes()[:65536]
-    client.call("PUT", f"/uploads/{upload}/files/{first.name}", params={"offset": "0"}, data=data,
-                headers={CHUNK_SHA_HEADER: hashlib.sha256(data).hexdigest()})
+    client.call("PUT", chunk_path(upload, first.name, 0, data), data=data)
     pair.receiver.kill9()
 
     store = pair.receiver.store
