@@ -21,7 +21,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 _IMMUTABLE = "public, max-age=31536000, immutable"
 _TAG = "Browser UI"
 _NOT_MODIFIED = {304: Extra("Not modified (the ETag matched)", {"type": "string", "maxLength": 0}, "text/plain")}
-_MISSING = {404: Extra("No such file", {"type": "string"}, "text/plain")}
+_MISSING = {404: Extra("No such file (plain text, or the API error JSON when the path is not a file path)", {}, "*/*")}
 
 
 def _accepts_gzip(request: web.Request) -> bool:
@@ -54,8 +54,8 @@ async def index(request: web.Request) -> web.Response:
     return _serve(request, request.app[BUNDLE].assets[INDEX], "no-cache")
 
 
-@operation(Operation(summary="A file of the browser UI (immutable under its version)", tag=_TAG,
-                     response={"type": "string"}, media="application/octet-stream", also={**_NOT_MODIFIED, **_MISSING}))
+@operation(Operation(summary="A file of the browser UI (immutable under its version; HTML, JS, CSS or an image)", tag=_TAG,
+                     response={"type": "string"}, media="*/*", also={**_NOT_MODIFIED, **_MISSING}))
 async def asset(request: web.Request) -> web.Response:
     bundle = request.app[BUNDLE]
     found = bundle.assets.get(request.match_info["path"])
