@@ -118,10 +118,12 @@ def _error(where: str, status: int, body: Any) -> E.KronkError:
     if not isinstance(error, dict):
         return E.DownloadError(f"peer {where} answered HTTP {status}")
     message = f"peer {where}: {error.get('message') or f'HTTP {status}'}"
+    if status in (401, 403):  # the peer's token, not the caller's own: a failed transfer, not a local auth error
+        return E.DownloadError(f"{message} (HTTP {status}; the peer routes need an admin token of that server)")
     code = error.get("code")
     cls = E.error_classes().get(code) if isinstance(code, str) else None
     if cls is None:
-        cls = {401: E.AuthenticationError, 403: E.PermissionDeniedError}.get(status, E.DownloadError)
+        cls = E.DownloadError
     param = error.get("param") if isinstance(error.get("param"), str) else None
     return cls.from_wire(message, param)
 
