@@ -87,6 +87,11 @@ def test_pull_from_a_peer_and_push_to_it_copy_files_projector_shards_and_config(
     assert receiver.get("acme/tiny-vision").projector is not None
     assert receiver.resolve("acme/tiny-vision").config == CONFIG
 
+    local = CliRunner().invoke(cli, ["model", "pull", "tiny-split", "--from", pair.sender.url, "--from-token",
+                                     pair.sender_token, "--local", "--json"])  # into this test's own KRONK_HOME
+    assert local.exit_code == 0, local.output
+    assert _files(ModelStore(), "acme/tiny-split") == _files(sender, "acme/tiny-split")
+
     monkeypatch.setenv("KRONK_HOME", str(pair.sender.home))
     pushed = CliRunner().invoke(cli, ["push", "acme/tiny-split", "--to", pair.receiver.url, "--token",
                                       pair.receiver_token, "--chunk-size", str(64 << 10), "--json"])
