@@ -82,3 +82,42 @@ async def test_non_admin_token_is_refused_management_pages(start_server: StartSe
         await page.wait_for_selector("text=not allowed")
         assert await page.locator(f"#page-{route}").count() == 0
     assert [e for e in page_errors if "401" not in e] == []
+
+
+async def test_first_page_transfer_is_within_budget(start_server: StartServer, page: Any,
+                                                    page_errors: Recorded) -> None:
+    """The issue's budget: the first page (shell + chat) moves at most 300 KB compressed."""
+    server = await start_server(preload=False)
+    requests: list[Any] = []
+    page.on("requestfinished", lambda request: requests.append(request))
+    await open_ui(page, server, "chat")
+    await page.wait_for_selector("#chat-input")
+    await page.wait_for_selector(".messages .empty")  # the model list has arrived: the page is usable
+    interactive_ms = await page.evaluate("performance.now()")  # reported, never asserted (no timed tests)
+    total = 0
+    for request in requests:
+        sizes = await request.sizes()
+        total += sizes["responseBodySize"] + sizes["responseHeadersSize"]
+    assert {r.url.rsplit("/", 1)[-1] for r in requests} >= {"app.js", "app.css", "ctx.js", "chat.js", "markdown.js"}
+    for request in requests:
+        if request.url.endswith((".js", ".css")):
+            assert (await request.response()).headers.get("content-encoding") == "gzip", request.url
+    print(f"first page: {len(requests)} requests, {total / 1024:.1f} KB transferred, interactive after "
+          f"{interactive_ms:.0f} ms")
+    assert total <= 300 * 1024
+    assert page_errors == []
+
+
+async def test_the_theme_follows_the_system(start_server: StartServer, page: Any, page_errors: Recorded) -> None:
+    server = await start_server(preload=False)
+    background = "getComputedStyle(document.body).backgroundColor"
+    await page.emulate_media(color_scheme="light")
+    await open_ui(page, server, "chat")
+    light = await page.evaluate(background)
+    await page.emulate_media(color_scheme="dark")
+    dark = await page.evaluate(background)
+    assert light != dark and dark == "rgb(21, 23, 28)"
+    await page.set_viewport_size({"width": 390, "height": 800})
+    await page.wait_for_selector("#chat-input")
+    await screenshot(page, "chat-dark-phone")
+    assert page_errors == []
