@@ -127,3 +127,41 @@ async def test_html_in_replies_and_model_names_is_text(start_server: StartServer
     assert await page.locator(".msg a").count() == 0  # javascript: links stay text
     assert await page.evaluate("window.xssProbe") is None
     assert page_errors == []
+
+
+async def test_json_schema_mode_gives_json(start_server: StartServer, smollm2: Path, page: Any,
+                                           page_errors: Recorded) -> None:
+    server = await _smol_server(start_server, smollm2)
+    await open_ui(page, server, "chat")
+    await page.wait_for_selector("#chat-model option", state="attached")
+    await page.fill("#chat-max_tokens", "60")
+    await page.check("#chat-json")
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}}, "required": ["city"]}
+    await page.fill("#chat-schema", json.dumps(schema))
+    await page.fill("#chat-input", "Name a city in France as JSON.")
+    await page.keyboard.press("Enter")
+    await page.locator(".msg.assistant .stats").wait_for()
+    reply = json.loads(await page.locator(".msg.assistant .markdown").inner_text())
+    assert isinstance(reply["city"], str)
+    # A schema that is not JSON is refused in the page, before any request.
+    await page.fill("#chat-schema", "{not json")
+    await page.fill("#chat-input", "again")
+    await page.keyboard.press("Enter")
+    await page.locator(".toast.error", has_text="not valid JSON").wait_for()
+    assert await page.locator(".msg.user").count() == 1 and await page.input_value("#chat-input") == "again"
+    assert page_errors == []
+
+
+async def test_management_mode_chat_needs_no_sign_in(start_server: StartServer, smollm2: Path, page: Any,
+                                                     page_errors: Recorded) -> None:
+    server = await start_server(model=str(smollm2), ctx_size=4096, security="management")
+    await server.ready()
+    await open_ui(page, server, "chat")
+    assert await page.locator("#nav a").all_inner_texts() == ["Chat"]
+    await page.fill("#chat-max_tokens", "8")
+    await page.fill("#chat-input", "Hi")
+    await page.keyboard.press("Enter")
+    await page.locator(".msg.assistant .stats").wait_for()
+    await page.goto(f"{server.url}/#/models")
+    await page.wait_for_selector("form.login")  # the management pages ask for a token
+    assert page_errors == []

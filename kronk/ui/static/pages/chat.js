@@ -207,7 +207,7 @@ export default {
     }
 
     function regenerate() {
-      if (controller) return;
+      if (controller || !jsonSettingsOk()) return;
       if (convo.messages.at(-1)?.role === "assistant") convo.messages.pop();
       save();
       send();
@@ -265,10 +265,22 @@ export default {
       }
     }
 
+    function jsonSettingsOk() {
+      try {
+        if (s.json_mode && s.json_schema.trim()) JSON.parse(s.json_schema);
+        if (s.tools.trim()) JSON.parse(s.tools);
+        return true;
+      } catch (e) {
+        ctx.toast(`JSON mode or tools: not valid JSON (${e.message})`, "error");
+        return false;
+      }
+    }
+
     function submit() {
       if (controller) return;
       const text = input.value.trim();
       if (!text && !pendingImages.length) return;
+      if (!jsonSettingsOk()) return;
       const content = pendingImages.length
         ? [{ type: "text", text }, ...pendingImages.map((url) => ({ type: "image_url", image_url: { url } }))]
         : text;
