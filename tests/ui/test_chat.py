@@ -165,3 +165,45 @@ async def test_management_mode_chat_needs_no_sign_in(start_server: StartServer, 
     await page.goto(f"{server.url}/#/models")
     await page.wait_for_selector("form.login")  # the management pages ask for a token
     assert page_errors == []
+
+
+def _sse(frames: list[dict[str, Any]], done: bool = True) -> str:
+    return "".join(f"data: {json.dumps(frame)}\n\n" for frame in frames) + ("data: [DONE]\n\n" if done else "")
+
+
+async def _fake_replies(page: Any, bodies: list[str]) -> None:
+    """Answer the next chat requests with these SSE bodies (shapes the server's own tests pin down)."""
+
+    async def fulfill(route: Any) -> None:
+        await route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=bodies.pop(0))
+
+    await page.route("**/v1/chat/completions", fulfill)
+
+
+async def test_reasoning_and_tool_calls_are_shown_apart_and_a_dropped_stream_says_so(
+        start_server: StartServer, page: Any, page_errors: Recorded) -> None:
+    server = await start_server(preload=False)
+    delta = lambda **d: {"choices": [{"index": 0, "delta": d}]}  # noqa: E731
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+    await _fake_replies(page, [
+        _sse([delta(role="assistant", reasoning_content="The user wants "), delta(reasoning_content="the weather."),
+              delta(tool_calls=[call]), delta(tool_calls=[{"index": 0, "function": {"arguments": '{"city": "Paris"}'}}]),
+              {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}],
+               "usage": {"prompt_tokens": 5, "completion_tokens": 12, "total_tokens": 17}}]),
+        _sse([delta(role="assistant", content="Half a sent")], done=False),
+    ])
+    await open_ui(page, server, "chat")
+    await page.fill("#chat-input", "Weather in Paris?")
+    await page.keyboard.press("Enter")
+    reply = page.locator(".msg.assistant").last
+    await reply.locator(".stats").wait_for()
+    assert await reply.locator(".reasoning").inner_text() == "The user wants the weather."
+    assert await reply.locator(".toolcall").inner_text() == 'tool call: get_weather({"city": "Paris"})'
+    assert "12 tokens" in await reply.locator(".stats").inner_text()
+    await page.fill("#chat-input", "And tomorrow?")
+    await page.keyboard.press("Enter")
+    await reply.locator(".error").wait_for()
+    assert "stream dropped" in await reply.locator(".error").inner_text()
+    assert "Half a sent" in await reply.locator(".markdown").inner_text()  # what arrived is kept
+    assert page_errors == []
+

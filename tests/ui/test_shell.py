@@ -121,3 +121,24 @@ async def test_the_theme_follows_the_system(start_server: StartServer, page: Any
     await page.wait_for_selector("#chat-input")
     await screenshot(page, "chat-dark-phone")
     assert page_errors == []
+
+
+async def test_an_ended_session_asks_for_the_token_again(start_server: StartServer, page: Any,
+                                                         page_errors: Recorded) -> None:
+    from kronk.security.middleware import SECURITY_STATE
+
+    server = await start_server(security="full", preload=False)
+    await open_ui(page, server, "models")
+    await page.fill("#token", admin_token())
+    await page.click("form.login button[type=submit]")
+    await page.wait_for_selector("#models-table, #page-models .empty")
+    sessions = server.app[SECURITY_STATE].sessions
+    sessions.idle_seconds = 0  # every session idles out at once (as after 30 minutes away)
+    await page.click("text=Re-index")
+    await page.wait_for_selector("form.login")
+    assert "ended" in await page.locator("form.login .error").inner_text()
+    sessions.idle_seconds = 1800
+    await page.fill("#token", admin_token())
+    await page.click("form.login button[type=submit]")
+    await page.wait_for_selector("#page-models")
+    assert [e for e in page_errors if "401" not in e] == []
