@@ -207,3 +207,41 @@ async def test_reasoning_and_tool_calls_are_shown_apart_and_a_dropped_stream_say
     assert "Half a sent" in await reply.locator(".markdown").inner_text()  # what arrived is kept
     assert page_errors == []
 
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0"
+                    "f01f0005000201e5273a920000000049454e44ae426082")
+
+
+async def test_images_attach_to_a_model_with_a_projector(hub: Any, payloads: dict[str, Path], start_server: StartServer,
+                                                         page: Any, page_errors: Recorded) -> None:
+    import aiohttp
+
+    repo = "tiny-org/Tiny-Vision-GGUF"
+    hub.add_file(repo, "Tiny-Vision-Q4_K_M.gguf", payloads["chat"].read_bytes())
+    hub.add_file(repo, "mmproj-Tiny-Vision-f16.gguf", payloads["mmproj"].read_bytes())
+    server = await start_server(preload=False)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(server.v1 + "/kronk/models/pull", json={"model": f"{repo}:Q4_K_M"}) as response:
+            assert "event: done" in await response.text()
+    sent: list[dict[str, Any]] = []
+
+    async def capture(route: Any) -> None:
+        sent.append(json.loads(route.request.post_data))
+        await route.fulfill(status=200, headers={"Content-Type": "text/event-stream"},
+                            body=_sse([{"choices": [{"index": 0, "delta": {"content": "A red pixel."}}]}]))
+
+    await page.route("**/v1/chat/completions", capture)
+    await open_ui(page, server, "chat")
+    await page.select_option("#chat-model", "tiny-org/Tiny-Vision-Q4_K_M")
+    assert await page.locator("#chat-image").is_visible()
+    await page.set_input_files("#chat-image", files=[{"name": "pixel.png", "mimeType": "image/png", "buffer": PNG}])
+    await page.locator(".composer img.thumb").wait_for()
+    await page.fill("#chat-input", "What is this?")
+    await page.keyboard.press("Enter")
+    await page.locator(".msg.assistant .stats").wait_for()
+    (text, image) = sent[0]["messages"][-1]["content"]
+    assert text == {"type": "text", "text": "What is this?"}
+    assert image["type"] == "image_url" and image["image_url"]["url"].startswith("data:image/png;base64,")
+    assert await page.locator(".msg.user img.thumb").count() == 1
+    assert page_errors == []
