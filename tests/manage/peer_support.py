@@ -121,7 +121,9 @@ class CuttingProxy:
     """A TCP proxy to `target` that closes the first `cuts` connections once `cut_after`
     bytes went through in `direction` ("up": client to server, "down": server to client)."""
 
-    def __init__(self, target_port: int, *, cut_after: int, cuts: int, direction: str) -> None:
+    def __init__(self, target_port: int, *, cut_after: int, cuts: int, direction: str, hold: bool = False) -> None:
+        self.hold = threading.Event() if hold else None
+        """With `hold`, a cut connection stalls (until `release()`) instead of closing: a transfer in progress."""
         self.target_port = target_port
         self.cut_after = cut_after
         self.cuts = cuts
@@ -165,6 +167,8 @@ class CuttingProxy:
                         sink.sendall(data[:max(room, 0)])
                         with self.lock:
                             self.cut_count += 1
+                        if self.hold is not None:
+                            self.hold.wait(60)
                         raise OSError("cut")
                     state["count"] += len(data)
                 with self.lock:
@@ -186,4 +190,6 @@ class CuttingProxy:
                 sock.close()
 
     def close(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
         self.listener.close()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,3 +209,42 @@ def test_only_an_admin_token_may_use_the_peer_routes(pair: Pair, monkeypatch: py
     assert refused.exit_code != 0
     assert "HTTP 403; the peer routes need an admin token" in refused.output, refused.output
     assert not (pair.receiver.store.root / UPLOADS).exists()
+
+
+def test_kill_9_of_a_server_mid_pull_leaves_no_partial_model_and_the_next_pull_resumes(pair: Pair) -> None:
+    stall = CuttingProxy(pair.sender.port, cut_after=200_000, cuts=1, direction="down", hold=True)
+    body = {"model": "acme/tiny-vision", "peer": stall.url, "peer_token": pair.sender_token}
+    headers = {"Authorization": f"Bearer {pair.receiver_token}"}
+    threading.Thread(target=lambda: _swallow(requests.post, f"{pair.receiver.url}/v1/kronk/models/pull", json=body,
+                                             headers=headers, timeout=60), daemon=True).start()
+    store = pair.receiver.store
+    staging = store.staging_dir("acme/tiny-vision")
+    deadline = time.monotonic() + 30
+    while stall.cut_count == 0 or not any(p.stat().st_size for p in staging.glob("*.part")):
+        assert time.monotonic() < deadline, "the pull never started"
+        time.sleep(0.05)
+    pair.receiver.kill9()
+    stall.close()
+    assert "acme/tiny-vision" not in _index_ids(store)
+    assert not store.model_dir("acme/tiny-vision").exists()
+    held = sum(p.stat().st_size for p in staging.glob("*.part"))
+    assert held > 0
+
+    pair.receiver = KronkServer(pair.receiver.home).start()
+    proxy = CuttingProxy(pair.sender.port, cut_after=0, cuts=0, direction="down")
+    try:
+        body["peer"] = proxy.url
+        answer = requests.post(f"{pair.receiver.url}/v1/kronk/models/pull", json=body, headers=headers, timeout=60)
+    finally:
+        proxy.close()
+    assert answer.status_code == 200 and "event: done" in answer.text, answer.text
+    assert any(b"range: bytes=" in r.lower() for r in proxy.requests), "the new pull resumed the .part file"
+    assert _on_disk(store, "acme/tiny-vision") == _files(pair.sender.store, "acme/tiny-vision")
+
+
+def _swallow(call: Callable[..., object], *args: object, **kwargs: object) -> None:
+    """Run `call`, ignoring the error a killed server gives it (the test looks at the server's files)."""
+    try:
+        call(*args, **kwargs)
+    except requests.RequestException:
+        pass
