@@ -142,3 +142,17 @@ async def test_an_ended_session_asks_for_the_token_again(start_server: StartServ
     await page.click("form.login button[type=submit]")
     await page.wait_for_selector("#page-models")
     assert [e for e in page_errors if "401" not in e] == []
+
+
+UNLABELLED = """() => [...document.querySelectorAll('main input, main select, main textarea, main button')]
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+  .map((el) => el.outerHTML.slice(0, 80))"""
+
+
+async def test_every_control_has_a_label(start_server: StartServer, page: Any, page_errors: Recorded) -> None:
+    server = await start_server(preload=False)
+    for route, ready in (("chat", "#chat-input"), ("models", "#pull-spec"), ("catalog", "#catalog-table")):
+        await open_ui(page, server, route)
+        await page.wait_for_selector(ready)
+        assert await page.evaluate(UNLABELLED) == [], route
+    assert page_errors == []

@@ -21,6 +21,7 @@ export default {
     const spec = h("input", { id: "pull-spec", name: "spec", required: true, class: "grow",
       placeholder: "catalog id, org/repo:file.gguf or https://…/model.gguf", autocomplete: "off" });
     const projector = h("input", { id: "pull-projector", name: "projector", placeholder: "projector (optional)",
+      "aria-label": "Projector (optional)",
       autocomplete: "off" });
     const pullForm = h("form", { class: "card stack", "aria-label": "Pull a model", onsubmit: (e) => {
       e.preventDefault();
