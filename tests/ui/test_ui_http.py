@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 
 import aiohttp
+import pytest
 from yarl import URL
 
 from kronk.security.sessions import COOKIE_NAME, LOGIN_ATTEMPTS
@@ -65,7 +67,8 @@ async def test_session_off_mode_grants_everything(start_server: StartServer, htt
     assert "chat-completions" in body["grants"] and "admin" in body["grants"]
 
 
-async def test_full_mode_cookie_session(start_server: StartServer) -> None:
+async def test_full_mode_cookie_session(start_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     server = await start_server(security="full", preload=False)
     origin = {"Origin": server.url}
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:  # cookies for an IP
@@ -110,6 +113,7 @@ async def test_full_mode_cookie_session(start_server: StartServer) -> None:
         async with http.get(server.url + "/v1/kronk/models", cookies=stale) as response:
             assert response.status == 401
             assert (await response.json())["error"]["code"] == "session_expired"
+    assert admin_token() not in caplog.text and stale[COOKIE_NAME] not in caplog.text  # never in a log line
 
 
 async def test_non_admin_session_gets_its_grants_only(start_server: StartServer) -> None:
