@@ -156,3 +156,14 @@ async def test_every_control_has_a_label(start_server: StartServer, page: Any, p
         await page.wait_for_selector(ready)
         assert await page.evaluate(UNLABELLED) == [], route
     assert page_errors == []
+
+
+async def test_a_missing_page_module_shows_a_placeholder(start_server: StartServer, page: Any,
+                                                         page_errors: Recorded) -> None:
+    server = await start_server(preload=False)
+    await page.route("**/pages/system.js", lambda route: route.fulfill(status=404, body="no such file"))
+    await open_ui(page, server, "system")
+    await page.get_by_text("This page is not part of this build yet.").wait_for()
+    await page.click("#nav a:has-text('Chat')")  # the shell still works
+    await page.wait_for_selector("#chat-input")
+    assert [e for e in page_errors if "404" not in e] == []
