@@ -109,16 +109,8 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     job = request.app[JOBS].get(request.match_info["id"])
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
-    events = job.follow().__aiter__()
-    while True:
-        try:
-            kind, data = await asyncio.wait_for(anext(events), KEEPALIVE_SECONDS)
-        except TimeoutError:
-            await response.write(b": keep-alive\n\n")
-            continue
-        except StopAsyncIteration:
-            break
-        await response.write(_sse(kind, data))
+    async for kind, data in job.follow(KEEPALIVE_SECONDS):
+        await response.write(b": keep-alive\n\n" if kind == "keepalive" else _sse(kind, data))
     await response.write_eof()
     return response
 

@@ -71,8 +71,11 @@ class LibsJob:
             self.state, self.error = "failed", openai_error_body(error)
         self._notify()
 
-    async def follow(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Every event from the first, then the live ones, then ("done", result) or ("error", body)."""
+    async def follow(self, keepalive: float = 15.0) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """Every event from the first, then the live ones, then ("done", result) or ("error", body).
+
+        ("keepalive", {}) comes after `keepalive` seconds without news (a long build step).
+        """
         sent = 0
         while True:
             changed = self._changed
@@ -85,7 +88,10 @@ class LibsJob:
             if self.state == "failed":
                 yield "error", self.error or {}
                 return
-            await changed.wait()
+            try:
+                await asyncio.wait_for(changed.wait(), keepalive)
+            except TimeoutError:
+                yield "keepalive", {}
 
 
 class LibsJobs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from kronk.errors import LibsInstallError
 from kronk.manage.api import ManagementContext, create_management_app
 from kronk.manage.libs import LibsManager, ProgressEvent, Stage
 from kronk.manage.libs_api import add_libs_routes
+from kronk.manage.libs_jobs import LibsJob
 from tests.manage.test_api import error_of, sse
 
 pytestmark = pytest.mark.requires_libs
@@ -131,3 +133,21 @@ async def test_libraries_kronk_does_not_manage_are_not_removed(libs_env: Path, l
     error = await error_of(await client.delete("/v1/kronk/libs/installs/linux/x64/cpu"), 400)
     assert "does not manage" in error["message"]
     assert (libs_real_bin / "libllama.so").exists()
+
+
+async def test_a_quiet_job_sends_keepalives_and_its_followers_stay() -> None:
+    """A long build step sends nothing for minutes: followers get keep-alives, then the end."""
+    job = LibsJob(id="libs-1", action="install", request={})
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for kind, _ in job.follow(keepalive=0.01):
+            seen.append(kind)
+            if kind == "keepalive" and seen.count("keepalive") == 3:
+                job.add_event({"stage": "build", "message": "compiling", "done": 50, "total": 100})
+            if kind == "progress":
+                job.finish({"build": 11434})
+
+    await asyncio.wait_for(follow(), 30)
+    assert seen == ["keepalive", "keepalive", "keepalive", "progress", "done"]
+    assert job.state == "done" and job.result == {"build": 11434}
