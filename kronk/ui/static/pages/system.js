@@ -15,7 +15,7 @@ export default {
     const devices = ctx.h("div", { class: "ops-scroll" });
     const charts = ctx.h("div", { class: "ops-grid-2", "aria-live": "off" });
     const minutes = ctx.h("select", { "aria-label": "Chart window" },
-      ...[5, 15, 60].map((m) => ctx.h("option", { value: String(m) }, `last ${m} min`)));
+      ...[1, 5, 15].map((m) => ctx.h("option", { value: String(m) }, `last ${m} min`)));
     minutes.value = "15";
     const chartNote = ctx.h("p", { class: "ops-muted" });
     el.replaceChildren(ctx.h("section", { class: "ops-page" },
