@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from kronk import errors as E
 from kronk.manage.api import CONTEXT, KEEPALIVE_SECONDS, SSE_HEADERS, LibsBody
 from kronk.manage.libs_jobs import LibsJobs
-from kronk.wire import Operation, WireModel, operation, parse, read_json
+from kronk.wire import Extra, Operation, WireModel, operation, parse, read_json
 
 _TAG = "Management"
 JOBS = web.AppKey("kronk_libs_jobs", LibsJobs)
@@ -75,6 +75,7 @@ async def libs_status(request: web.Request) -> web.Response:
 @operation(Operation(summary="Start installing or upgrading llama.cpp as a job others can follow", tag=_TAG,
                      request=LibsJobBody, body_required=False, status=202, response={"type": "object"},
                      errors=(E.InvalidRequestError,),
+                     also={200: Extra("A libs job already runs: that one, with started false", {"type": "object"})},
                      description="202 with the new job; 200 with the running one when a libs job already runs"))
 async def start_job(request: web.Request) -> web.Response:
     body = parse(LibsJobBody, await read_json(request, empty={}))
