@@ -116,6 +116,16 @@ class ModelNotFoundError(KronkError):
         return cls(param or "", message)
 
 
+class PullCancelledError(KronkError):
+    """A model pull was cancelled on request (`POST /v1/kronk/models/pull/cancel`); its partial
+    files are removed."""
+
+    http_status = 409
+    error_code = "pull_cancelled"
+    openai_type = "invalid_request_error"
+    anthropic_type = "invalid_request_error"
+
+
 class JobNotFoundError(KronkError):
     """No server-side job (e.g. a libs install) with that id; finished ones are kept only a while."""
 

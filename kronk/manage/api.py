@@ -45,7 +45,7 @@ SSE_HEADERS = {
 _Text = Annotated[str, StringConstraints(strip_whitespace=True), pattern(r"\S", "must not be blank")]
 """A non-blank string, read without its surrounding blanks."""
 _STORE = (E.ModelNotFoundError, E.StoreError)
-_PULL = (E.InvalidRequestError, *_STORE, E.DownloadError, E.InsufficientStorageError)
+_PULL = (E.InvalidRequestError, *_STORE, E.DownloadError, E.InsufficientStorageError, E.PullCancelledError)
 _LIBS = (E.InvalidRequestError, E.LibsInstallError, E.DownloadError, E.StoreError)
 _TAG = "Management"
 _BUILD = "a build number like b11434"
@@ -75,6 +75,11 @@ class PullBody(WireModel):
     """Pull `model` from this Kronk server's store instead (its base URL; `kronk model pull --from`)."""
     peer_token: str | None = None
     """An admin token of the peer (sent to the peer only)."""
+
+
+class CancelPullBody(WireModel):
+    model: _Text
+    """The model id (as the pull's progress events name it) or its catalog id/alias."""
 
 
 class ForceBody(WireModel):
@@ -119,6 +124,8 @@ def create_management_app(ctx: ManagementContext) -> web.Application:
     app.router.add_get("/models/ps", models_ps)
     app.router.add_post("/models/index", index_models)
     app.router.add_post("/models/pull", pull_model)
+    app.router.add_get("/models/pulls", running_pulls)
+    app.router.add_post("/models/pull/cancel", cancel_pull)
     app.router.add_post("/models/unload", unload_model)
     app.router.add_get("/models/{id:.+}", show_model)
     app.router.add_delete("/models/{id:.+}", remove_model)
@@ -286,6 +293,22 @@ async def pull_model(request: web.Request) -> web.StreamResponse:
                                       peer=body.peer, peer_token=body.peer_token),
         _pull_started,
     )
+
+
+@operation(Operation(summary="The model pulls running now", tag=_TAG, response={"type": "object"}))
+async def running_pulls(request: web.Request) -> web.Response:
+    return web.json_response({"pulls": _ctx(request).service.pulls.running()})
+
+
+@operation(Operation(summary="Cancel a running model pull", tag=_TAG, request=CancelPullBody,
+                     response={"type": "object"}, errors=(E.InvalidRequestError, E.JobNotFoundError),
+                     description="The pull (and every client following it) ends with a `pull_cancelled` error "
+                                 "event; its partial files are removed."))
+async def cancel_pull(request: web.Request) -> web.Response:
+    body = await _body(request, CancelPullBody)
+    if not await asyncio.to_thread(_ctx(request).service.pulls.cancel, body.model):
+        raise E.JobNotFoundError(f"no pull of {body.model!r} is running")
+    return web.json_response({"model": body.model, "cancelled": True})
 
 
 # --- catalog -------------------------------------------------------------------

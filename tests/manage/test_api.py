@@ -157,6 +157,30 @@ async def test_concurrent_api_pulls_coalesce(client: TestClient, hub: FakeHub, p
     assert {r["model"]["id"] for r in results} == {"tiny-org/Tiny-Chat-Q8_0"}
 
 
+async def test_a_running_pull_can_be_cancelled(client: TestClient, hub: FakeHub, payloads: dict[str, Path],
+                                             isolated_home: Path) -> None:
+    serve_chat(hub, payloads)
+    hub.gate = threading.Event()
+    pull = asyncio.ensure_future(client.post("/v1/kronk/models/pull", json={"model": f"{REPO}:Q8_0"}))
+    while not hub.gets("/resolve/"):
+        await asyncio.sleep(0.01)
+    assert (await (await client.get("/v1/kronk/models/pulls")).json()) == {"pulls": ["tiny-org/Tiny-Chat-Q8_0"]}
+    cancelled = await client.post("/v1/kronk/models/pull/cancel", json={"model": "tiny-org/Tiny-Chat-Q8_0"})
+    assert cancelled.status == 200 and (await cancelled.json())["cancelled"] is True
+    hub.gate.set()  # the body flows; the next progress report ends the pull
+    kind, body = (await sse(await pull))[-1]
+    assert kind == "error" and body["error"]["code"] == "pull_cancelled"
+    assert (await (await client.get("/v1/kronk/models")).json())["data"] == []
+    assert not [p for p in isolated_home.rglob("*.gguf*") if p.is_file()]  # no partial file
+    assert (await (await client.get("/v1/kronk/models/pulls")).json()) == {"pulls": []}
+    error = await error_of(await client.post("/v1/kronk/models/pull/cancel", json={"model": "tiny-org/x"}), 404)
+    assert error["code"] == "job_not_found"
+    await error_of(await client.post("/v1/kronk/models/pull/cancel", json={}), 400)
+    # nothing was left half-done: the same pull now completes
+    hub.gate = None
+    assert (await sse(await client.post("/v1/kronk/models/pull", json={"model": f"{REPO}:Q8_0"})))[-1][0] == "done"
+
+
 async def test_index_ps_and_unload(client: TestClient, payloads: dict[str, Path], pool: StaticPool) -> None:
     target = models_dir() / "acme" / "by-hand" / "by-hand.gguf"
     target.parent.mkdir(parents=True)

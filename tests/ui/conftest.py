@@ -9,6 +9,7 @@ uncaught exceptions; tests assert `page_errors == []` after their checks.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -27,6 +28,7 @@ from tests.server.conftest import RunningServer, StartServer, http, server, star
 
 CHROMIUM = Path(os.environ.get("KRONK_TEST_CHROMIUM", "/usr/bin/chromium"))
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "bui"
+_SCRATCH_SHOTS = Path(tempfile.gettempdir()) / "kronk-ui-screenshots"
 _ARGS = [
     "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
     "--disable-background-networking",
@@ -87,9 +89,11 @@ async def open_ui(page: Any, running: RunningServer, route: str = "chat") -> Non
 
 
 async def screenshot(page: Any, name: str) -> None:
-    """Save `docs/bui/<name>.png` (the screenshots docs/bui.md shows)."""
-    DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(DOCS_SHOTS / f"{name}.png"))
+    """Take the screenshot docs/bui.md shows: into `docs/bui/<name>.png` when KRONK_UI_SCREENSHOTS=1
+    (to refresh the docs), else into a scratch folder, so a test run leaves the tree unchanged."""
+    folder = DOCS_SHOTS if os.environ.get("KRONK_UI_SCREENSHOTS") == "1" else _SCRATCH_SHOTS
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(folder / f"{name}.png"))
 
 
 def admin_token() -> str:

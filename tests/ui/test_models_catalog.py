@@ -65,6 +65,28 @@ async def test_pull_progress_survives_a_reload_then_show_and_remove(
     assert page_errors == []
 
 
+async def test_a_pull_is_cancelled_on_the_server(
+        hub: FakeHub, payloads: dict[str, Path], start_server: StartServer, page: Any, page_errors: Recorded) -> None:
+    hub.add_file(REPO, "Tiny-Chat-Q8_0.gguf", payloads["chat"].read_bytes())
+    hub.gate = threading.Event()
+    server = await start_server(preload=False)
+    await open_ui(page, server, "models")
+    await page.fill("#pull-spec", f"{REPO}:Q8_0")
+    await page.click("#pull-button")
+    row = page.locator(".pull", has_text=f"{REPO}:Q8_0")
+    await row.locator("p", has_text=re.compile(r"downloading .* of ")).wait_for()
+    await row.locator("button", has_text="Cancel pull").click()
+    async with page.expect_response(lambda response: response.url.endswith("/models/pull/cancel")) as answer:
+        await page.locator("dialog button", has_text="Cancel pull").click()
+    assert (await answer.value).status == 200
+    hub.gate.set()  # the body flows; the server's next progress report ends the pull
+    await row.locator("p", has_text="cancelled").wait_for()
+    await page.reload()  # the cancelled pull is not followed again, and no model appeared
+    await page.get_by_text("No models yet").wait_for()
+    assert await page.locator(".pull").count() == 0
+    assert page_errors == []
+
+
 async def test_catalog_update_filter_and_pull(hub: FakeHub, payloads: dict[str, Path], start_server: StartServer,
                                               page: Any, page_errors: Recorded) -> None:
     hub.add_file(REPO, "Tiny-Chat-Q8_0.gguf", payloads["chat"].read_bytes())

@@ -44,9 +44,11 @@ export function pullPanel(ctx, { onDone } = {}) {
     const line = h("p", { class: "small muted" }, "waiting for the server's progress…");
     const stopButton = h("button", { type: "button", class: "ghost small",
       title: "Stop following here; the server finishes the download anyway" }, "Stop following");
+    const cancelButton = h("button", { type: "button", class: "danger small",
+      title: "Stop the download on the server and remove its partial files" }, "Cancel pull");
     const el = h("div", { class: "card pull", dataset: { pull: label } },
-      h("div", { class: "row" }, h("strong", { class: "grow" }, label), stopButton), bar, line);
-    return { el, bar, line, stopButton };
+      h("div", { class: "row" }, h("strong", { class: "grow" }, label), stopButton, cancelButton), bar, line);
+    return { el, bar, line, stopButton, cancelButton };
   }
 
   async function follow(entry) {
@@ -55,6 +57,16 @@ export function pullPanel(ctx, { onDone } = {}) {
     const controller = new AbortController();
     running.set(entry.label, controller);
     view.stopButton.addEventListener("click", () => controller.abort("user"));
+    let modelId = entry.label; // the server's id for the model once it has resolved the spec
+    view.cancelButton.addEventListener("click", async () => {
+      const question = `Cancel the pull of ${entry.label}? Its partial files are removed.`;
+      if (!(await ctx.confirm(question, { confirmLabel: "Cancel pull", cancelLabel: "Keep downloading" }))) return;
+      try {
+        await ctx.api("POST", "/v1/kronk/models/pull/cancel", { model: modelId });
+      } catch (e) {
+        ctx.toast(`could not cancel: ${e.message}`, "error");
+      }
+    });
     root.prepend(view.el);
     const samples = [];
     let file = null;
@@ -66,6 +78,7 @@ export function pullPanel(ctx, { onDone } = {}) {
           return;
         }
         if (!data || typeof data !== "object") return;
+        if (data.status !== "resolving" && typeof data.model === "string") modelId = data.model;
         if (data.file !== file) {
           file = data.file;
           samples.length = 0;
@@ -97,6 +110,9 @@ export function pullPanel(ctx, { onDone } = {}) {
       if (leaving) return;
       if (e.type === "aborted") {
         view.line.textContent = "no longer followed here (the server keeps downloading)";
+      } else if (e.code === "pull_cancelled") {
+        view.line.textContent = "cancelled; its partial files were removed";
+        setTimeout(() => view.el.remove(), 8000);
       } else {
         view.line.replaceChildren(h("span", { class: "error", role: "alert" },
           `${e.status ? `${e.status}: ` : ""}${e.message}`));
