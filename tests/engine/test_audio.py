@@ -97,7 +97,7 @@ def _sdk(tiny: dict[str, Path], projectors: dict[str, Path]) -> AsyncKronk:
         return PathResolution(id=model, path=tiny["chat"], projector=projectors.get(model))
 
     settings = PoolSettings(default_model="tiny-audio", model_defaults=ModelSettings(
-        context_size=2048, slots=2, threads=2, prompt_cache_mb=0))
+        ctx_size=2048, slots=2, threads=2, prompt_cache_mb=0))
     return AsyncKronk(settings, resolver=resolver)
 
 

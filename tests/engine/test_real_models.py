@@ -35,7 +35,7 @@ GREEDY = SamplingParams(temperature=0)
 # machine, two OpenMP ggml threads spin at every op barrier while another process holds
 # the second core (Gemma: 1 s a token instead of 20 ms, measured). Greedy outputs do not
 # depend on the thread count (llama-completion -t 1 and -t 2 print the same text).
-SERVING = {"threads": 1, "threads_batch": 1, "context_size": 2048, "slots": 4}
+SERVING = {"threads": 1, "threads_batch": 1, "ctx_size": 2048, "slots": 4}
 
 SENTENCES = [
     "hello world",

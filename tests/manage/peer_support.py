@@ -26,7 +26,7 @@ from kronk.security.tokens import Grant, Window
 from tests.manage.fakehub import write_projector, write_split
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = {"context_size": 1024, "temperature": 0.25}
+CONFIG = {"ctx_size": 1024, "temperature": 0.25}
 """The config the seeded chat model carries (it must arrive with the model)."""
 
 

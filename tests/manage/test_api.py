@@ -215,7 +215,7 @@ async def test_catalog_routes(client: TestClient, hub: FakeHub, payloads: dict[s
     assert events[-1][0] == "done" and events[-1][1]["model"]["id"] == "test/tiny-chat"
     assert (await (await client.get("/v1/kronk/catalog/tinychat")).json())["installed"] is True
     shown = await (await client.get("/v1/kronk/models/tinychat")).json()
-    assert shown["catalog"] == "test/tiny-chat" and shown["config"] == {"context_size": 1024, "slots": 2}
+    assert shown["catalog"] == "test/tiny-chat" and shown["config"] == {"ctx_size": 1024, "slots": 2}
 
 
 async def test_catalog_update(client: TestClient, hub: FakeHub) -> None:

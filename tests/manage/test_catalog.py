@@ -63,7 +63,7 @@ def test_every_config_is_valid_model_settings() -> None:
         assert set(config) <= fields, entry.id
         assert set(config.get("sampling", {})) <= sampling_fields, entry.id
         settings = PoolSettings().settings_for(entry.id, config)
-        assert settings.context_size == config.get("context_size", 4096)
+        assert settings.ctx_size == config.get("ctx_size", 4096)
 
 
 def test_category_filter_and_lookup() -> None:

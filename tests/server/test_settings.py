@@ -49,12 +49,12 @@ def test_flag_config_path_beats_env_config_path(tmp_path: Path) -> None:
 
 def test_only_explicit_model_options_become_overrides() -> None:
     settings = load_settings({"slots": 2, "threads": 1}, {"KRONK_FLASH_ATTN": "off"})
-    assert settings.model_overrides() == {"slots": 2, "threads": 1, "flash_attention": "off"}
+    assert settings.model_overrides() == {"slots": 2, "threads": 1, "flash_attn": "off"}
     pool = settings.pool_settings()
-    assert pool.overrides == {"slots": 2, "threads": 1, "flash_attention": "off"}
+    assert pool.overrides == {"slots": 2, "threads": 1, "flash_attn": "off"}
     # the catalog's value survives where the operator set nothing, and loses where they did
-    model = pool.settings_for("m", {"context_size": 8192, "slots": 8})
-    assert model.context_size == 8192
+    model = pool.settings_for("m", {"ctx_size": 8192, "slots": 8})
+    assert model.ctx_size == 8192
     assert model.slots == 2
 
 
@@ -64,7 +64,7 @@ def test_model_config_file_wins_for_its_model(tmp_path: Path) -> None:
     settings = load_settings({"model_config": str(per_model), "slots": 4}, {})
     pool = settings.pool_settings()
     big = pool.settings_for("org/big", {"slots": 8})
-    assert (big.context_size, big.slots, big.sampling) == (16384, 1, {"temperature": 0.2})
+    assert (big.ctx_size, big.slots, big.sampling) == (16384, 1, {"temperature": 0.2})
     assert pool.settings_for("other").slots == 4
 
 
@@ -133,3 +133,17 @@ def test_deterministic_needs_flash_attention() -> None:
     with pytest.raises(ConfigError, match="deterministic needs flash attention"):
         load_settings({"deterministic": True, "flash_attn": "off"}, {})
     assert load_settings({"deterministic": True, "flash_attn": "auto"}, {}).deterministic is True
+
+
+def test_each_setting_has_one_name_and_old_spellings_still_read(tmp_path: Path) -> None:
+    per_model = tmp_path / "models.yaml"
+    per_model.write_text("models:\n  a:\n    ctx-size: 1024\n    flash_attn: 'off'\n"
+                         "  b:\n    context_size: 2048\n    flash-attention: 'on'\n")
+    pool = load_settings({"model_config": str(per_model)}, {}).pool_settings()
+    assert (pool.settings_for("a").ctx_size, pool.settings_for("a").flash_attn) == (1024, "off")
+    assert (pool.settings_for("b").ctx_size, pool.settings_for("b").flash_attn) == (2048, "on")
+    # a catalog entry's or a pushed model's config in the old spelling too
+    assert pool.settings_for("c", {"context_size": 512}).ctx_size == 512
+    # every per-model flag is the ModelSettings field of the same name
+    assert load_settings({"ctx_size": 4096, "flash_attn": "on"}, {}).model_overrides() == {
+        "ctx_size": 4096, "flash_attn": "on"}
