@@ -147,3 +147,19 @@ def test_each_setting_has_one_name_and_old_spellings_still_read(tmp_path: Path) 
     # every per-model flag is the ModelSettings field of the same name
     assert load_settings({"ctx_size": 4096, "flash_attn": "on"}, {}).model_overrides() == {
         "ctx_size": 4096, "flash_attn": "on"}
+
+
+def test_server_settings_and_options_declare_the_same_settings() -> None:
+    """ServerSettings is the typed view of OPTIONS: same names, same defaults (per-model options
+    default to unset, so the model config, the catalog and ModelSettings decide)."""
+    import dataclasses
+
+    from kronk.sdk.settings import ModelSettings
+    from kronk.settings import ServerSettings
+
+    fields = {f.name: f.default for f in dataclasses.fields(ServerSettings) if f.name != "explicit"}
+    assert set(fields) >= {o.name for o in OPTIONS}
+    for option in OPTIONS:
+        assert fields[option.name] == (None if option.per_model else option.default), option.name
+        if option.per_model:
+            assert option.name in {f.name for f in dataclasses.fields(ModelSettings)}, option.name
