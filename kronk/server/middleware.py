@@ -2,7 +2,7 @@
 
 `error_middleware` is the one place a raised error becomes an HTTP answer: typed
 Kronk errors and aiohttp's own HTTP errors get their status and the API's error
-shape from kronk.server.errors; anything else is a bug, logged with its traceback
+shape from kronk.http_errors; anything else is a bug, logged with its traceback
 and answered with a 500 JSON body that leaks no internals.
 """
 
@@ -14,8 +14,8 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from kronk.errors import KronkError
-from kronk.server.errors import ShuttingDownError, api_style, error_response, spec_for
+from kronk.errors import KronkError, ShuttingDownError
+from kronk.http_errors import api_style, error_response, spec_for
 from kronk.server.keys import METRICS
 
 log = logging.getLogger("kronk.server")

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
-from kronk.server.errors import ShuttingDownError
+from kronk.errors import ShuttingDownError
 
 T = TypeVar("T")
 

@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from kronk.errors import KronkError
+from kronk.errors import KronkError, ShuttingDownError
+from kronk.http_errors import spec_for
 from kronk.sdk.requests import ToolsDropped
-from kronk.server.errors import ShuttingDownError, spec_for
 from kronk.server.keys import METRICS, SETTINGS, STREAMS
 from kronk.server.meter import RequestMeter
 from kronk.server.middleware import route_label

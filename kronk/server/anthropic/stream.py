@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from kronk.http_errors import anthropic_error_body
 from kronk.sdk.requests import new_id
 from kronk.server.anthropic.response import encode_usage, signature, stop_reason
-from kronk.server.errors import anthropic_error_body
 from kronk.server.streaming import Frame
 
 

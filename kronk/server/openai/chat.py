@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from kronk.http_errors import openai_error_body
 from kronk.sdk.requests import ChatRequest, ChatResult, new_id
-from kronk.server.errors import openai_error_body
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p

@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from kronk.engine.types import Finish, TextDelta, TokenLogprob, Usage
+from kronk.http_errors import openai_error_body
 from kronk.sdk.requests import CompletionChoice, CompletionRequest, CompletionResult, new_id
-from kronk.server.errors import openai_error_body
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p

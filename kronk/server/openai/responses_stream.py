@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from kronk.http_errors import openai_error_body, spec_for
 from kronk.sdk.requests import new_id
-from kronk.server.errors import openai_error_body, spec_for
 from kronk.server.openai.responses_items import (
     CallItems,
     encode_logprobs,
