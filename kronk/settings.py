@@ -178,6 +178,10 @@ OPTIONS: tuple[Option, ...] = (
            metavar="SIZE"),
     Option("web_fetch_max_bytes", parse_size, 5 * 1024**2, "Bytes web_fetch reads from a page at most.",
            metavar="SIZE"),
+    Option("agent_max_iterations", parse_int, 8, "Model turns that call server-side tools, at most, in one request "
+           "(the agent loop then ends with the last turn).", metavar="N"),
+    Option("agent_max_time", parse_duration, 120.0, "Time one request's server-side tool loop may take; e.g. 120, "
+           "5m.", metavar="DURATION"),
 )
 OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 CONFIG_ENV = "KRONK_CONFIG"
@@ -221,6 +225,8 @@ class ServerSettings:
     tool_timeout: float = 30.0
     tool_max_output: int = 100_000
     web_fetch_max_bytes: int = 5 * 1024**2
+    agent_max_iterations: int = 8
+    agent_max_time: float = 120.0
     config_file: Path | None = None
     model_config_file: Path | None = None
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -284,6 +290,8 @@ class ServerSettings:
             (self.tool_timeout > 0, "tool_timeout must be more than 0"),
             (self.tool_max_output >= 1024, "tool_max_output must be at least 1KiB"),
             (self.web_fetch_max_bytes >= 1024, "web_fetch_max_bytes must be at least 1KiB"),
+            (self.agent_max_iterations >= 1, "agent_max_iterations must be at least 1"),
+            (self.agent_max_time > 0, "agent_max_time must be more than 0"),
         ]
         for ok, message in checks:
             if not ok:
