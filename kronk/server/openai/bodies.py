@@ -284,6 +284,22 @@ class StreamOptions(WireModel):
     include_usage: bool = False
 
 
+class KronkMcpServer(WireModel):
+    """An MCP server for `kronk_tools.mcp`: a configured `server_label`, or one named by `server_url`."""
+
+    server_label: str
+    server_url: str | None = None
+    headers: dict[str, str] | None = None
+    allowed_tools: list[str] | None = None
+
+
+class KronkTools(WireModel):
+    """Kronk's extension of chat completions: server-side tools the server runs (docs/tools.md)."""
+
+    mcp: list[KronkMcpServer] = []
+    builtin: list[Literal["web_fetch", "web_search"]] = []
+
+
 class ChatCompletionRequest(Sampling):
     """POST /v1/chat/completions."""
 
@@ -312,6 +328,8 @@ class ChatCompletionRequest(Sampling):
     ignore_eos: bool = False
     chat_template: str | None = None
     """A Jinja chat template to use instead of the model's."""
+    kronk_tools: KronkTools | None = None
+    """Kronk extension: server-side tools run by the server between model turns (docs/tools.md)."""
 
     @field_validator("tools")
     @classmethod
@@ -320,7 +338,8 @@ class ChatCompletionRequest(Sampling):
 
     @model_validator(mode="after")
     def _consistent(self) -> ChatCompletionRequest:
-        check_tool_choice(self.tool_choice, self.tools)
+        if self.kronk_tools is None or not isinstance(self.tool_choice, NamedToolChoice):
+            check_tool_choice(self.tool_choice, self.tools)  # else it may name a server tool: the agent loop checks
         if self.grammar and (self.json_schema or (self.response_format is not None
                                                   and not isinstance(self.response_format, TextFormat))):
             raise FieldError("grammar", "cannot be combined with response_format")

@@ -9,16 +9,20 @@ from typing import Any
 from aiohttp import web
 
 from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from kronk.errors import InvalidRequestError
 from kronk.http_errors import openai_error_body
 from kronk.sdk.requests import ChatRequest, ChatResult, new_id
+from kronk.server.agent import AgentLoop, AgentOutcome
+from kronk.server.agent.select import McpRequest, limits_of, server_tools
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p
 from kronk.server.openai.answers import ChatCompletion
-from kronk.server.openai.bodies import ChatCompletionRequest
+from kronk.server.openai.bodies import ChatCompletionRequest, KronkTools
 from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.sse import encode_json
 from kronk.server.streaming import Frame, stream_response
+from kronk.server.tools_host import TOOLS
 from kronk.server.validate import read_json
 from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
@@ -30,6 +34,8 @@ class ChatCall:
     include_usage: bool
     explicit: set[str]
     """Sampling fields the request set (model defaults fill the rest)."""
+    tools: KronkTools | None = None
+    """The `kronk_tools` extension: server-side tools to run between model turns."""
 
 
 def parse_chat(data: object, limits: p.Limits) -> ChatCall:
@@ -56,7 +62,7 @@ def parse_chat(data: object, limits: p.Limits) -> ChatCall:
         chat_template_kwargs=template_kwargs,
         template=body.chat_template or None,
     )
-    return ChatCall(request, body.stream, p.include_usage(body.stream_options), explicit)
+    return ChatCall(request, body.stream, p.include_usage(body.stream_options), explicit, body.kronk_tools)
 
 
 def encode_chat_result(result: ChatResult) -> dict[str, Any]:
@@ -175,6 +181,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     call = parse_chat(await read_json(request, settings.max_body_size), p.Limits.from_settings(settings))
     model = call.request.model or settings.default_model
     meter = RequestMeter(request.app[METRICS], model, "chat")
+    if call.tools is not None and (call.tools.mcp or call.tools.builtin):
+        return await _with_server_tools(request, call, meter)
     if call.stream:
         encoder = ChatStreamEncoder(model, n=call.request.n, include_usage=call.include_usage,
                                     logprobs=call.request.logprobs)
@@ -182,6 +190,35 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     result = await kronk.chat(call.request, explicit=call.explicit)
     meter.on_usage(result.usage)
     return json_response(encode_chat_result(result), headers=tools_dropped_headers(result.tools_dropped))
+
+
+async def _with_server_tools(request: web.Request, call: ChatCall, meter: RequestMeter) -> web.StreamResponse:
+    """`kronk_tools`: the agent loop runs the server tools; the answer reports them in `kronk_tools`."""
+    assert call.tools is not None
+    if call.stream:
+        raise InvalidRequestError("kronk_tools does not stream yet: send stream: false", param="stream")
+    mcp = [McpRequest(server.server_label, server.server_url, server.headers,
+                      None if server.allowed_tools is None else tuple(server.allowed_tools))
+           for server in call.tools.mcp]
+    specs = await server_tools(request.app, mcp, list(call.tools.builtin))
+    kronk = request.app[KRONK]
+    outcome = await AgentLoop(request.app[TOOLS], specs, limits_of(request.app)).run(
+        lambda step: kronk.chat(step, explicit=call.explicit), call.request)
+    meter.on_usage(outcome.result.usage)
+    body = encode_chat_result(outcome.result)
+    body["kronk_tools"] = encode_server_turns(outcome)
+    return json_response(body, headers=tools_dropped_headers(outcome.result.tools_dropped))
+
+
+def encode_server_turns(outcome: AgentOutcome) -> dict[str, Any]:
+    """The chat completion's `kronk_tools` field: each server tool call and why the loop ended."""
+    return {
+        "calls": [{"id": c.id, "turn": c.turn, "name": c.name, "server": c.source.partition("#")[0],
+                   "arguments": c.arguments, "output": c.result.text, "is_error": c.result.is_error,
+                   "truncated": c.result.truncated} for c in outcome.calls],
+        "turns": outcome.turns,
+        "stopped": outcome.stopped,
+    }
 
 
 def add_routes(app: web.Application) -> None:

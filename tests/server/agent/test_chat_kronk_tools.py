@@ -1,0 +1,111 @@
+"""The agent loop end to end on chat completions' `kronk_tools`: SmolLM2, the real ToolHost, web_fetch on 127.0.0.1.
+
+The first model turn is forced to call web_fetch (a named tool_choice: the grammar makes the
+call), so the flow is deterministic; the page lives on a local aiohttp site the allowlist opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import openai
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from tests.server.conftest import RunningServer, StartServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.requires_libs]
+
+FACT = "The secret llama is named Bartholomew."
+FETCH = {"type": "function", "function": {"name": "web_fetch"}}
+WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather of a city.",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                           "required": ["city"]}}}
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[str]:
+    app = web.Application()
+
+    async def fact(request: web.Request) -> web.Response:
+        return web.Response(text=f"<html><body><p>{FACT}</p></body></html>", content_type="text/html")
+
+    app.router.add_get("/fact", fact)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("/fact"))
+    await server.close()
+
+
+async def _server(start_server: StartServer, smollm2: Path, **overrides: object) -> RunningServer:
+    server = await start_server(model=str(smollm2), threads=2, ctx_size=4096, tools_allow=("127.0.0.1",), **overrides)
+    await server.ready()
+    return server
+
+
+def _client(server: RunningServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=server.v1, api_key="unused", max_retries=0)
+
+
+def _ask(url: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"Fetch {url} and tell me the name of the secret llama."}]
+
+
+async def test_web_fetch_result_reaches_the_answer_turn(start_server: StartServer, smollm2: Path, page: str) -> None:
+    server = await _server(start_server, smollm2)
+    answer = await _client(server).chat.completions.create(
+        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=60, temperature=0,
+        extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
+    extension = answer.model_extra["kronk_tools"]
+    first = extension["calls"][0]
+    assert first["name"] == "web_fetch" and first["server"] == "builtin" and first["turn"] == 0
+    assert FACT in first["output"] and not first["is_error"]
+    assert extension["turns"] >= 1
+    assert answer.choices[0].finish_reason in ("stop", "length")
+    assert not answer.choices[0].message.tool_calls
+    # Every model turn counted: the answer turn's prompt holds the page, so it alone is longer than the first.
+    assert answer.usage.prompt_tokens > 2 * len(FACT.split())
+
+
+async def test_iteration_limit_ends_with_a_last_answer(start_server: StartServer, smollm2: Path, page: str) -> None:
+    server = await _server(start_server, smollm2, agent_max_iterations=1)
+    answer = await _client(server).chat.completions.create(
+        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=20, temperature=0,
+        extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
+    extension = answer.model_extra["kronk_tools"]
+    assert extension["stopped"] == "max_iterations" and extension["turns"] == 1
+    assert len(extension["calls"]) >= 1
+    assert not answer.choices[0].message.tool_calls
+
+
+async def test_time_limit_ends_cleanly(start_server: StartServer, smollm2: Path, page: str) -> None:
+    server = await _server(start_server, smollm2, agent_max_time=0.001)
+    answer = await _client(server).chat.completions.create(
+        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=20, temperature=0,
+        extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
+    assert answer.model_extra["kronk_tools"]["stopped"] == "max_time"
+    assert answer.choices[0].finish_reason == "stop"
+
+
+async def test_client_tools_come_back_to_the_client(start_server: StartServer, smollm2: Path, page: str) -> None:
+    server = await _server(start_server, smollm2)
+    answer = await _client(server).chat.completions.create(
+        model="", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}}, max_tokens=40, temperature=0,
+        extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
+    assert answer.choices[0].finish_reason == "tool_calls"
+    assert [call.function.name for call in answer.choices[0].message.tool_calls] == ["get_weather"]
+    assert answer.model_extra["kronk_tools"]["calls"] == []
+
+
+async def test_unknown_mcp_label_and_streaming_are_clear_errors(start_server: StartServer, smollm2: Path) -> None:
+    server = await _server(start_server, smollm2)
+    client = _client(server)
+    with pytest.raises(openai.NotFoundError):
+        await client.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
+                                             extra_body={"kronk_tools": {"mcp": [{"server_label": "nope"}]}})
+    with pytest.raises(openai.BadRequestError, match="stream"):
+        await client.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
+                                             stream=True, extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
