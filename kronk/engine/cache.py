@@ -30,6 +30,8 @@ class CachedState:
 
 
 class PromptCache:
+    """Sequence states by token prefix, least recently used dropped first past the byte budget."""
+
     def __init__(self, budget_bytes: int, min_tokens: int = 32) -> None:
         self.budget_bytes = budget_bytes
         self.min_tokens = min_tokens
@@ -37,7 +39,7 @@ class PromptCache:
         self._next_key = 0
         self.used_bytes = 0
         self.hits = 0
-        self.misses = 0
+        """Entries whose KV was restored and reused (not lookups that merely overlapped)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -56,18 +58,24 @@ class PromptCache:
             self._drop(next(iter(self._entries)))
 
     def best(self, prompt: np.ndarray) -> tuple[int, CachedState | None]:
-        """The entry with the longest common prefix with `prompt` (and that length)."""
-        best_len, best_key = 0, None
-        for key, entry in self._entries.items():
+        """The entry with the longest common prefix with `prompt` (and that length).
+
+        A lookup is not a hit: the caller reports `used(entry)` once the entry's KV is
+        restored and serves the prompt, so the hit count means saved prefill work."""
+        best_len, best_entry = 0, None
+        for entry in self._entries.values():
             length = common_prefix(entry.tokens, prompt)
             if length > best_len:
-                best_len, best_key = length, key
-        if best_key is None:
-            self.misses += 1
-            return 0, None
+                best_len, best_entry = length, entry
+        return best_len, best_entry
+
+    def used(self, entry: CachedState) -> None:
+        """`entry`'s KV was restored for a prompt: a hit, and the entry becomes the most recent."""
         self.hits += 1
-        self._entries.move_to_end(best_key)
-        return best_len, self._entries[best_key]
+        for key, candidate in self._entries.items():
+            if candidate is entry:
+                self._entries.move_to_end(key)
+                return
 
     def _drop(self, key: int) -> None:
         entry = self._entries.pop(key)

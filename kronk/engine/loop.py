@@ -1,14 +1,13 @@
 """The continuous-batching engine: one llama context, many slots, one decode thread.
 
-Every step puts one token per generating slot into the batch, then fills the room
-left with prompt chunks of slots still prefilling (chunked prefill: a long new prompt
-never freezes running streams). After the decode, each slot that produced logits
-samples in C, and its text goes through UTF-8 reassembly and the stop-string matcher
-before it is queued for the job's sink; a step's events are delivered together just
-before the next decode. Idle slots keep their KV so a new prompt that shares a prefix
-(the next turn of a chat) only evaluates what is new; a bounded RAM cache keeps
-sequence states that would otherwise be overwritten, and holds idle slots' states while
-other slots generate (idle cells in the unified KV cache would slow every decode).
+`Engine` is the public face and the thread's loop; the work is split by job:
+kronk.engine.slot (each slot's explicit state machine and the per-request `Run`),
+kronk.engine.scheduler (admission, prefix reuse, the RAM prompt cache, KV pressure) and
+kronk.engine.executor (batch building, decode, sampling, emitting). Idle slots keep their
+KV so a new prompt that shares a prefix (the next turn of a chat) only evaluates what is
+new; a bounded RAM cache keeps sequence states that would otherwise be overwritten, and
+holds idle slots' states while other slots generate (idle cells in the unified KV cache
+would slow every decode).
 
 Only the engine thread calls into the context. Other threads talk to it through
 `submit` / `cancel` / `call`, guarded by one condition variable.
@@ -16,7 +15,6 @@ Only the engine thread calls into the context. Other threads talk to it through
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
@@ -30,33 +28,28 @@ from typing import Any
 import numpy as np
 
 from kronk.engine.attention import resolve_attention
-from kronk.engine.cache import PromptCache, common_prefix
+from kronk.engine.cache import PromptCache
+from kronk.engine.executor import Executor
 from kronk.engine.jobs import Job, Sink
-from kronk.engine.logprobs import token_logprobs
-from kronk.engine.stop import StopMatcher
-from kronk.engine.types import Finish, GenerateRequest, TextDelta, Usage
+from kronk.engine.scheduler import MIN_PREFIX_REUSE as MIN_PREFIX_REUSE  # re-exported
+from kronk.engine.scheduler import Scheduler
+from kronk.engine.slot import Slot, SlotState
+from kronk.engine.types import Finish, GenerateRequest, Usage
 from kronk.errors import (
     BusyError,
     ContextOverflowError,
     InvalidRequestError,
     KronkError,
-    NativeError,
 )
 from kronk.llama import (
     Batch,
     Context,
-    KVCacheFullError,
     Model,
-    SamplerChain,
-    Utf8Stream,
     supports_gpu_offload,
 )
 from kronk.llama.context import ContextParams
 
 logger = logging.getLogger("kronk.engine")
-
-MIN_PREFIX_REUSE = 16
-"""Shared prompt tokens below which a slot is chosen by emptiness and age, not by prefix."""
 
 
 @dataclass(slots=True)
@@ -115,46 +108,7 @@ class SlotStats:
     tokens_per_second: float
 
 
-class Slot:
-    """One sequence of the context and the job it serves."""
-
-    __slots__ = (
-        "seq_id", "job", "cache", "n_cached", "prompt_pos", "sampler", "next_token", "row", "n_generated",
-        "utf8", "stop", "max_tokens", "n_prompt", "n_prompt_cached", "first_token_at", "last_used",
-        "logprobs", "top_logprobs", "ignore_eos",
-    )
-
-    def __init__(self, seq_id: int, n_ctx: int) -> None:
-        self.seq_id = seq_id
-        self.job: Job | None = None
-        self.cache = np.zeros(n_ctx + 1, dtype=np.int32)
-        self.n_cached = 0
-        self.prompt_pos = 0
-        self.sampler: SamplerChain | None = None
-        self.next_token = -1
-        self.row = -1
-        self.n_generated = 0
-        self.utf8 = Utf8Stream()
-        self.stop = StopMatcher([])
-        self.max_tokens = 0
-        self.n_prompt = 0
-        self.n_prompt_cached = 0
-        self.first_token_at = 0.0
-        self.last_used = 0.0
-        self.logprobs = False
-        self.top_logprobs = 0
-        self.ignore_eos = False
-
-    @property
-    def busy(self) -> bool:
-        return self.job is not None
-
-    @property
-    def prefilling(self) -> bool:
-        return self.job is not None and self.prompt_pos < self.n_prompt
-
-
-class Engine:
+class Engine(Scheduler, Executor):
     """Serves generation jobs for one model. Thread-safe; use as a context manager or close()."""
 
     def __init__(self, model: Model, config: EngineConfig | None = None) -> None:
@@ -273,12 +227,14 @@ class Engine:
         now = time.perf_counter()
         out = []
         for slot in self.slots:
-            job, generated, first = slot.job, slot.n_generated, slot.first_token_at
-            state = "idle" if job is None else "prefill" if slot.prompt_pos < slot.n_prompt else "generating"
-            speed = (generated - 1) / (now - first) if job is not None and first and generated > 1 and now > first \
-                else 0.0
-            out.append(SlotStats(slot.seq_id, state, slot.n_cached, slot.n_prompt if job is not None else 0,
-                                 generated if job is not None else 0, round(speed, 2)))
+            run, state = slot.run, slot.state
+            if run is None:
+                out.append(SlotStats(slot.seq_id, "idle", slot.n_cached, 0, 0, 0.0))
+                continue
+            generated, first = run.n_generated, run.first_token_at
+            speed = (generated - 1) / (now - first) if first and generated > 1 and now > first else 0.0
+            label = "generating" if state is SlotState.GENERATE else "prefill"
+            out.append(SlotStats(slot.seq_id, label, slot.n_cached, run.n_prompt, generated, round(speed, 2)))
         return out
 
     def close(self) -> None:
@@ -288,8 +244,8 @@ class Engine:
             for job in self._pending:
                 job.cancelled = True
             for slot in self.slots:
-                if slot.job is not None:
-                    slot.job.cancelled = True
+                if slot.run is not None:
+                    slot.run.job.cancelled = True
             self._cancel_requested = True
             self._cond.notify()
         if threading.current_thread() is not self._thread:
@@ -364,20 +320,6 @@ class Engine:
             for job in jobs:
                 job.sink(exc if isinstance(exc, KronkError) else KronkError(f"engine failure: {exc}"))
 
-    def _busy(self) -> bool:
-        return any(slot.busy for slot in self.slots)
-
-    def _emit(self, job: Job, item: Any) -> None:
-        self._outbox.append((job.sink, item))
-
-    def _flush(self) -> None:
-        outbox, self._outbox = self._outbox, []
-        for sink, item in outbox:
-            try:
-                sink(item)
-            except Exception:  # a consumer's bug must not stop the other streams
-                logger.exception("an event sink raised")
-
     def _run_call(self, fn: Callable[[], Any], future: Future[Any]) -> None:
         if not future.set_running_or_notify_cancel():
             return
@@ -399,333 +341,8 @@ class Engine:
         for job in cancelled:
             self._finish_unstarted(job)
         for slot in self.slots:
-            if slot.job is not None and slot.job.cancelled:
+            if slot.run is not None and slot.run.job.cancelled:
                 self._finish(slot, "cancelled")
-
-    # --- admission and prefix reuse ------------------------------------------------------
-
-    def _admit(self) -> None:
-        while True:
-            free = [slot for slot in self.slots if not slot.busy]
-            if not free:
-                return
-            if self._await_room and len(free) < len(self.slots):
-                return  # a job waits for cells: nothing new starts until a running one ends
-            self._await_room = False
-            with self._cond:
-                if not self._pending:
-                    return
-                job = self._pending.popleft()
-            try:
-                self._assign(job, free)
-            except Exception as exc:
-                job.done = True
-                self._idle_kv = True  # the slot may hold part of the failed prompt
-                self._emit(job, exc if isinstance(exc, KronkError) else KronkError(str(exc)))
-
-    def _assign(self, job: Job, free: list[Slot]) -> None:
-        if job.request.media is not None:
-            self._assign_media(job, free)
-            return
-        prompt = job.prompt
-        shared = {slot.seq_id: common_prefix(slot.cache[: slot.n_cached], prompt) for slot in free}
-        slot = max(free, key=lambda s: (shared[s.seq_id], -s.last_used))
-        if shared[slot.seq_id] < MIN_PREFIX_REUSE:
-            # Nothing worth reusing (a shared BOS is not): take an empty slot, else the
-            # least recently used, so cached conversations stay where they are.
-            slot = min(free, key=lambda s: (s.n_cached > 0, s.last_used))
-        best_len = shared[slot.seq_id]
-        cached_len, entry = self.prompt_cache.best(prompt) if self.prompt_cache.budget_bytes else (0, None)
-        if entry is not None and cached_len > best_len + 16:
-            self._save_slot_state(slot)
-            self.ctx.seq_rm(slot.seq_id)
-            slot.n_cached = 0
-            best_len = cached_len if self._restore(slot, entry.tokens, entry.state) else 0
-        keep = min(best_len, len(prompt) - 1)
-        if slot.n_cached - keep >= self.prompt_cache.min_tokens and keep < slot.n_cached // 2:
-            self._save_slot_state(slot)
-        if not self.ctx.seq_rm(slot.seq_id, keep, -1):
-            self.ctx.seq_rm(slot.seq_id)
-            keep = 0
-        slot.n_cached = keep
-        self._start(slot, job, keep)
-        if slot.max_tokens == 0:
-            self._finish(slot, "length")
-
-    def _assign_media(self, job: Job, free: list[Slot]) -> None:
-        """Evaluate a multimodal prompt whole into a fresh slot, then sample its first token.
-
-        The chunks are decoded by libmtmd on this thread between steps, so running streams
-        pause for the image/audio encode; media positions hold no token ids, so nothing is
-        reused from or saved to the prompt cache for this slot.
-        """
-        media = job.request.media
-        assert media is not None
-        slot = min(free, key=lambda s: (s.n_cached > 0, s.last_used))
-        self._save_slot_state(slot)
-        self.ctx.seq_rm(slot.seq_id)
-        slot.n_cached = 0
-        # The prompt is decoded in one go, so its cells must be free first.
-        if self._free_cells() < media.n_tokens:
-            self._drop_idle_kv()
-            if self._free_cells() < media.n_tokens and self._busy():
-                self._wait_for_room(job)
-                return
-        try:
-            n_past = media.evaluate(self.ctx, slot.seq_id)
-        except BaseException:
-            self.ctx.seq_rm(slot.seq_id)
-            raise
-        finally:
-            media.close()
-        slot.cache[:n_past] = -1
-        slot.n_cached = n_past
-        self._start(slot, job, 0)
-        slot.prompt_pos = slot.n_prompt
-        if slot.max_tokens == 0:
-            self._finish(slot, "length")
-            return
-        slot.row = -1  # the helper's decode left the last prompt token's logits last
-        self._sample(slot, time.perf_counter())
-
-    def _start(self, slot: Slot, job: Job, keep: int) -> None:
-        """Bind `job` to `slot`, whose first `keep` prompt tokens are already in the KV cache."""
-        prompt = job.prompt
-        request = job.request
-        sampling = request.sampling
-        if request.ignore_eos:
-            # as llama.cpp does: end-of-generation tokens can never be sampled
-            bias = dict(sampling.logit_bias)
-            bias.update({int(t): -math.inf for t in self._eog_ids})
-            sampling = dataclasses.replace(sampling, logit_bias=bias)
-        slot.sampler = SamplerChain.from_params(self.model, sampling)
-        # Penalty samplers need the prompt history, as llama.cpp's tools feed it.
-        if request.media is None and slot.sampler.names and any(n in ("penalties", "dry") for n in slot.sampler.names):
-            for token in prompt.tolist():
-                slot.sampler.accept_prompt(token)
-        slot.job = job
-        slot.prompt_pos = keep
-        slot.n_prompt = len(prompt)
-        slot.n_prompt_cached = keep
-        slot.next_token = -1
-        slot.row = -1
-        slot.n_generated = 0
-        slot.utf8 = Utf8Stream()
-        slot.stop = StopMatcher(request.stop)
-        limit = self.n_ctx - len(prompt)
-        slot.max_tokens = limit if request.max_tokens is None else min(request.max_tokens, limit)
-        slot.logprobs = request.logprobs
-        slot.top_logprobs = request.top_logprobs if request.logprobs else 0
-        slot.ignore_eos = request.ignore_eos
-        slot.first_token_at = 0.0
-        job.started_at = time.perf_counter()
-        self._prompt_total += len(prompt)
-        self._cached_total += keep
-
-    def _park_idle_slots(self) -> None:
-        self._flush()  # the last step's tokens go out before the copy
-        self._idle_kv = False
-        self._drop_idle_kv()
-
-    def _save_slot_state(self, slot: Slot) -> None:
-        if self.prompt_cache.budget_bytes <= 0 or slot.n_cached < self.prompt_cache.min_tokens:
-            return
-        if slot.cache[0] < 0:  # a multimodal prompt: no token ids to match it by
-            return
-        tokens = slot.cache[: slot.n_cached]
-        state = self.ctx.seq_state_save(slot.seq_id)
-        self.prompt_cache.put(tokens, state)
-
-    # --- one decode step ----------------------------------------------------------------
-
-    def _step(self) -> None:
-        t0 = time.perf_counter()
-        batch = self.batch
-        batch.clear()
-        generating = []
-        for slot in self.slots:
-            if slot.job is not None and slot.next_token >= 0:
-                slot.row = batch.add(slot.next_token, slot.n_cached, slot.seq_id, True)
-                generating.append(slot)
-        # Chunked prefill: while streams run, each step takes at most one ubatch of prompt.
-        budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - len(generating)))
-        prefilled: list[tuple[Slot, int]] = []
-        for slot in sorted((s for s in self.slots if s.prefilling), key=lambda s: s.job.submitted_at):
-            if budget <= 0:
-                break
-            take = min(budget, slot.n_prompt - slot.prompt_pos)
-            chunk = slot.job.prompt[slot.prompt_pos : slot.prompt_pos + take]
-            last = slot.prompt_pos + take == slot.n_prompt
-            row = batch.add_sequence(chunk, slot.n_cached, slot.seq_id, last)
-            slot.row = row if last else -1
-            prefilled.append((slot, take))
-            budget -= take
-        self._flush()
-        if batch.n_tokens == 0:
-            return
-        t1 = time.perf_counter()
-        try:
-            self.ctx.decode(batch)
-        except KVCacheFullError:
-            self._relieve_kv_pressure()
-            return
-        t2 = time.perf_counter()
-        for slot in generating:
-            slot.cache[slot.n_cached] = slot.next_token
-            slot.n_cached += 1
-        for slot, take in prefilled:
-            slot.cache[slot.n_cached : slot.n_cached + take] = slot.job.prompt[slot.prompt_pos : slot.prompt_pos + take]
-            slot.n_cached += take
-            slot.prompt_pos += take
-        now = time.perf_counter()
-        for slot in self.slots:
-            if slot.job is not None and slot.row >= 0:
-                self._sample(slot, now)
-                slot.row = -1
-        self._steps += 1
-        t3 = time.perf_counter()
-        self._decode_s += t2 - t1
-        self._python_s += (t1 - t0) + (t3 - t2)
-
-    def _sample(self, slot: Slot, now: float) -> None:
-        job = slot.job
-        assert job is not None and slot.sampler is not None
-        logprob_entries = None
-        if slot.logprobs:
-            logits = self.ctx.logits(slot.row)
-        token = slot.sampler.sample(self.ctx, slot.row)
-        if slot.logprobs:
-            logprob_entries = [token_logprobs(logits, token, slot.top_logprobs, self._piece)]
-        if slot.n_generated == 0:
-            slot.first_token_at = now
-        slot.n_generated += 1
-        if not slot.ignore_eos and self._eog[token]:
-            self._finish(slot, "stop")
-            return
-        text = slot.utf8.push(self._piece(token))
-        emit, stopped = slot.stop.push(text) if text else ("", False)
-        if emit or logprob_entries:
-            self._emit(job, TextDelta(emit, job.choice, logprob_entries))
-        if stopped:
-            self._finish(slot, "stop", flush=False)
-        elif slot.n_generated >= slot.max_tokens or slot.n_cached + 1 >= self.n_ctx:
-            self._finish(slot, "length")
-        else:
-            slot.next_token = token
-
-    def _finish(self, slot: Slot, reason: Any, flush: bool = True) -> None:
-        job = slot.job
-        assert job is not None
-        if flush and reason != "cancelled":
-            tail = slot.stop.push(slot.utf8.flush())[0] + slot.stop.flush()
-            if tail:
-                self._emit(job, TextDelta(tail, job.choice))
-        elapsed = (time.perf_counter() - slot.first_token_at) if slot.first_token_at else 0.0
-        usage = Usage(
-            prompt_tokens=slot.n_prompt,
-            completion_tokens=slot.n_generated,
-            cached_tokens=slot.n_prompt_cached,
-            time_to_first_token_ms=((slot.first_token_at - job.submitted_at) * 1000.0) if slot.first_token_at else 0.0,
-            tokens_per_second=(slot.n_generated - 1) / elapsed if elapsed > 0 and slot.n_generated > 1 else 0.0,
-            queue_wait_ms=(job.started_at - job.submitted_at) * 1000.0 if job.started_at else 0.0,
-        )
-        self._completion_total += slot.n_generated
-        if slot.sampler is not None:
-            slot.sampler.close()
-            slot.sampler = None
-        slot.job = None
-        slot.next_token = -1
-        slot.row = -1
-        slot.last_used = time.perf_counter()
-        self._idle_kv = True
-        self._await_room = False
-        job.done = True
-        self._emit(job, Finish(reason, usage, job.choice, slot.stop.matched if reason == "stop" else None))
-
-    def _drop_idle_kv(self, keep: Slot | None = None) -> bool:
-        """Move idle slots' KV (but `keep`'s) to the RAM prompt cache and free their cells;
-        whether any cells were freed."""
-        idle = [slot for slot in self.slots if not slot.busy and slot.n_cached > 0 and slot is not keep]
-        for slot in idle:
-            self._evict(slot)
-        return bool(idle)
-
-    def _evict(self, slot: Slot) -> None:
-        """Save the slot's KV to the RAM prompt cache (when worth it) and free its cells."""
-        self._save_slot_state(slot)
-        self.ctx.seq_rm(slot.seq_id)
-        slot.n_cached = 0
-
-    def _restore(self, slot: Slot, tokens: Any, state: bytes) -> bool:
-        """Load a cached prompt's KV into the empty `slot`. Where its cells are not free
-        (a long generation holds them), idle slots give theirs up and it is tried once more;
-        if it still does not fit, the slot stays empty and the prompt is computed instead,
-        so a cache hit can never fail a request."""
-        for attempt in range(2):
-            try:
-                self.ctx.seq_state_load(state, slot.seq_id)
-            except NativeError:
-                self.ctx.seq_rm(slot.seq_id)
-                if attempt == 0 and self._drop_idle_kv(keep=slot):
-                    continue
-                logger.info("the cached prompt's KV does not fit now; computing the prompt instead")
-                return False
-            slot.cache[: len(tokens)] = tokens
-            slot.n_cached = len(tokens)
-            return True
-        return False
-
-    def _relieve_kv_pressure(self) -> None:
-        """The KV cache is full. Idle slots give up their cells; else the newest prompt still
-        prefilling goes back to the queue until a running job ends (its prompt fits the
-        context, only not next to the others); else the longest generation ends ("length")."""
-        if self._drop_idle_kv():
-            return
-        busy = [slot for slot in self.slots if slot.busy]
-        prefilling = [slot for slot in busy if slot.prefilling]
-        if prefilling and len(busy) > 1:
-            victim = max(prefilling, key=lambda s: s.job.submitted_at if s.job is not None else 0.0)
-            logger.info("KV cache full: a %d-token prompt waits for a running request to end", victim.n_prompt)
-            job = victim.job
-            assert job is not None
-            self._release(victim)
-            self._evict(victim)  # its computed part goes to the RAM cache, to be restored
-            self._wait_for_room(job)
-            return
-        victim = max(busy, key=lambda s: s.n_cached)
-        if victim.prefilling:  # alone and still no room: not expected, as the prompt fits n_ctx
-            job = victim.job
-            assert job is not None
-            self._release(victim)
-            self._evict(victim)
-            job.done = True
-            self._emit(job, BusyError("the KV cache is full; retry shortly", retry_after=1.0))
-            return
-        logger.warning("KV cache full: ending the longest request (%d tokens)", victim.n_cached)
-        self._finish(victim, "length")
-
-    def _release(self, slot: Slot) -> None:
-        """Unbind a job that has produced nothing yet from its slot (it goes back, or fails)."""
-        job = slot.job
-        assert job is not None
-        if slot.sampler is not None:
-            slot.sampler.close()
-            slot.sampler = None
-        slot.job = None
-        slot.next_token = -1
-        slot.row = -1
-        self._prompt_total -= slot.n_prompt
-        self._cached_total -= slot.n_prompt_cached
-        job.started_at = 0.0
-
-    def _wait_for_room(self, job: Job) -> None:
-        """Put `job` back at the head of the queue; nothing is admitted until a job ends."""
-        with self._cond:
-            self._pending.appendleft(job)
-        self._await_room = True
-
-    def _free_cells(self) -> int:
-        return self.ctx.n_ctx - sum(slot.n_cached for slot in self.slots)
 
     # --- embeddings (run on the engine thread via call()) ---------------------------------
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kronk.engine.types import Finish, GenerateRequest, SamplingParams
+from kronk.engine.types import GenerateRequest, SamplingParams
 from kronk.errors import CapabilityError, InvalidRequestError
 from kronk.llama import Batch, Context, MediaPrompt, Model, Projector, SamplerChain
 from kronk.sdk import AsyncKronk, ChatRequest, PoolSettings

@@ -1,0 +1,178 @@
+"""The engine's executor: one decode step for all slots, sampling, and the events it emits.
+
+A mixin of `Engine` (kronk.engine.loop), run only on the engine thread. Every step puts
+one token per GENERATE slot into the batch, then fills the room left with prompt chunks
+of PREFILL slots (chunked prefill: a long new prompt never freezes running streams).
+After the decode each slot that produced logits samples in C (the llama.cpp sampler
+chain), and its text goes through UTF-8 reassembly and the stop-string matcher before
+it is queued for the job's sink; a step's events are delivered together just before
+the next decode. The hot path reuses one batch and touches only the fields it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kronk.engine.jobs import Job, Sink
+from kronk.engine.logprobs import token_logprobs
+from kronk.engine.slot import Slot, SlotState
+from kronk.engine.types import Finish, FinishReason, TextDelta, Usage
+from kronk.llama import Batch, KVCacheFullError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from kronk.llama import Context
+
+logger = logging.getLogger("kronk.engine")
+
+_GENERATE = SlotState.GENERATE
+_PREFILL = SlotState.PREFILL
+
+
+class Executor:
+    """Batch building, decode, sampling and emitting (mixin: state lives on the Engine)."""
+
+    ctx: Context
+    n_ctx: int
+    slots: list[Slot]
+    batch: Batch
+    _eog: np.ndarray
+    _piece: Callable[[int], bytes]
+    _outbox: list[tuple[Sink, Any]]
+    _idle_kv: bool
+    _await_room: bool
+    _completion_total: int
+    _steps: int
+    _python_s: float
+    _decode_s: float
+
+    if TYPE_CHECKING:  # provided by the scheduler
+        def _relieve_kv_pressure(self) -> None: ...
+
+    def _busy(self) -> bool:
+        return any(slot.run is not None for slot in self.slots)
+
+    def _emit(self, job: Job, item: Any) -> None:
+        self._outbox.append((job.sink, item))
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        for sink, item in outbox:
+            try:
+                sink(item)
+            except Exception:  # a consumer's bug must not stop the other streams
+                logger.exception("an event sink raised")
+
+    def _step(self) -> None:
+        t0 = time.perf_counter()
+        batch = self.batch
+        batch.clear()
+        generating = []
+        for slot in self.slots:
+            if slot.state is _GENERATE:
+                slot.row = batch.add(slot.run.next_token, slot.n_cached, slot.seq_id, True)  # type: ignore[union-attr]
+                generating.append(slot)
+        # Chunked prefill: while streams run, each step takes at most one ubatch of prompt.
+        budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - len(generating)))
+        prefilled: list[tuple[Slot, int]] = []
+        prefilling = [s for s in self.slots if s.state is _PREFILL]
+        if prefilling:
+            prefilling.sort(key=lambda s: s.run.job.submitted_at)  # type: ignore[union-attr]
+        for slot in prefilling:
+            if budget <= 0:
+                break
+            run = slot.run
+            assert run is not None
+            take = min(budget, run.n_prompt - run.prompt_pos)
+            chunk = run.job.prompt[run.prompt_pos : run.prompt_pos + take]
+            last = run.prompt_pos + take == run.n_prompt
+            row = batch.add_sequence(chunk, slot.n_cached, slot.seq_id, last)
+            slot.row = row if last else -1
+            prefilled.append((slot, take))
+            budget -= take
+        self._flush()
+        if batch.n_tokens == 0:
+            return
+        t1 = time.perf_counter()
+        try:
+            self.ctx.decode(batch)
+        except KVCacheFullError:
+            self._relieve_kv_pressure()
+            return
+        t2 = time.perf_counter()
+        for slot in generating:
+            slot.cache[slot.n_cached] = slot.run.next_token  # type: ignore[union-attr]
+            slot.n_cached += 1
+        for slot, take in prefilled:
+            run = slot.run
+            assert run is not None
+            slot.cache[slot.n_cached : slot.n_cached + take] = run.job.prompt[run.prompt_pos : run.prompt_pos + take]
+            slot.n_cached += take
+            run.prompt_pos += take
+            if run.prompt_pos == run.n_prompt:
+                slot.prefilled()
+        now = time.perf_counter()
+        for slot in self.slots:
+            if slot.row >= 0 and slot.run is not None:
+                self._sample(slot, now)
+                slot.row = -1
+        self._steps += 1
+        t3 = time.perf_counter()
+        self._decode_s += t2 - t1
+        self._python_s += (t1 - t0) + (t3 - t2)
+
+    def _sample(self, slot: Slot, now: float) -> None:
+        run = slot.run
+        assert run is not None
+        job = run.job
+        logprob_entries = None
+        if run.logprobs:
+            logits = self.ctx.logits(slot.row)
+        token = run.sampler.sample(self.ctx, slot.row)
+        if run.logprobs:
+            logprob_entries = [token_logprobs(logits, token, run.top_logprobs, self._piece)]
+        if run.n_generated == 0:
+            run.first_token_at = now
+        run.n_generated += 1
+        if not run.ignore_eos and self._eog[token]:
+            self._finish(slot, "stop")
+            return
+        text = run.utf8.push(self._piece(token))
+        emit, stopped = run.stop.push(text) if text else ("", False)
+        if emit or logprob_entries:
+            self._emit(job, TextDelta(emit, job.choice, logprob_entries))
+        if stopped:
+            self._finish(slot, "stop", flush=False)
+        elif run.n_generated >= run.max_tokens or slot.n_cached + 1 >= self.n_ctx:
+            self._finish(slot, "length")
+        else:
+            run.next_token = token
+
+    def _finish(self, slot: Slot, reason: FinishReason, flush: bool = True) -> None:
+        """End the slot's request: emit its held text and its Finish; the slot keeps its KV."""
+        run = slot.unbind(time.perf_counter())
+        job = run.job
+        if flush and reason != "cancelled":
+            tail = run.stop.push(run.utf8.flush())[0] + run.stop.flush()
+            if tail:
+                self._emit(job, TextDelta(tail, job.choice))
+        first = run.first_token_at
+        elapsed = (slot.last_used - first) if first else 0.0
+        usage = Usage(
+            prompt_tokens=run.n_prompt,
+            completion_tokens=run.n_generated,
+            cached_tokens=run.n_prompt_cached,
+            time_to_first_token_ms=((first - job.submitted_at) * 1000.0) if first else 0.0,
+            tokens_per_second=(run.n_generated - 1) / elapsed if elapsed > 0 and run.n_generated > 1 else 0.0,
+            queue_wait_ms=(job.started_at - job.submitted_at) * 1000.0 if job.started_at else 0.0,
+        )
+        self._completion_total += run.n_generated
+        self._idle_kv = True
+        self._await_room = False
+        job.done = True
+        self._emit(job, Finish(reason, usage, job.choice, run.stop.matched if reason == "stop" else None))
