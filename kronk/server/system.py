@@ -19,23 +19,14 @@ from aiohttp import web
 
 from kronk import errors as E
 from kronk.llama import devices, system_info, versions
+from kronk.llama.system import Device
 from kronk.server.health import kronk_version
-from kronk.server.history import HISTORY
+from kronk.server.history import HISTORY, Sample
 from kronk.server.keys import HEALTH, SETTINGS
 from kronk.wire import DocModel, Operation, operation
 
 _TAG = "Management"
 MAX_MINUTES = 60
-
-
-class DeviceInfo(DocModel):
-    index: int
-    name: str
-    description: str
-    type: str
-    """cpu, gpu, igpu or accel"""
-    memory_free: int
-    memory_total: int
 
 
 class SystemInfo(DocModel):
@@ -45,7 +36,8 @@ class SystemInfo(DocModel):
     """llama.cpp's build number, library versions and folder."""
     features: str
     """llama.cpp's feature line (SIMD, backends)."""
-    devices: list[DeviceInfo]
+    devices: list[Device]
+    """The ggml backend devices (type: cpu, gpu, igpu or accel)."""
     python: str
     platform: str
     pid: int
@@ -60,23 +52,10 @@ class SystemInfo(DocModel):
     default_model: str | None
 
 
-class HistorySample(DocModel):
-    t: float
-    interval_seconds: float
-    requests: int
-    errors: int
-    completion_tokens_per_second: float
-    prompt_tokens_per_second: float
-    ttft_ms: float | None
-    active_slots: int
-    queued: int
-    streams: int
-
-
 class History(DocModel):
     interval_seconds: float
     window_seconds: float
-    data: list[HistorySample]
+    data: list[Sample]
 
 
 def _memory_total() -> int | None:
