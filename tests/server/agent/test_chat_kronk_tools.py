@@ -50,13 +50,14 @@ def _client(server: RunningServer) -> openai.AsyncOpenAI:
 
 
 def _ask(url: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": f"Fetch {url} and tell me the name of the secret llama."}]
+    return [{"role": "user", "content": f"Read the page at the URL {url} (plain http, copy it exactly) and tell me "
+                                        "the name of the secret llama."}]
 
 
 async def test_web_fetch_result_reaches_the_answer_turn(start_server: StartServer, smollm2: Path, page: str) -> None:
     server = await _server(start_server, smollm2)
     answer = await _client(server).chat.completions.create(
-        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=60, temperature=0,
+        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=160, temperature=0,
         extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
     extension = answer.model_extra["kronk_tools"]
     first = extension["calls"][0]
@@ -72,7 +73,7 @@ async def test_web_fetch_result_reaches_the_answer_turn(start_server: StartServe
 async def test_iteration_limit_ends_with_a_last_answer(start_server: StartServer, smollm2: Path, page: str) -> None:
     server = await _server(start_server, smollm2, agent_max_iterations=1)
     answer = await _client(server).chat.completions.create(
-        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=20, temperature=0,
+        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=120, temperature=0,
         extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
     extension = answer.model_extra["kronk_tools"]
     assert extension["stopped"] == "max_iterations" and extension["turns"] == 1
@@ -83,7 +84,7 @@ async def test_iteration_limit_ends_with_a_last_answer(start_server: StartServer
 async def test_time_limit_ends_cleanly(start_server: StartServer, smollm2: Path, page: str) -> None:
     server = await _server(start_server, smollm2, agent_max_time=0.001)
     answer = await _client(server).chat.completions.create(
-        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=20, temperature=0,
+        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=120, temperature=0,
         extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
     assert answer.model_extra["kronk_tools"]["stopped"] == "max_time"
     assert answer.choices[0].finish_reason == "stop"
@@ -93,7 +94,7 @@ async def test_client_tools_come_back_to_the_client(start_server: StartServer, s
     server = await _server(start_server, smollm2)
     answer = await _client(server).chat.completions.create(
         model="", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER],
-        tool_choice={"type": "function", "function": {"name": "get_weather"}}, max_tokens=40, temperature=0,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}}, max_tokens=120, temperature=0,
         extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
     assert answer.choices[0].finish_reason == "tool_calls"
     assert [call.function.name for call in answer.choices[0].message.tool_calls] == ["get_weather"]
