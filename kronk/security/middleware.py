@@ -22,7 +22,7 @@ from multidict import CIMultiDictProxy
 
 from kronk.errors import AuthenticationError, ConfigError, KronkError, PermissionDeniedError
 from kronk.security.config import SecurityConfig, SecurityMode
-from kronk.security.endpoints import Access, Route, RouteKind, classify, is_public_path, required_access
+from kronk.security.endpoints import Access, Endpoint, Route, RouteKind, classify, is_public_path, required_access
 from kronk.security.responses import response_for
 from kronk.security.runtime import Clock, SecurityRuntime
 from kronk.security.sessions import COOKIE_NAME, SessionStore
@@ -155,6 +155,23 @@ def create_security_middleware(config: SecurityConfig) -> Middleware:
         return await handler(request)
 
     return security_middleware
+
+
+async def require_grant(request: web.Request, endpoint: Endpoint) -> None:
+    """Check, and count against its limit, a grant a request needs beyond its route's own:
+    a chat request that asks for server-side tools needs the `tools` grant as well, as `/mcp`
+    does. Asked as the route `endpoint` would be in this mode (public in `management`)."""
+    state = request.config_dict.get(SECURITY_STATE)
+    if state is None or state.config.mode is SecurityMode.OFF:
+        return
+    route = Route(request.path, RouteKind.INFERENCE, endpoint)
+    access = required_access(state.config.mode, route)
+    if access is Access.PUBLIC:
+        return
+    if state.runtime is None:
+        raise ConfigError("security is on but not started: call setup_security(app, config)")
+    token = session_token(request, state) or extract_token(request.headers, state.config.max_token_bytes)
+    await asyncio.to_thread(state.runtime.admit, token, route, access)
 
 
 async def security_context(app: web.Application) -> AsyncIterator[None]:

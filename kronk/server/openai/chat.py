@@ -12,6 +12,8 @@ from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta,
 from kronk.errors import InvalidRequestError
 from kronk.http_errors import openai_error_body
 from kronk.sdk.requests import ChatRequest, ChatResult, new_id
+from kronk.security.endpoints import Endpoint
+from kronk.security.middleware import require_grant
 from kronk.server.agent import AgentLoop, AgentOutcome
 from kronk.server.agent.select import McpRequest, limits_of, server_tools
 from kronk.server.keys import KRONK, METRICS, SETTINGS
@@ -197,6 +199,7 @@ async def _with_server_tools(request: web.Request, call: ChatCall, meter: Reques
     assert call.tools is not None
     if call.stream:
         raise InvalidRequestError("kronk_tools does not stream yet: send stream: false", param="stream")
+    await require_grant(request, Endpoint.TOOLS)
     mcp = [McpRequest(server.server_label, server.server_url, server.headers,
                       None if server.allowed_tools is None else tuple(server.allowed_tools))
            for server in call.tools.mcp]

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.server.conftest import RunningServer, StartServer
+from tests.tools.conftest import HttpMcp
 
 pytestmark = [pytest.mark.slow, pytest.mark.requires_libs]
 
@@ -54,7 +55,10 @@ def _ask(url: str) -> list[dict[str, str]]:
                                         "the name of the secret llama."}]
 
 
-async def test_web_fetch_result_reaches_the_answer_turn(start_server: StartServer, smollm2: Path, page: str) -> None:
+async def test_web_fetch_runs_and_its_outcome_reaches_the_answer_turn(
+        start_server: StartServer, smollm2: Path, page: str) -> None:
+    """web_fetch through the loop. The URL is the model's own writing (SmolLM2 sometimes makes it
+    https), so the fetch may fail: either way its outcome is a result the model sees, not an error."""
     server = await _server(start_server, smollm2)
     answer = await _client(server).chat.completions.create(
         model="", messages=_ask(page), tool_choice=FETCH, max_tokens=160, temperature=0,
@@ -62,12 +66,30 @@ async def test_web_fetch_result_reaches_the_answer_turn(start_server: StartServe
     extension = answer.model_extra["kronk_tools"]
     first = extension["calls"][0]
     assert first["name"] == "web_fetch" and first["server"] == "builtin" and first["turn"] == 0
-    assert FACT in first["output"] and not first["is_error"]
+    assert (FACT in first["output"]) != first["is_error"], first
     assert extension["turns"] >= 1
     assert answer.choices[0].finish_reason in ("stop", "length")
     assert not answer.choices[0].message.tool_calls
-    # Every model turn counted: the answer turn's prompt holds the page, so it alone is longer than the first.
-    assert answer.usage.prompt_tokens > 2 * len(FACT.split())
+
+
+async def test_an_mcp_tool_result_reaches_the_answer_turn(start_server: StartServer, smollm2: Path,
+                                                         http_mcp: HttpMcp) -> None:
+    """A real streamable-HTTP MCP server named by URL; its `whoami` takes no arguments, so the call
+    and its result do not depend on what the model writes."""
+    server = await _server(start_server, smollm2)
+    secret = "Bearer the-llama-is-Bartholomew"
+    answer = await _client(server).chat.completions.create(
+        model="", messages=[{"role": "user", "content": "Who am I? Use the tool, then tell me."}],
+        tool_choice={"type": "function", "function": {"name": "whoami"}}, max_tokens=160, temperature=0,
+        extra_body={"kronk_tools": {"mcp": [{"server_label": "test", "server_url": http_mcp.url,
+                                             "headers": {"Authorization": secret}, "allowed_tools": ["whoami"]}]}})
+    extension = answer.model_extra["kronk_tools"]
+    first = extension["calls"][0]
+    assert first["name"] == "whoami" and first["server"] == "test" and first["turn"] == 0
+    assert first["output"] == secret and not first["is_error"]
+    assert extension["turns"] >= 1 and not answer.choices[0].message.tool_calls
+    # every model turn counted: the answer turn's prompt holds the first turn and the result
+    assert answer.usage.prompt_tokens > 2 * len(secret.split())
 
 
 async def test_iteration_limit_ends_with_a_last_answer(start_server: StartServer, smollm2: Path, page: str) -> None:
@@ -110,3 +132,31 @@ async def test_unknown_mcp_label_and_streaming_are_clear_errors(start_server: St
     with pytest.raises(openai.BadRequestError, match="stream"):
         await client.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
                                              stream=True, extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
+
+
+async def test_server_tools_need_the_tools_grant_under_full_security(start_server: StartServer, smollm2: Path) -> None:
+    """A chat token alone may chat but not make the server fetch or call tools (as `/mcp` needs `tools`)."""
+    import time
+    from datetime import timedelta
+
+    from kronk import paths
+    from kronk.security.keys import KeyStore
+    from kronk.security.tokens import Grant, Window, issue_token
+
+    server = await _server(start_server, smollm2, security="full")
+
+    def token(*endpoints: str) -> str:
+        grants = {name: Grant(Window.UNLIMITED) for name in endpoints}
+        return issue_token(KeyStore(paths.keys_dir()), issuer="kronk", duration=timedelta(hours=1), now=time.time(),
+                           subject="tester", endpoints=grants).token
+
+    ask = {"model": "", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+           "extra_body": {"kronk_tools": {"mcp": [{"server_label": "nope"}]}}}
+    chat_only = openai.AsyncOpenAI(base_url=server.v1, api_key=token("chat-completions"), max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        await chat_only.chat.completions.create(**ask)
+    plain = await chat_only.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+    assert plain.choices[0].message.content is not None
+    with_tools = openai.AsyncOpenAI(base_url=server.v1, api_key=token("chat-completions", "tools"), max_retries=0)
+    with pytest.raises(openai.NotFoundError):  # past the grant: the unknown label is what fails now
+        await with_tools.chat.completions.create(**ask)
