@@ -81,6 +81,9 @@ def test_replicas_behind_nginx_share_limits_stick_and_survive_a_killed_replica(
     token = _token(keys, None)
     for _ in range(4):
         _ask(_client(running, token, session="conversation-1"), running.model)
+    deadline = time.monotonic() + 10  # nginx logs a request once it has closed it, a moment after the answer
+    while sum(row[3] == "conversation-1" for row in _chat_rows(running)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
     sticky = {upstream for _, _, upstream, session in _chat_rows(running) if session == "conversation-1"}
     assert len(sticky) == 1, f"one conversation, one replica: {sticky}"
     doomed = a if sticky == {a.address} else b
