@@ -48,14 +48,14 @@ def pair(tmp_path: Path, payloads: dict[str, Path], lib_dir: Path) -> Iterator[P
     seed(sender_home, payloads)
     receiver_home.mkdir()
     tokens = mint(sender_home), mint(receiver_home)
-    sender, receiver = KronkServer(sender_home), KronkServer(receiver_home)
+    pair = Pair(KronkServer(sender_home), KronkServer(receiver_home), *tokens)
     try:
-        sender.start()
-        receiver.start()
-        yield Pair(sender, receiver, *tokens)
-    finally:
-        sender.stop()
-        receiver.stop()
+        pair.sender.start()
+        pair.receiver.start()
+        yield pair
+    finally:  # the servers the pair holds now: a test may have replaced one with a restarted server
+        pair.sender.stop()
+        pair.receiver.stop()
 
 
 def _files(store: ModelStore, model: str) -> dict[str, str | None]:
