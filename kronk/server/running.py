@@ -13,21 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
+from kronk.engine.loop import SlotStats
 from kronk.server.keys import KRONK
 from kronk.wire import DocModel, Operation, operation
 
 _TAG = "Management"
-
-
-class SlotInfo(DocModel):
-    seq_id: int
-    state: str
-    """idle, prefill or generating"""
-    n_cached: int
-    """Tokens of this sequence in the KV cache."""
-    n_prompt: int
-    n_generated: int
-    tokens_per_second: float
 
 
 class RunningModel(DocModel):
@@ -50,7 +40,7 @@ class RunningModel(DocModel):
     prompt_cache_hits: int
     prompt_tokens_total: int
     completion_tokens_total: int
-    slots: list[SlotInfo]
+    slots: list[SlotStats]
 
 
 class Running(DocModel):
