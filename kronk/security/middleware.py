@@ -142,12 +142,7 @@ def create_security_middleware(config: SecurityConfig) -> Middleware:
             request[CLAIMS_KEY] = None
             return await handler(request)
         try:
-            state = request.config_dict.get(SECURITY_STATE)
-            runtime = state.runtime if state is not None else None
-            if runtime is None:
-                raise ConfigError("security is on but not started: call setup_security(app, config)")
-            token = session_token(request, state) or extract_token(request.headers, config.max_token_bytes)
-            claims = await asyncio.to_thread(runtime.admit, token, route, access)
+            claims = await _admit(request, request.config_dict.get(SECURITY_STATE), route, access)
         except KronkError as exc:
             log.info("refused %s %s: %s", request.method, route.path, getattr(exc, "code", None) or exc)
             return response_for(exc, anthropic=request.path.startswith("/v1/messages"))
@@ -168,10 +163,15 @@ async def require_grant(request: web.Request, endpoint: Endpoint) -> None:
     access = required_access(state.config.mode, route)
     if access is Access.PUBLIC:
         return
-    if state.runtime is None:
+    await _admit(request, state, route, access)
+
+
+async def _admit(request: web.Request, state: SecurityState | None, route: Route, access: Access) -> TokenClaims:
+    """The request's token (its session cookie's, or its header's) admitted for `route`."""
+    if state is None or state.runtime is None:
         raise ConfigError("security is on but not started: call setup_security(app, config)")
     token = session_token(request, state) or extract_token(request.headers, state.config.max_token_bytes)
-    await asyncio.to_thread(state.runtime.admit, token, route, access)
+    return await asyncio.to_thread(state.runtime.admit, token, route, access)
 
 
 async def security_context(app: web.Application) -> AsyncIterator[None]:
