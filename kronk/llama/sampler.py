@@ -272,8 +272,9 @@ class SamplerChain(NativeOwner):
 
     def _constrained(self, logits: np.ndarray) -> Any:
         """The candidates after the chain (and the grammar), with a valid `selected`, or None
-        when the grammar allows no token; nothing is accepted yet. The grammar first checks only the chain's choice (cheap); when that
-        breaks it, every token is checked and the chain runs again on what is left."""
+        when the grammar allows no token; nothing is accepted yet. The grammar first checks
+        only the chain's choice (cheap); when that breaks it, every token is checked and the
+        chain runs again on what is left."""
         arr = self._apply_chain(logits, grammar_first=False)
         if self._grammar is None or self._grammar_allows(int(arr.data[arr.selected].id)):
             return arr
