@@ -15,30 +15,23 @@ import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import Field, StringConstraints, ValidationError, WrapValidator
-from pydantic_core import PydanticCustomError
+from pydantic import StringConstraints
 
 from kronk import errors as E
 from kronk.http_errors import error_response, openai_error_body
+from kronk.manage.api_shared import CONTEXT, KEEPALIVE_SECONDS, SSE_HEADERS, LibsBody
 from kronk.manage.context import LibsView, ManagementContext, PoolView
+from kronk.manage.libs_api import add_libs_routes
 from kronk.manage.peer_api import add_peer_routes
-from kronk.wire import Int, Operation, WireModel, by_json_type, operation, parse, pattern, read_json
+from kronk.wire import Operation, WireModel, operation, parse, pattern, read_json
 
 __all__ = ["ManagementContext", "PoolView", "LibsView", "create_management_app"]
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=WireModel)
-
-CONTEXT = web.AppKey("kronk_management_context", ManagementContext)
-KEEPALIVE_SECONDS = 15.0
-SSE_HEADERS = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
 
 # --- operations (for /openapi.json) -----------------------------------------------------
 
@@ -48,17 +41,6 @@ _STORE = (E.ModelNotFoundError, E.StoreError)
 _PULL = (E.InvalidRequestError, *_STORE, E.DownloadError, E.InsufficientStorageError, E.PullCancelledError)
 _LIBS = (E.InvalidRequestError, E.LibsInstallError, E.DownloadError, E.StoreError)
 _TAG = "Management"
-_BUILD = "a build number like b11434"
-
-
-def _build_number(value: Any, handler: Callable[[Any], Any]) -> int:
-    """A llama.cpp build (`b11434`, `"11434"` or 11434) as its number; an error quotes the value sent."""
-    try:
-        checked = handler(value)
-    except ValidationError:
-        raise PydanticCustomError("build", f"must be {_BUILD}, got {value!r}".replace("{", "{{").replace(
-            "}", "}}")) from None
-    return int(checked.removeprefix("b")) if isinstance(checked, str) else int(checked)
 
 
 class UnloadBody(WireModel):
@@ -89,18 +71,6 @@ class ForceBody(WireModel):
 class CatalogUpdateBody(WireModel):
     url: _Text | None = None
     """Where to fetch catalog.yaml from (default: the configured source)."""
-
-
-class LibsBody(WireModel):
-    version: by_json_type(  # type: ignore[valid-type]
-        _BUILD,
-        string=Annotated[str, Field(pattern=r"^b?0*[1-9][0-9]{0,6}$"), WrapValidator(_build_number)],
-        integer=Annotated[Int, Field(ge=1, le=9_999_999), WrapValidator(_build_number)],
-    ) | None = None
-    """A llama.cpp build number like b11434 (default: the pinned one)."""
-    source: Literal["release", "sdist", "source"] | None = None
-    """Where the libraries come from (`dir` needs a local folder: CLI only)."""
-    with_tools: bool = False
 
 
 _SSE = "progress events as SSE, then `done` (or `error`)"
@@ -137,6 +107,7 @@ def create_management_app(ctx: ManagementContext) -> web.Application:
     app.router.add_post("/libs/pull", pull_libs)
     app.router.add_post("/libs/upgrade", upgrade_libs)
     add_peer_routes(app, ctx.service, ctx.libs_manager)
+    add_libs_routes(app)
     return app
 
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from kronk import errors as E
-from kronk.manage.api import CONTEXT, KEEPALIVE_SECONDS, SSE_HEADERS, LibsBody
+from kronk.manage.api_shared import CONTEXT, KEEPALIVE_SECONDS, SSE_HEADERS, LibsBody
 from kronk.manage.libs_jobs import LibsJobs
 from kronk.wire import Extra, Operation, WireModel, operation, parse, read_json
 

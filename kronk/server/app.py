@@ -102,8 +102,6 @@ def _wire_security(app: web.Application, settings: ServerSettings) -> None:
 def _mount_management(app: web.Application, kronk: AsyncKronk) -> None:
     api = _optional("kronk.manage.api")
     sub_app = api.create_management_app(api.ManagementContext(pool=kronk)) if api is not None else web.Application()
-    if api is not None:
-        importlib.import_module("kronk.manage.libs_api").add_libs_routes(sub_app)
     for module in (running, system):  # the browser UI's views of the running server (admin, like /v1/kronk)
         module.add_routes(sub_app)
     app.add_subapp("/v1/kronk/", sub_app)

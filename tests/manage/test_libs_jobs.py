@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestClient
 from kronk.errors import LibsInstallError
 from kronk.manage.api import ManagementContext, create_management_app
 from kronk.manage.libs import LibsManager, ProgressEvent, Stage
-from kronk.manage.libs_api import add_libs_routes
 from kronk.manage.libs_jobs import LibsJob
 from tests.manage.test_api import error_of, sse
 
@@ -23,7 +22,6 @@ pytestmark = pytest.mark.requires_libs
 
 async def _client(aiohttp_client: Any, libs: Any) -> TestClient:
     sub_app = create_management_app(ManagementContext(libs=libs))
-    add_libs_routes(sub_app)
     app = web.Application()
     app.add_subapp("/v1/kronk/", sub_app)
     return await aiohttp_client(app)
