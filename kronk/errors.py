@@ -1,17 +1,20 @@
 """The one exception tree of Kronk.
 
-Every layer raises these typed errors. Each class declares, once, how it goes over
-the wire: `http_status`, a stable `error_code` (unique per class, so a client can
-rebuild the type from a response), and the error `type` names of the OpenAI and
-Anthropic bodies. Every edge (inference routes, management and security APIs, the
-CLI reading answers back) derives its mapping from these attributes. Never match on
-message text.
+Every layer raises these typed errors. Each class declares, once, in its class line,
+how it goes over the wire: `status` (the HTTP status; inherited when left out) and a
+stable `code` (unique per class, so a client can rebuild the type from a response).
+The error `type` names of the OpenAI and Anthropic bodies follow from the status
+(STATUS_TYPES, shared with aiohttp's own HTTP errors) unless the class names its own.
+They land as the class attributes `http_status`, `error_code`, `openai_type` and
+`anthropic_type`, from which every edge (inference routes, management and security
+APIs, the CLI reading answers back) derives its mapping. Never match on message text.
 
     KronkError
     ├── ConfigError                 bad settings or config file
     ├── NativeError                 the llama.cpp libraries
     │   ├── LibraryNotFoundError    no installed libs where we looked
-    │   └── ABIMismatchError        libs built from other headers than our declarations
+    │   ├── ABIMismatchError        libs built from other headers than our declarations
+    │   └── RPCUnavailableError     a ggml RPC server is unreachable or failed (HTTP 503)
     ├── LibsInstallError            `kronk libs` could not install (every source failed)
     ├── ModelLoadError              file missing, not a GGUF, or llama.cpp refused it
     ├── ModelNotFoundError          unknown model id                  (HTTP 404)
@@ -40,7 +43,18 @@ message text.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
+
+STATUS_TYPES: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "invalid_request_error"),
+    401: ("authentication_error", "authentication_error"),
+    403: ("permission_error", "permission_error"),
+    404: ("invalid_request_error", "not_found_error"),
+    405: ("invalid_request_error", "invalid_request_error"),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("rate_limit_error", "rate_limit_error"),
+}
+"""The (OpenAI, Anthropic) error type names a status implies; other statuses keep the parent's."""
 
 
 class KronkError(Exception):
@@ -51,61 +65,54 @@ class KronkError(Exception):
     openai_type: ClassVar[str] = "server_error"
     anthropic_type: ClassVar[str] = "api_error"
 
+    def __init_subclass__(cls, *, code: str, status: int | None = None, openai_type: str | None = None,
+                          anthropic_type: str | None = None, **kwargs: Any) -> None:
+        """Record the class line's wire declaration (see the module docstring)."""
+        super().__init_subclass__(**kwargs)
+        cls.error_code = code
+        if status is not None:
+            cls.http_status = status
+            cls.openai_type, cls.anthropic_type = STATUS_TYPES.get(status, (cls.openai_type, cls.anthropic_type))
+        cls.openai_type = openai_type or cls.openai_type
+        cls.anthropic_type = anthropic_type or cls.anthropic_type
+
     @classmethod
     def from_wire(cls, message: str, param: str | None = None) -> KronkError:
         """Rebuild the error from a response body (the CLI reads server answers back)."""
         return cls(message)
 
 
-class ConfigError(KronkError):
+class ConfigError(KronkError, status=500, code="config_error"):
     """A setting, flag or config file is invalid."""
 
-    http_status = 500
-    error_code = "config_error"
 
-
-class NativeError(KronkError):
+class NativeError(KronkError, status=500, code="native_error"):
     """A problem with the llama.cpp shared libraries."""
 
-    http_status = 500
-    error_code = "native_error"
 
-
-class LibraryNotFoundError(NativeError):
+class LibraryNotFoundError(NativeError, status=503, code="libs_not_installed"):
     """No usable llama.cpp libraries were found."""
 
-    http_status = 503
-    error_code = "libs_not_installed"
 
-
-class ABIMismatchError(NativeError):
+class ABIMismatchError(NativeError, status=503, code="libs_abi_mismatch"):
     """The libraries were built from headers that differ from our declarations."""
 
-    http_status = 503
-    error_code = "libs_abi_mismatch"
+
+class RPCUnavailableError(NativeError, status=503, code="rpc_unavailable"):
+    """A ggml RPC server (`kronk rpc-server`, docs/rpc.md) is unreachable, busy, speaks another
+    protocol version, or failed while a model used it."""
 
 
-class LibsInstallError(KronkError):
+class LibsInstallError(KronkError, status=502, code="libs_install_failed"):
     """Installing the llama.cpp libraries failed from every source tried."""
 
-    http_status = 502
-    error_code = "libs_install_failed"
 
-
-class ModelLoadError(KronkError):
+class ModelLoadError(KronkError, status=503, code="model_load_failed"):
     """A model file could not be loaded."""
 
-    http_status = 503
-    error_code = "model_load_failed"
 
-
-class ModelNotFoundError(KronkError):
+class ModelNotFoundError(KronkError, status=404, code="model_not_found"):
     """No model with that id is known."""
-
-    http_status = 404
-    error_code = "model_not_found"
-    openai_type = "invalid_request_error"
-    anthropic_type = "not_found_error"
 
     def __init__(self, model: str, message: str | None = None) -> None:
         self.model = model
@@ -116,32 +123,18 @@ class ModelNotFoundError(KronkError):
         return cls(param or "", message)
 
 
-class PullCancelledError(KronkError):
+class PullCancelledError(KronkError, status=409, code="pull_cancelled",
+                         openai_type="invalid_request_error", anthropic_type="invalid_request_error"):
     """A model pull was cancelled on request (`POST /v1/kronk/models/pull/cancel`); its partial
     files are removed."""
 
-    http_status = 409
-    error_code = "pull_cancelled"
-    openai_type = "invalid_request_error"
-    anthropic_type = "invalid_request_error"
 
-
-class JobNotFoundError(KronkError):
+class JobNotFoundError(KronkError, status=404, code="job_not_found"):
     """No server-side job (e.g. a libs install) with that id; finished ones are kept only a while."""
 
-    http_status = 404
-    error_code = "job_not_found"
-    openai_type = "invalid_request_error"
-    anthropic_type = "not_found_error"
 
-
-class InvalidRequestError(KronkError):
+class InvalidRequestError(KronkError, status=400, code="invalid_value"):
     """A request is malformed; `param` names the offending field when known."""
-
-    http_status = 400
-    error_code = "invalid_value"
-    openai_type = "invalid_request_error"
-    anthropic_type = "invalid_request_error"
 
     def __init__(self, message: str, param: str | None = None) -> None:
         self.param = param
@@ -152,107 +145,60 @@ class InvalidRequestError(KronkError):
         return cls(message, param)
 
 
-class CapabilityError(InvalidRequestError):
+class CapabilityError(InvalidRequestError, status=400, code="unsupported_capability"):
     """The model cannot serve this kind of request (e.g. images to a text model)."""
 
-    http_status = 400
-    error_code = "unsupported_capability"
 
-
-class ContextOverflowError(InvalidRequestError):
+class ContextOverflowError(InvalidRequestError, status=400, code="context_length_exceeded"):
     """The prompt plus requested tokens do not fit the model's context."""
 
-    http_status = 400
-    error_code = "context_length_exceeded"
 
-
-class GrammarError(InvalidRequestError):
+class GrammarError(InvalidRequestError, status=400, code="invalid_grammar"):
     """A JSON schema or GBNF grammar could not be compiled."""
 
-    http_status = 400
-    error_code = "invalid_grammar"
 
-
-class RequestTooLargeError(KronkError):
+class RequestTooLargeError(KronkError, status=413, code="request_too_large"):
     """A request exceeds a configured size limit."""
 
-    http_status = 413
-    error_code = "request_too_large"
-    openai_type = "invalid_request_error"
-    anthropic_type = "request_too_large"
 
-
-class BusyError(KronkError):
+class BusyError(KronkError, status=429, code="server_busy", openai_type="server_busy"):
     """The model's admission queue is full; retry later."""
-
-    http_status = 429
-    error_code = "server_busy"
-    openai_type = "server_busy"
-    anthropic_type = "rate_limit_error"
 
     def __init__(self, message: str = "server busy: too many queued requests", retry_after: float = 1.0) -> None:
         self.retry_after = retry_after
         super().__init__(message)
 
 
-class DownloadError(KronkError):
+class DownloadError(KronkError, status=502, code="download_failed"):
     """A download failed."""
 
-    http_status = 502
-    error_code = "download_failed"
 
-
-class ChecksumError(DownloadError):
+class ChecksumError(DownloadError, status=502, code="checksum_mismatch"):
     """Downloaded bytes do not match the expected size or sha256."""
 
-    http_status = 502
-    error_code = "checksum_mismatch"
 
-
-class StoreError(KronkError):
+class StoreError(KronkError, status=409, code="store_conflict"):
     """The model store or catalog is in a state we cannot work with."""
 
-    http_status = 409
-    error_code = "store_conflict"
 
-
-class UploadChecksumError(InvalidRequestError):
+class UploadChecksumError(InvalidRequestError, status=400, code="upload_checksum_mismatch"):
     """Bytes pushed by a peer do not match the sha256 sent with them; nothing was kept."""
 
-    http_status = 400
-    error_code = "upload_checksum_mismatch"
 
-
-class PeerFileNotFoundError(KronkError):
+class PeerFileNotFoundError(KronkError, status=404, code="file_not_found"):
     """A peer route was asked for a file the model or the llama.cpp build does not have."""
 
-    http_status = 404
-    error_code = "file_not_found"
-    openai_type = "invalid_request_error"
-    anthropic_type = "not_found_error"
 
-
-class UploadNotFoundError(KronkError):
+class UploadNotFoundError(KronkError, status=404, code="upload_not_found"):
     """No upload with that id here (never begun, committed, or swept): begin it again."""
 
-    http_status = 404
-    error_code = "upload_not_found"
-    openai_type = "invalid_request_error"
-    anthropic_type = "not_found_error"
 
-
-class UploadOffsetError(StoreError):
+class UploadOffsetError(StoreError, status=409, code="upload_offset_mismatch"):
     """A pushed chunk does not start where the receiver's copy ends; ask again where to resume."""
 
-    http_status = 409
-    error_code = "upload_offset_mismatch"
 
-
-class InsufficientStorageError(StoreError):
+class InsufficientStorageError(StoreError, status=507, code="insufficient_storage"):
     """The disk has less free space than a pull needs; nothing was downloaded."""
-
-    http_status = 507
-    error_code = "insufficient_storage"
 
     def __init__(self, message: str, needed: int, free: int) -> None:
         self.needed = needed
@@ -264,99 +210,55 @@ class InsufficientStorageError(StoreError):
         return cls(message, needed=0, free=0)
 
 
-class ShuttingDownError(KronkError):
+class ShuttingDownError(KronkError, status=503, code="shutting_down", anthropic_type="overloaded_error"):
     """The server is draining: new work is refused."""
 
-    http_status = 503
-    error_code = "shutting_down"
-    anthropic_type = "overloaded_error"
 
-
-class ServerNotRunningError(KronkError):
+class ServerNotRunningError(KronkError, status=503, code="server_not_running"):
     """No Kronk server answered at the URL the CLI was told to use."""
 
-    http_status = 503
-    error_code = "server_not_running"
 
-
-class ToolError(KronkError):
+class ToolError(KronkError, status=502, code="tool_error"):
     """A server-side tool (built-in or MCP) failed; the message is safe to show the model and client."""
 
-    http_status = 502
-    error_code = "tool_error"
 
-
-class ToolNotFoundError(ToolError):
+class ToolNotFoundError(ToolError, status=404, code="tool_not_found"):
     """No tool of that name is offered (unknown name, server label or a tool not allowed)."""
 
-    http_status = 404
-    error_code = "tool_not_found"
-    openai_type = "invalid_request_error"
-    anthropic_type = "not_found_error"
 
-
-class ToolRefusedError(ToolError):
+class ToolRefusedError(ToolError, status=403, code="url_not_allowed"):
     """The SSRF guard refused a URL: it resolves to a private, loopback, metadata... address."""
 
-    http_status = 403
-    error_code = "url_not_allowed"
-    openai_type = "permission_error"
-    anthropic_type = "permission_error"
 
-
-class ToolTimeoutError(ToolError):
+class ToolTimeoutError(ToolError, status=504, code="tool_timeout"):
     """A tool call ran past its time limit."""
 
-    http_status = 504
-    error_code = "tool_timeout"
 
-
-class ToolUnavailableError(ToolError):
+class ToolUnavailableError(ToolError, status=502, code="tool_unavailable"):
     """An MCP server could not be started or reached, or broke off mid-call."""
 
-    http_status = 502
-    error_code = "tool_unavailable"
 
-
-class SecurityError(KronkError):
+class SecurityError(KronkError, status=503, code="security_unavailable"):
     """Base of authentication and authorization failures.
 
     `code` is a stable, machine-readable reason (e.g. "token_expired") for the error body.
     """
-
-    http_status = 503
-    error_code = "security_unavailable"
 
     def __init__(self, message: str, code: str | None = None) -> None:
         self.code = code
         super().__init__(message)
 
 
-class AuthenticationError(SecurityError):
+class AuthenticationError(SecurityError, status=401, code="invalid_api_key"):
     """The token is missing, malformed, expired or not signed by a known key."""
 
-    http_status = 401
-    error_code = "invalid_api_key"
-    openai_type = "authentication_error"
-    anthropic_type = "authentication_error"
 
-
-class PermissionDeniedError(SecurityError):
+class PermissionDeniedError(SecurityError, status=403, code="permission_denied"):
     """The token is valid but lacks the grant for this endpoint."""
 
-    http_status = 403
-    error_code = "permission_denied"
-    openai_type = "permission_error"
-    anthropic_type = "permission_error"
 
-
-class RateLimitError(SecurityError):
+class RateLimitError(SecurityError, status=429, code="rate_limit_exceeded"):
     """The token's limit for this endpoint and window is used up."""
-
-    http_status = 429
-    error_code = "rate_limit_exceeded"
-    openai_type = "rate_limit_error"
-    anthropic_type = "rate_limit_error"
 
     def __init__(self, message: str, retry_after: int, code: str = "rate_limit_exceeded") -> None:
         self.retry_after = retry_after

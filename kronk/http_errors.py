@@ -38,15 +38,16 @@ def _declared(error_type: type[E.KronkError]) -> ErrorSpec:
                      error_type.error_code)
 
 
-# aiohttp's own HTTP errors (unknown route, wrong method, body too large ...).
-_HTTP_TYPES: dict[int, tuple[str, str, str]] = {
-    400: ("invalid_request_error", "invalid_request_error", "bad_request"),
-    401: ("authentication_error", "authentication_error", "unauthorized"),
-    403: ("permission_error", "permission_error", "forbidden"),
-    404: ("invalid_request_error", "not_found_error", "not_found"),
-    405: ("invalid_request_error", "invalid_request_error", "method_not_allowed"),
-    413: ("invalid_request_error", "request_too_large", "request_too_large"),
-    429: ("rate_limit_error", "rate_limit_error", "rate_limit_exceeded"),
+# The codes of aiohttp's own HTTP errors (unknown route, wrong method, body too large ...);
+# their type names are the ones kronk.errors.STATUS_TYPES gives every status.
+_HTTP_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    429: "rate_limit_exceeded",
 }
 
 
@@ -54,12 +55,12 @@ def spec_for(exc: BaseException) -> ErrorSpec:
     if isinstance(exc, E.KronkError):
         return _declared(type(exc))
     if isinstance(exc, web.HTTPException):
-        kinds = _HTTP_TYPES.get(exc.status)
+        kinds = E.STATUS_TYPES.get(exc.status)
         if kinds is None:
             server_side = exc.status >= 500
             return ErrorSpec(exc.status, "server_error" if server_side else "invalid_request_error",
                              "api_error" if server_side else "invalid_request_error")
-        return ErrorSpec(exc.status, *kinds)
+        return ErrorSpec(exc.status, *kinds, _HTTP_CODES.get(exc.status))
     return _INTERNAL
 
 

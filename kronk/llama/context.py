@@ -21,10 +21,8 @@ POOLING = {"unspecified": -1, "none": 0, "mean": 1, "cls": 2, "last": 3, "rank":
 FLASH_ATTN = {"auto": -1, "off": 0, "on": 1}
 
 
-class DecodeError(NativeError):
+class DecodeError(NativeError, code="decode_failed"):
     """llama_decode failed; `code` is its return value."""
-
-    error_code = "decode_failed"
 
     def __init__(self, code: int) -> None:
         self.code = code
@@ -38,13 +36,9 @@ class DecodeError(NativeError):
         return error
 
 
-class KVCacheFullError(DecodeError, ContextOverflowError):
+class KVCacheFullError(DecodeError, ContextOverflowError, status=503, code="kv_cache_full",
+                       openai_type="server_error", anthropic_type="overloaded_error"):
     """No room in the KV cache for the batch (code 1): the server is full for now, retry."""
-
-    http_status = 503
-    error_code = "kv_cache_full"
-    openai_type = "server_error"
-    anthropic_type = "overloaded_error"
 
     def __init__(self, code: int = 1) -> None:
         DecodeError.__init__(self, code)

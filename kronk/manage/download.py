@@ -49,10 +49,8 @@ _MAX_PAUSE_S = 5.0
 _REPORTS_PER_FILE = 200
 
 
-class AssetMissingError(DownloadError):
+class AssetMissingError(DownloadError, code="asset_missing"):
     """The server answered 404: it has no such file (a caller with candidates tries the next)."""
-
-    error_code = "asset_missing"
 
 
 class _Retry(Exception):

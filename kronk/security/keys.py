@@ -33,12 +33,8 @@ MIN_KEY_BITS = 2048
 _KID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class KeyNotFoundError(InvalidRequestError):
+class KeyNotFoundError(InvalidRequestError, status=404, code="key_not_found"):
     """No key with that id exists."""
-
-    http_status = 404
-    error_code = "key_not_found"
-    anthropic_type = "not_found_error"
 
     def __init__(self, kid: str) -> None:
         self.kid = kid

@@ -139,10 +139,8 @@ def readiness(url: str, timeout: float = 2.0) -> tuple[int, dict[str, object]]:
         return 0, {}
 
 
-class StartFailed(KronkError):
+class StartFailed(KronkError, code="server_start_failed"):
     """The detached server exited or reported an error before it became ready."""
-
-    error_code = "server_start_failed"
 
 
 def wait_ready(child: subprocess.Popen[bytes], url: str, timeout: float, log: Path) -> None:
