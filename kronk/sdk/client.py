@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, Self
 
@@ -349,27 +349,39 @@ class AsyncKronk:
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         if not request.input:
             raise InvalidRequestError("input is empty", param="input")
-        async with self.pool.use(request.model, before_load(admission.embedding)) as loaded:
-            admission.embedding(ModelFacts.of_loaded(loaded))
-            engine = loaded.engine
-            token_lists = await loaded.to_thread(functools.partial(
-                embedding_tokens, loaded.model.vocab, request.input, limit=min(engine.n_ctx, engine.ctx.n_batch),
-                truncate=request.truncate,
-            ))
-            vectors = await asyncio.wrap_future(engine.call(lambda: engine.embed_tokens(token_lists, normalize=False)))
-            out = shaped(vectors, dimensions=request.dimensions, normalize=request.normalize)
-            return EmbeddingResult(model=loaded.id, embeddings=out, prompt_tokens=sum(len(t) for t in token_lists))
+
+        def tokenize(loaded: LoadedModel) -> list[list[int]]:
+            limit = min(loaded.engine.n_ctx, loaded.engine.ctx.n_batch)
+            return embedding_tokens(loaded.model.vocab, request.input, limit=limit, truncate=request.truncate)
+
+        model_id, vectors, prompt_tokens = await self._pooled(request.model, admission.embedding, tokenize)
+        out = shaped(vectors, dimensions=request.dimensions, normalize=request.normalize)
+        return EmbeddingResult(model=model_id, embeddings=out, prompt_tokens=prompt_tokens)
 
     async def rerank(self, request: RerankRequest) -> RerankResult:
         if not request.documents:
             raise InvalidRequestError("documents is empty", param="documents")
-        async with self.pool.use(request.model, before_load(admission.rerank)) as loaded:
-            admission.rerank(ModelFacts.of_loaded(loaded))
+
+        def tokenize(loaded: LoadedModel) -> list[list[int]]:
+            return rerank_tokens(loaded.model.vocab, request.query, request.documents)
+
+        model_id, scores, prompt_tokens = await self._pooled(request.model, admission.rerank, tokenize)
+        items = ranked(scores, request.documents, request.top_n)
+        return RerankResult(model=model_id, results=items, prompt_tokens=prompt_tokens)
+
+    async def _pooled(
+        self, model: str | None, admit: admission.Check,
+        tokenize: Callable[[LoadedModel], list[list[int]]],
+    ) -> tuple[str, list[Any], int]:
+        """Run token lists through a pooling model (embeddings, rerank scores): `admit` checks the
+        model before it loads and once loaded, `tokenize` runs on a worker thread. Returns the
+        model id, one output per token list, and the prompt token count."""
+        async with self.pool.use(model, before_load(admit)) as loaded:
+            admit(ModelFacts.of_loaded(loaded))
             engine = loaded.engine
-            token_lists = await loaded.to_thread(rerank_tokens, loaded.model.vocab, request.query, request.documents)
-            scores = await asyncio.wrap_future(engine.call(lambda: engine.embed_tokens(token_lists, normalize=False)))
-            items = ranked(scores, request.documents, request.top_n)
-            return RerankResult(model=loaded.id, results=items, prompt_tokens=sum(len(t) for t in token_lists))
+            token_lists = await loaded.to_thread(tokenize, loaded)
+            outputs = await asyncio.wrap_future(engine.call(lambda: engine.embed_tokens(token_lists, normalize=False)))
+            return loaded.id, outputs, sum(len(t) for t in token_lists)
 
     # --- tokens ------------------------------------------------------------------------------
 

@@ -15,6 +15,11 @@ from typing import Any, Literal
 from kronk.chat.request import ChatRequest as ChatRequest  # re-exported: declared where the chat layer plans it
 from kronk.engine.types import FinishReason, SamplingParams, TokenLogprob, Usage
 
+__all__ = ["ChatChoice", "ChatRequest", "ChatResult", "CompletionChoice", "CompletionRequest", "CompletionResult",
+           "EmbeddingRequest", "EmbeddingResult", "LoadedModelStatus", "ModelInfo", "RerankItem", "RerankRequest",
+           "RerankResult", "ToolCall", "ToolsDropped"]
+"""The SDK's request, result and event types (kronk.sdk re-exports exactly these)."""
+
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:24]}"

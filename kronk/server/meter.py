@@ -53,3 +53,9 @@ class RequestMeter:
         if usage.tokens_per_second > 0:
             m.tokens_per_second.labels(model=model, context=context_bucket(usage.prompt_tokens)).observe(
                 usage.tokens_per_second)
+
+
+def count_prompt_only(metrics: ServerMetrics, model: str, endpoint: str, prompt_tokens: int) -> None:
+    """Meter a request that reads a prompt and generates nothing (embeddings, rerank)."""
+    metrics.count_request(model, endpoint)
+    metrics.count_tokens(model, "prompt", prompt_tokens)

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from kronk.sdk.requests import EmbeddingRequest, EmbeddingResult
 from kronk.server.keys import KRONK, METRICS, SETTINGS
+from kronk.server.meter import count_prompt_only
 from kronk.server.openai import protocol as p
 from kronk.server.openai.answers import EmbeddingList
 from kronk.server.openai.bodies import EmbeddingRequest as EmbeddingRequestBody
@@ -49,9 +50,7 @@ async def embeddings(request: web.Request) -> web.Response:
     settings, kronk = request.app[SETTINGS], request.app[KRONK]
     req, fmt = parse_embeddings(await read_json(request, settings.max_body_size), p.Limits.from_settings(settings))
     result = await kronk.embed(req)
-    metrics = request.app[METRICS]
-    metrics.count_request(result.model, "embeddings")
-    metrics.count_tokens(result.model, "prompt", result.prompt_tokens)
+    count_prompt_only(request.app[METRICS], result.model, "embeddings", result.prompt_tokens)
     return json_response(encode_embeddings(result, fmt))
 
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from kronk.sdk.requests import RerankRequest, RerankResult, new_id
 from kronk.server.keys import KRONK, METRICS, SETTINGS
+from kronk.server.meter import count_prompt_only
 from kronk.server.openai import protocol as p
 from kronk.server.openai.answers import RerankResult as RerankAnswer
 from kronk.server.openai.bodies import RerankRequest as RerankRequestBody
@@ -48,9 +49,7 @@ async def rerank(request: web.Request) -> web.Response:
     req, return_documents = parse_rerank(await read_json(request, settings.max_body_size),
                                          p.Limits.from_settings(settings))
     result = await kronk.rerank(req)
-    metrics = request.app[METRICS]
-    metrics.count_request(result.model, "rerank")
-    metrics.count_tokens(result.model, "prompt", result.prompt_tokens)
+    count_prompt_only(request.app[METRICS], result.model, "rerank", result.prompt_tokens)
     return json_response(encode_rerank(result, return_documents))
 
 
