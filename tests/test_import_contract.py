@@ -16,7 +16,8 @@ import kronk
 ROOT = Path(kronk.__file__).resolve().parent
 
 LAYERS: dict[str, int] = {
-    "kronk": 0, "kronk.errors": 0, "kronk.paths": 0, "kronk.durations": 0, "kronk.http_errors": 1, "kronk.wire": 1,
+    "kronk": 0, "kronk.errors": 0, "kronk.paths": 0, "kronk.durations": 0, "kronk.lazy": 0,
+    "kronk.http_errors": 1, "kronk.wire": 1,
     "kronk._native": 1, "kronk.llama": 2, "kronk.engine": 3, "kronk.chat": 4, "kronk.models": 4, "kronk.sdk": 5,
     "kronk.manage": 6, "kronk.security": 6, "kronk.tools": 6, "kronk.settings": 7, "kronk.server": 8, "kronk.cli": 9,
     "kronk.__main__": 10,

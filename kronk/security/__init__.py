@@ -7,8 +7,7 @@ Names are imported lazily so `kronk --help` and the CLI never load aiohttp or re
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kronk.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "SecurityConfig": "kronk.security.config",
@@ -36,9 +35,4 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kronk.security' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -9,16 +9,10 @@ Names are imported lazily so `import kronk.server.process` (used by the CLI) sta
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kronk.lazy import lazy_exports
 
 _EXPORTS = {"create_app": "kronk.server.app", "serve": "kronk.server.runner"}
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kronk.server' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -175,6 +175,17 @@ def call_object(
     sink.end()
 
 
+def call_array(cur: Cursor, sink: CallSink) -> Step[None]:
+    """The rest of a JSON array of call objects, after its `[`: `{...}, {...}]`."""
+    while True:
+        yield from cur.skip_ws()
+        yield from call_object(cur, sink)
+        yield from cur.skip_ws()
+        if not (yield from cur.lit(",")):
+            break
+    yield from cur.expect("]")
+
+
 def call_object_grammar(b: GrammarBuilder, tool: ToolSpec, *, args_key: str = "arguments", extra: str = "") -> str:
     """GBNF for `{"name": "<tool>", "<args_key>": <arguments>}` (plus `extra` members)."""
     return seq(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from kronk.chat.formats.base import CallSink, Marker, ToolFormat, ToolSpec, call_object
+from kronk.chat.formats.base import CallSink, Marker, ToolFormat, ToolSpec, call_array
 from kronk.chat.formats.signatures import tool_line
 from kronk.chat.gbnf import GrammarBuilder, literal, repeat, seq
 from kronk.chat.reader import Cursor, Mismatch, Step
@@ -29,13 +29,7 @@ class GenericFormat(ToolFormat):
         yield from cur.skip_ws()
         if key == "tool_calls":
             yield from cur.expect("[")
-            while True:
-                yield from cur.skip_ws()
-                yield from call_object(cur, sink)
-                yield from cur.skip_ws()
-                if not (yield from cur.lit(",")):
-                    break
-            yield from cur.expect("]")
+            yield from call_array(cur, sink)
         elif key == "response":
             yield from cur.need(1)
             if cur.text[cur.pos] == '"':

@@ -13,7 +13,7 @@ from kronk.chat.formats.base import (
     Marker,
     ToolFormat,
     ToolSpec,
-    call_object,
+    call_array,
     call_object_grammar,
     random_call_id,
 )
@@ -38,13 +38,7 @@ class MistralFormat(ToolFormat):
         yield from cur.expect(TOOL_CALLS)
         yield from cur.skip_ws()
         if (yield from cur.lit("[")):
-            while True:
-                yield from cur.skip_ws()
-                yield from call_object(cur, sink)
-                yield from cur.skip_ws()
-                if not (yield from cur.lit(",")):
-                    break
-            yield from cur.expect("]")
+            yield from call_array(cur, sink)
             return
         while True:
             yield from _tagged_call(cur, sink)
