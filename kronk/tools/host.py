@@ -30,6 +30,8 @@ log = logging.getLogger("kronk.tools")
 Builtin = Callable[[dict[str, Any]], Awaitable[ToolResult]]
 MAX_ADHOC = 16
 """Ad-hoc (request-named) MCP servers kept connected at once; the least recently used goes first."""
+ADHOC_SEP = "#"
+"""Between label and digest in a `connect_url` key (labels cannot hold it: SERVER_NAME)."""
 
 
 class ToolHost:
@@ -67,6 +69,12 @@ class ToolHost:
     def server_names(self) -> tuple[str, ...]:
         """The configured MCP servers' names."""
         return tuple(self._servers)
+
+    @staticmethod
+    def label_of(key: str) -> str:
+        """The label a server key shows to people: a configured name as is, a `connect_url` key's
+        label (the key is `label#digest`), "builtin" for the built-ins."""
+        return key.partition(ADHOC_SEP)[0]
 
     def has_server(self, key: str) -> bool:
         return key in self._servers or key in self._adhoc
@@ -171,7 +179,7 @@ class ToolHost:
         await self.guard.check(url)
         headers = dict(headers or {})
         digest = hashlib.sha256(repr((url, sorted(headers.items()))).encode()).hexdigest()[:12]
-        key = f"{label}#{digest}"
+        key = f"{label}{ADHOC_SEP}{digest}"
         async with self._adhoc_lock:
             if key not in self._adhoc:
                 server = McpServerConfig(name=label, url=url, headers=headers)

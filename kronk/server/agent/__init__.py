@@ -1,5 +1,18 @@
-"""The server-side agent loop: server tools offered to the model, run by Kronk, results fed back."""
+"""The server-side agent loop: server tools offered to the model, run by Kronk, results fed back.
 
-from kronk.server.agent.loop import AgentLimits, AgentLoop, AgentOutcome, ServerCall
+`AgentLoop.stream` yields the typed events of kronk.server.agent.events; `AgentLoop.run` is the
+same loop, awaited for its outcome.
+"""
 
-__all__ = ["AgentLimits", "AgentLoop", "AgentOutcome", "ServerCall"]
+from kronk.server.agent.events import (
+    AgentEvent,
+    CallFinished,
+    CallStarted,
+    LoopFinished,
+    ModelDelta,
+    TurnFinished,
+)
+from kronk.server.agent.loop import AgentLimits, AgentLoop, AgentOutcome, ServerCall, StreamTurn, sum_usage
+
+__all__ = ["AgentEvent", "AgentLimits", "AgentLoop", "AgentOutcome", "CallFinished", "CallStarted", "LoopFinished",
+           "ModelDelta", "ServerCall", "StreamTurn", "TurnFinished", "sum_usage"]

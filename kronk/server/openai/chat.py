@@ -206,7 +206,8 @@ async def _with_server_tools(request: web.Request, call: ChatCall, meter: Reques
     specs = await server_tools(request.app, mcp, list(call.tools.builtin))
     kronk = request.app[KRONK]
     outcome = await AgentLoop(request.app[TOOLS], specs, limits_of(request.app)).run(
-        lambda step: kronk.chat(step, explicit=call.explicit), call.request)
+        lambda step: kronk.chat_stream(step, explicit=call.explicit), call.request)
+    outcome.result.model = meter.model
     meter.on_usage(outcome.result.usage)
     body = encode_chat_result(outcome.result)
     body["kronk_tools"] = encode_server_turns(outcome)
@@ -216,7 +217,7 @@ async def _with_server_tools(request: web.Request, call: ChatCall, meter: Reques
 def encode_server_turns(outcome: AgentOutcome) -> dict[str, Any]:
     """The chat completion's `kronk_tools` field: each server tool call and why the loop ended."""
     return {
-        "calls": [{"id": c.id, "turn": c.turn, "name": c.name, "server": c.source.partition("#")[0],
+        "calls": [{"id": c.id, "turn": c.turn, "name": c.name, "server": c.label,
                    "arguments": c.arguments, "output": c.result.text, "is_error": c.result.is_error,
                    "truncated": c.result.truncated} for c in outcome.calls],
         "turns": outcome.turns,
