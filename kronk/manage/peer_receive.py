@@ -32,7 +32,7 @@ from kronk.errors import (
     UploadOffsetError,
 )
 from kronk.manage.peer import Manifest, ManifestFile, read_manifest, same_files
-from kronk.models.fsutil import check_free_space, remove_empty_dirs, sha256_file
+from kronk.models.fsutil import check_free_space, sha256_file
 from kronk.models.gguf_info import read_gguf_info
 from kronk.models.store import ModelStore, StoredModel
 from kronk.paths import atomic_write_text
@@ -204,26 +204,13 @@ class UploadStore:
             if info.is_projector:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise InvalidRequestError(f"{manifest.model_files()[0].name} is a projector, not a model")
-            target = self.store.model_dir(manifest.id)
-            target.mkdir(parents=True, exist_ok=True)
-            moved: list[Path] = []
-            try:
-                for f in manifest.files:
-                    os.replace(folder / f"{f.name}.part", target / f.name)
-                    moved.append(target / f.name)
-                source = {"kind": "peer", **({"url": source_url} if source_url else {}),
-                          "origin": manifest.source}
-                stored = self.store.register(
-                    manifest.id, [target / f.name for f in manifest.model_files()], info=info,
-                    sha256={f.name: f.sha256 for f in manifest.files},
-                    projector=target / projector.name if projector else None, projector_info=projector_info,
-                    source=source, config=manifest.config,
-                )
-            except BaseException:
-                for path in moved:
-                    path.unlink(missing_ok=True)
-                remove_empty_dirs(target, self.store.root)
-                raise
+            source = {"kind": "peer", **({"url": source_url} if source_url else {}), "origin": manifest.source}
+            stored = self.store.install(
+                manifest.id, {f.name: folder / f"{f.name}.part" for f in manifest.files},
+                model_names=[f.name for f in manifest.model_files()], projector=projector.name if projector else None,
+                info=info, sha256={f.name: f.sha256 for f in manifest.files}, projector_info=projector_info,
+                source=source, config=manifest.config,
+            )
         shutil.rmtree(folder, ignore_errors=True)
         return stored
 

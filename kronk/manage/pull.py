@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -310,24 +309,12 @@ class PullManager:
 
     def _install(self, plan: PullPlan, staging: Path, shas: dict[str, str], info: Any,
                  projector_info: Any) -> StoredModel:
-        target = self.store.model_dir(plan.model_id)
-        target.mkdir(parents=True, exist_ok=True)
         names = plan.model_names + ([plan.projector.name] if plan.projector else [])
-        moved: list[Path] = []
-        try:
-            for name in names:
-                os.replace(staging / name, target / name)
-                moved.append(target / name)
-            stored = self.store.register(
-                plan.model_id, [target / n for n in plan.model_names], info=info, sha256=shas,
-                projector=target / plan.projector.name if plan.projector else None,
-                projector_info=projector_info, source=plan.source, config=plan.config,
-            )
-        except BaseException:
-            for path in moved:
-                path.unlink(missing_ok=True)
-            remove_empty_dirs(target, self.store.root)
-            raise
+        stored = self.store.install(
+            plan.model_id, {name: staging / name for name in names}, model_names=plan.model_names,
+            projector=plan.projector.name if plan.projector else None, info=info, sha256=shas,
+            projector_info=projector_info, source=plan.source, config=plan.config,
+        )
         shutil.rmtree(staging, ignore_errors=True)
         remove_empty_dirs(staging.parent, self.store.root)
         return stored

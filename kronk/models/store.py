@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -364,6 +364,40 @@ class ModelStore:
             models[model_id] = entry
             self._save(models)
         return entry
+
+    def install(
+        self,
+        model_id: str,
+        staged: Mapping[str, Path],
+        *,
+        model_names: Sequence[str],
+        projector: str | None,
+        info: GGUFInfo,
+        sha256: dict[str, str],
+        projector_info: GGUFInfo | None,
+        source: dict[str, Any] | None,
+        config: dict[str, Any] | None,
+    ) -> StoredModel:
+        """Move finished files (final name → staged path) into the model's folder and register
+        `model_names` (plus `projector`). Any failure takes the moved files and emptied folders
+        away again, so the store never holds half a model."""
+        target = self.model_dir(model_id)
+        target.mkdir(parents=True, exist_ok=True)
+        moved: list[Path] = []
+        try:
+            for name, path in staged.items():
+                os.replace(path, target / name)
+                moved.append(target / name)
+            return self.register(
+                model_id, [target / n for n in model_names], info=info, sha256=sha256,
+                projector=target / projector if projector else None, projector_info=projector_info,
+                source=source, config=config,
+            )
+        except BaseException:
+            for path in moved:
+                path.unlink(missing_ok=True)
+            remove_empty_dirs(target, self.root)
+            raise
 
     def _stored_file(self, path: Path, sha: str | None) -> StoredFile:
         stat = path.stat()

@@ -237,3 +237,34 @@ def test_resolving_the_path_of_an_indexed_model_gives_its_id(payloads: dict[str,
     store.rebuild_index()
     resolved = store.resolve(str(path))
     assert resolved.id == "acme/tiny-chat" and resolved.config["ctx_size"] == 512
+
+
+def test_install_moves_staged_files_in_and_a_failure_takes_them_out_again(
+    payloads: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pulls and peer pushes install through one path: a model lands whole or not at all."""
+    from kronk.models.gguf_info import read_gguf_info
+
+    store = ModelStore(catalog=None)
+    staged = tmp_path / "staging" / "chat.gguf.part"
+    staged.parent.mkdir()
+    shutil.copyfile(payloads["chat"], staged)
+    info = read_gguf_info([staged])
+    checksums = {"chat.gguf": sha256(payloads["chat"].read_bytes())}
+    entry = dict(model_names=["chat.gguf"], projector=None, info=info, sha256=checksums, projector_info=None,
+                 source={"kind": "test"}, config=None)
+
+    def index_fails(*args: object, **kwargs: object) -> None:
+        raise StoreError("the index could not be written")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "register", index_fails)
+        with pytest.raises(StoreError):
+            store.install("acme/chat", {"chat.gguf": staged}, **entry)  # type: ignore[arg-type]
+    assert not store.model_dir("acme/chat").exists() and not (store.root / "acme").exists()
+    assert not staged.exists()  # it was moved in, then removed with the half-installed folder
+
+    shutil.copyfile(payloads["chat"], staged)
+    stored = store.install("acme/chat", {"chat.gguf": staged}, **entry)  # type: ignore[arg-type]
+    assert [f.path for f in stored.files] == ["acme/chat/chat.gguf"] and not staged.exists()
+    assert store.get("acme/chat").source == {"kind": "test"}
