@@ -65,26 +65,29 @@ class Body:
             raise self.error(name, "is required")
         return _MISSING if value is None else value
 
-    def string(self, name: str, *, required: bool = False, default: Any = None,
-            choices: tuple[str, ...] | None = None, nonempty: bool = False) -> Any:
+    def _typed(self, name: str, required: bool, kind: type, label: str, nonempty: bool = False) -> Any:
+        """The field (or _MISSING when absent) after checking it is a `kind`, non-empty if asked."""
         value = self._get(name, required)
         if value is _MISSING:
-            return default
-        if not isinstance(value, str):
-            raise self.error(name, f"must be a string, got {_type_name(value)}")
+            return value
+        if not isinstance(value, kind):
+            raise self.error(name, f"must be {label}, got {_type_name(value)}")
         if nonempty and not value:
             raise self.error(name, "must not be empty")
+        return value
+
+    def string(self, name: str, *, required: bool = False, default: Any = None,
+            choices: tuple[str, ...] | None = None, nonempty: bool = False) -> Any:
+        value = self._typed(name, required, str, "a string", nonempty)
+        if value is _MISSING:
+            return default
         if choices is not None and value not in choices:
             raise self.error(name, f"must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
         return value
 
     def boolean(self, name: str, *, default: Any = None) -> Any:
-        value = self._get(name, False)
-        if value is _MISSING:
-            return default
-        if not isinstance(value, bool):
-            raise self.error(name, f"must be a boolean, got {_type_name(value)}")
-        return value
+        value = self._typed(name, False, bool, "a boolean")
+        return default if value is _MISSING else value
 
     def integer(self, name: str, *, required: bool = False, default: Any = None,
             min: int | None = None, max: int | None = None) -> Any:
@@ -110,14 +113,8 @@ class Body:
         return float(value)
 
     def array(self, name: str, *, required: bool = False, nonempty: bool = False) -> list[Any] | None:
-        value = self._get(name, required)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, list):
-            raise self.error(name, f"must be an array, got {_type_name(value)}")
-        if nonempty and not value:
-            raise self.error(name, "must not be empty")
-        return value
+        value = self._typed(name, required, list, "an array", nonempty)
+        return None if value is _MISSING else value
 
     def child(self, name: str, *, required: bool = False) -> Body | None:
         value = self._get(name, required)
