@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from kronk.errors import InvalidRequestError
 from kronk.http_errors import openai_error_body
 from kronk.sdk.requests import ChatRequest, ChatResult, new_id
 from kronk.security.endpoints import Endpoint
 from kronk.security.middleware import require_grant
-from kronk.server.agent import AgentLoop, AgentOutcome
+from kronk.server.agent import AgentLoop
 from kronk.server.agent.select import McpRequest, limits_of, server_tools
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p
 from kronk.server.openai.answers import ChatCompletion
 from kronk.server.openai.bodies import ChatCompletionRequest, KronkTools
+from kronk.server.openai.chat_server_tools import AgentChatStreamEncoder, encode_server_turns
 from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.sse import encode_json
 from kronk.server.streaming import Frame, stream_response
@@ -195,34 +196,29 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 
 async def _with_server_tools(request: web.Request, call: ChatCall, meter: RequestMeter) -> web.StreamResponse:
-    """`kronk_tools`: the agent loop runs the server tools; the answer reports them in `kronk_tools`."""
+    """`kronk_tools`: the agent loop runs the server tools between model turns (streamed or not)."""
     assert call.tools is not None
-    if call.stream:
-        raise InvalidRequestError("kronk_tools does not stream yet: send stream: false", param="stream")
     await require_grant(request, Endpoint.TOOLS)
     mcp = [McpRequest(server.server_label, server.server_url, server.headers,
                       None if server.allowed_tools is None else tuple(server.allowed_tools))
            for server in call.tools.mcp]
     specs = await server_tools(request.app, mcp, list(call.tools.builtin))
     kronk = request.app[KRONK]
-    outcome = await AgentLoop(request.app[TOOLS], specs, limits_of(request.app)).run(
-        lambda step: kronk.chat_stream(step, explicit=call.explicit), call.request)
+    loop = AgentLoop(request.app[TOOLS], specs, limits_of(request.app))
+
+    def turn(step: ChatRequest) -> AsyncIterator[Any]:
+        return kronk.chat_stream(step, explicit=call.explicit)
+
+    if call.stream:
+        chat = ChatStreamEncoder(meter.model, include_usage=call.include_usage, logprobs=call.request.logprobs)
+        return await stream_response(request, loop.stream(turn, call.request), AgentChatStreamEncoder(chat, meter),
+                                     meter)
+    outcome = await loop.run(turn, call.request)
     outcome.result.model = meter.model
     meter.on_usage(outcome.result.usage)
     body = encode_chat_result(outcome.result)
     body["kronk_tools"] = encode_server_turns(outcome)
     return json_response(body, headers=tools_dropped_headers(outcome.result.tools_dropped))
-
-
-def encode_server_turns(outcome: AgentOutcome) -> dict[str, Any]:
-    """The chat completion's `kronk_tools` field: each server tool call and why the loop ended."""
-    return {
-        "calls": [{"id": c.id, "turn": c.turn, "name": c.name, "server": c.label,
-                   "arguments": c.arguments, "output": c.result.text, "is_error": c.result.is_error,
-                   "truncated": c.result.truncated} for c in outcome.calls],
-        "turns": outcome.turns,
-        "stopped": outcome.stopped,
-    }
 
 
 def add_routes(app: web.Application) -> None:

@@ -123,15 +123,46 @@ async def test_client_tools_come_back_to_the_client(start_server: StartServer, s
     assert answer.model_extra["kronk_tools"]["calls"] == []
 
 
-async def test_unknown_mcp_label_and_streaming_are_clear_errors(start_server: StartServer, smollm2: Path) -> None:
+async def test_unknown_mcp_label_is_a_clear_error(start_server: StartServer, smollm2: Path) -> None:
     server = await _server(start_server, smollm2)
     client = _client(server)
-    with pytest.raises(openai.NotFoundError):
-        await client.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
-                                             extra_body={"kronk_tools": {"mcp": [{"server_label": "nope"}]}})
-    with pytest.raises(openai.BadRequestError, match="stream"):
-        await client.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
-                                             stream=True, extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
+    for stream in (False, True):
+        with pytest.raises(openai.NotFoundError, match="nope"):
+            await client.chat.completions.create(model="", messages=[{"role": "user", "content": "hi"}], max_tokens=4,
+                                                 stream=stream,
+                                                 extra_body={"kronk_tools": {"mcp": [{"server_label": "nope"}]}})
+
+
+async def test_streamed_progress_rides_in_the_kronk_field(start_server: StartServer, smollm2: Path,
+                                                         http_mcp: HttpMcp) -> None:
+    """Streamed: every chunk reads as a plain chat chunk; the server call's progress is in `kronk`."""
+    server = await _server(start_server, smollm2)
+    secret = "Bearer the-llama-is-Bartholomew"
+    stream = await _client(server).chat.completions.create(
+        model="", messages=[{"role": "user", "content": "Who am I? Use the tool, then tell me."}],
+        tool_choice={"type": "function", "function": {"name": "whoami"}}, max_tokens=160, temperature=0,
+        stream=True, stream_options={"include_usage": True},
+        extra_body={"kronk_tools": {"mcp": [{"server_label": "test", "server_url": http_mcp.url,
+                                             "headers": {"Authorization": secret}, "allowed_tools": ["whoami"]}]}})
+    chunks = [chunk async for chunk in stream]
+    ids = {chunk.id for chunk in chunks}
+    assert len(ids) == 1
+    progress = [(chunk.model_extra or {}).get("kronk") for chunk in chunks]
+    events = [p["event"] for p in progress if p]
+    assert events.index("call.started") < events.index("call.finished") < events.index("done")
+    assert events.count("turn.finished") >= 2 and events[-1] == "done"
+    finished = next(p for p in progress if p and p["event"] == "call.finished")
+    assert finished["name"] == "whoami" and finished["server"] == "test" and finished["output"] == secret
+    assert not finished["is_error"]
+    # plain clients: no server call shows up as the client's tool call; one finish_reason, at the end
+    body = [chunk for chunk in chunks if chunk.choices]
+    assert not any(chunk.choices[0].delta.tool_calls for chunk in body)
+    finishes = [chunk.choices[0].finish_reason for chunk in body if chunk.choices[0].finish_reason]
+    assert finishes in (["stop"], ["length"])
+    turns = [p["usage"] for p in progress if p and p["event"] == "turn.finished"]
+    usage = chunks[-1].usage
+    assert usage is not None and usage.prompt_tokens == sum(t["prompt_tokens"] for t in turns)
+    assert usage.completion_tokens == sum(t["completion_tokens"] for t in turns)
 
 
 async def test_server_tools_need_the_tools_grant_under_full_security(start_server: StartServer, smollm2: Path) -> None:
