@@ -87,6 +87,21 @@ export function message(error) {
   return (error && error.message) || String(error);
 }
 
+/** An inline alert saying what went wrong, for a panel whose data could not be read. */
+export function errorNote(ctx, error) {
+  return ctx.h("p", { class: "ops-danger", role: "alert" }, message(error));
+}
+
+/** GET `path` for the panel `box`: the answer, or null once the error is shown in `box`. */
+export async function loadPanel(ctx, box, path) {
+  try {
+    return await ctx.api("GET", path);
+  } catch (error) {
+    box.replaceChildren(errorNote(ctx, error));
+    return null;
+  }
+}
+
 function svg(tag, attrs = {}) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));

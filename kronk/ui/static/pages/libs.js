@@ -1,7 +1,7 @@
 // Libs: the llama.cpp builds installed, the platform detected, and installs/upgrades as server-side
 // jobs. A job keeps running when the page goes away; on mount the page follows the running one
 // (the server replays its events from the start), so a reload picks the progress up again.
-import { facts, meter, message, table, useOpsCss } from "../lib/ops.js";
+import { facts, loadPanel, meter, message, table, useOpsCss } from "../lib/ops.js";
 
 const LOG_LINES = 300;
 
@@ -65,13 +65,8 @@ export default {
     };
 
     const loadStatus = async () => {
-      let status;
-      try {
-        status = await ctx.api("GET", "/v1/kronk/libs/status");
-      } catch (error) {
-        overview.replaceChildren(ctx.h("p", { class: "ops-danger", role: "alert" }, message(error)));
-        return null;
-      }
+      const status = await loadPanel(ctx, overview, "/v1/kronk/libs/status");
+      if (!status) return null;
       const current = status.current;
       overview.replaceChildren(facts(ctx, [
         ["Platform detected", status.platform],

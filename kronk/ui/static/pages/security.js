@@ -1,6 +1,6 @@
 // Security: the mode and settings, signing keys (create, delete with confirmation) and tokens
 // (endpoint grants with limits and windows, a duration; the token is shown once, with a copy button).
-import { facts, message, table, useOpsCss } from "../lib/ops.js";
+import { errorNote, facts, loadPanel, message, table, useOpsCss } from "../lib/ops.js";
 
 async function copy(text) {
   if (navigator.clipboard && window.isSecureContext) {
@@ -76,7 +76,7 @@ export default {
         keys.replaceChildren(table(ctx, ["Key id", "Created", "", ""], rows,
           { empty: "No keys yet — one is created with the first token." }));
       } catch (error) {
-        keys.replaceChildren(ctx.h("p", { class: "ops-danger", role: "alert" }, message(error)));
+        keys.replaceChildren(errorNote(ctx, error));
       }
     };
 
@@ -101,13 +101,8 @@ export default {
       await loadKeys();
     };
 
-    let config;
-    try {
-      config = await ctx.api("GET", "/v1/security/config");
-    } catch (error) {
-      settings.replaceChildren(ctx.h("p", { class: "ops-danger", role: "alert" }, message(error)));
-      return () => {};
-    }
+    const config = await loadPanel(ctx, settings, "/v1/security/config");
+    if (!config) return () => {};
     const modeNote = {
       off: "off — every endpoint is open; tokens are not checked.",
       management: "management — the management APIs need an admin token; inference is open.",

@@ -1,6 +1,6 @@
 // System: llama.cpp's devices and their memory, versions, uptime, and charts of the last minutes
 // (tokens/s, time to first token, requests) from the server's in-memory history.
-import { facts, lineChart, meter, message, number, poll, table, useOpsCss } from "../lib/ops.js";
+import { facts, lineChart, loadPanel, meter, message, number, poll, table, useOpsCss } from "../lib/ops.js";
 
 const HISTORY_MS = 5000;
 const FACTS_MS = 15000;
@@ -32,13 +32,8 @@ export default {
     };
 
     const loadFacts = async () => {
-      let info;
-      try {
-        info = await ctx.api("GET", "/v1/kronk/system");
-      } catch (error) {
-        about.replaceChildren(ctx.h("p", { class: "ops-danger", role: "alert" }, message(error)));
-        return;
-      }
+      const info = await loadPanel(ctx, about, "/v1/kronk/system");
+      if (!info) return;
       started = info.started_at;
       uptimeCell = ctx.h("span", {});
       about.replaceChildren(facts(ctx, [
