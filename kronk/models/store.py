@@ -14,8 +14,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,125 +25,21 @@ from kronk.errors import ModelNotFoundError, StoreError
 from kronk.models.capabilities import CAPABILITY_NAMES, Capabilities
 from kronk.models.catalog import Catalog
 from kronk.models.config_keys import canonical
-from kronk.models.fsutil import remove_empty_dirs, sha256_file
+from kronk.models.fsutil import remove_empty_dirs
 from kronk.models.gguf_info import GGUFInfo, read_gguf_info
 from kronk.models.naming import (
     default_alias,
-    is_projector_name,
-    model_stem,
-    safe_segment,
     shard_names,
-    split_info,
     validate_model_id,
 )
+from kronk.models.scan import Scanner
+from kronk.models.stored import IndexResult, StoredFile, StoredModel
 from kronk.paths import atomic_write_text, file_lock, models_dir
 
 log = logging.getLogger(__name__)
 
 INDEX_VERSION = 1
 INDEX_NAME = "index.json"
-
-
-@dataclass(frozen=True, slots=True)
-class StoredFile:
-    """One file of a model; `path` is relative to the models folder (POSIX form)."""
-
-    path: str
-    size: int
-    sha256: str | None
-    mtime_ns: int
-
-    def key(self) -> tuple[str, int, int]:
-        return (self.path, self.size, self.mtime_ns)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256, "mtime_ns": self.mtime_ns}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StoredFile:
-        return cls(path=str(data["path"]), size=int(data["size"]), sha256=data.get("sha256"),
-                   mtime_ns=int(data.get("mtime_ns", 0)))
-
-
-@dataclass(frozen=True, slots=True)
-class StoredModel:
-    """An index entry: a model's files, metadata and capabilities."""
-
-    id: str
-    files: tuple[StoredFile, ...]
-    info: GGUFInfo
-    capabilities: Capabilities
-    alias: str | None = None
-    projector: StoredFile | None = None
-    projector_info: GGUFInfo | None = None
-    source: dict[str, Any] | None = None
-    added_at: float = 0.0
-    config: dict[str, Any] | None = None
-    """ModelSettings defaults that came with the model (from a peer); over the catalog's."""
-    root: Path | None = field(default=None, compare=False)
-    """The models folder this entry was read from (not stored in the index)."""
-
-    @property
-    def path(self) -> Path:
-        """Absolute path of the GGUF (first shard); needs an entry that came from a store."""
-        if self.root is None:
-            raise StoreError(f"model {self.id!r} is not attached to a store folder")
-        return self.root / self.files[0].path
-
-    @property
-    def size(self) -> int:
-        return sum(f.size for f in self.files) + (self.projector.size if self.projector else 0)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The index form (paths relative to the models folder)."""
-        return {
-            "id": self.id,
-            "alias": self.alias,
-            "files": [f.to_dict() for f in self.files],
-            "projector": self.projector.to_dict() if self.projector else None,
-            "info": self.info.to_dict(),
-            "projector_info": self.projector_info.to_dict() if self.projector_info else None,
-            "capabilities": self.capabilities.to_dict(),
-            "source": self.source,
-            "added_at": self.added_at,
-            "config": self.config,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StoredModel:
-        projector = data.get("projector")
-        projector_info = data.get("projector_info")
-        return cls(
-            id=str(data["id"]),
-            alias=data.get("alias"),
-            files=tuple(StoredFile.from_dict(f) for f in data["files"]),
-            projector=StoredFile.from_dict(projector) if projector else None,
-            info=GGUFInfo.from_dict(data["info"]),
-            projector_info=GGUFInfo.from_dict(projector_info) if projector_info else None,
-            capabilities=Capabilities.from_dict(data.get("capabilities", {})),
-            source=data.get("source"),
-            added_at=float(data.get("added_at", 0.0)),
-            config=data.get("config") or None,
-        )
-
-    def describe(self, root: Path) -> dict[str, Any]:
-        """The API form: absolute paths, total size and a flat capability list."""
-        return {
-            "id": self.id,
-            "object": "model",
-            "alias": self.alias,
-            "path": str(root / self.files[0].path),
-            "files": [{**f.to_dict(), "path": str(root / f.path)} for f in self.files],
-            "projector": {**self.projector.to_dict(), "path": str(root / self.projector.path)}
-            if self.projector else None,
-            "size": self.size,
-            "metadata": self.info.to_dict(),
-            "projector_metadata": self.projector_info.to_dict() if self.projector_info else None,
-            "capabilities": self.capabilities.to_dict(),
-            "capability_names": self.capabilities.names(),
-            "source": self.source,
-            "added_at": self.added_at,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +56,6 @@ class ResolvedModel:
     files: tuple[Path, ...] = ()
     alias: str | None = None
     size: int = 0
-
-
-@dataclass(slots=True)
-class IndexResult:
-    models: list[StoredModel]
-    problems: list[str] = field(default_factory=list)
 
 
 class _Default:
@@ -455,7 +345,7 @@ class ModelStore:
                 old = self._load()
             except StoreError:
                 old = {}
-            result = _Scanner(self, old).scan()
+            result = Scanner(self.root, old, self._pick_alias).scan()
             models = {m.id: m for m in result.models}
             self._save(models)
         result.models.sort(key=lambda m: m.id.lower())
@@ -472,135 +362,3 @@ def _with_catalog(found: Capabilities, curated: Capabilities, *, has_projector: 
     if has_template and merged.completion:
         flags["chat"] = True
     return Capabilities(tool_format=merged.tool_format, **flags)
-
-
-class _Scanner:
-    """One rebuild pass: groups files into models, reusing cached hashes and metadata."""
-
-    def __init__(self, store: ModelStore, old: dict[str, StoredModel]) -> None:
-        self.store = store
-        self.root = store.root
-        self.old = old
-        self.file_cache: dict[tuple[str, int, int], str | None] = {}
-        self.model_cache: dict[tuple[tuple[str, int, int], ...], StoredModel] = {}
-        self.projector_cache: dict[tuple[str, int, int], GGUFInfo] = {}
-        for model in old.values():
-            for f in model.files:
-                self.file_cache[f.key()] = f.sha256
-            self.model_cache[tuple(f.key() for f in model.files)] = model
-            if model.projector is not None and model.projector_info is not None:
-                self.file_cache[model.projector.key()] = model.projector.sha256
-                self.projector_cache[model.projector.key()] = model.projector_info
-        self.problems: list[str] = []
-
-    def scan(self) -> IndexResult:
-        models: dict[str, StoredModel] = {}
-        for folder, names in self._folders():
-            for model in self._scan_folder(folder, names):
-                if model.id in models:
-                    self.problems.append(f"{model.files[0].path}: id {model.id!r} already used; skipped")
-                    continue
-                models[model.id] = model
-        for model_id in list(models):
-            alias = self.store._pick_alias(model_id, models)
-            models[model_id] = replace(models[model_id], alias=alias)
-        return IndexResult(models=list(models.values()), problems=self.problems)
-
-    def _folders(self) -> Iterable[tuple[Path, list[str]]]:
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            ggufs = sorted(n for n in filenames if n.lower().endswith(".gguf") and not n.startswith("."))
-            if ggufs:
-                yield Path(dirpath), ggufs
-
-    def _stored(self, path: Path) -> StoredFile:
-        stat = path.stat()
-        rel = path.relative_to(self.root).as_posix()
-        key = (rel, stat.st_size, stat.st_mtime_ns)
-        sha = self.file_cache.get(key)
-        if sha is None:
-            sha = sha256_file(path)
-            self.file_cache[key] = sha
-        return StoredFile(path=rel, size=stat.st_size, sha256=sha, mtime_ns=stat.st_mtime_ns)
-
-    def _scan_folder(self, folder: Path, names: list[str]) -> list[StoredModel]:
-        projectors: dict[str, tuple[StoredFile, GGUFInfo]] = {}
-        groups: dict[str, list[str]] = {}
-        fresh: dict[str, GGUFInfo] = {}
-        for name in names:
-            stored = self._stored(folder / name)
-            shard = split_info(name)
-            known_model = (stored.key(),) in self.model_cache
-            if not known_model and (shard is None or shard[1] == 1 and is_projector_name(name)):
-                info = self.projector_cache.get(stored.key()) or self._read([folder / name])
-                if info is None:
-                    continue
-                if info.is_projector:
-                    projectors[name] = (stored, info)
-                    continue
-                if shard is None:
-                    fresh[name] = info
-            groups.setdefault(model_stem(name), []).append(name)
-        models = []
-        for stem, members in sorted(groups.items()):
-            model = self._model(folder, stem, members, projectors, fresh, single=len(groups) == 1)
-            if model is not None:
-                models.append(model)
-        return models
-
-    def _model(self, folder: Path, stem: str, members: list[str],
-               projectors: dict[str, tuple[StoredFile, GGUFInfo]], fresh: dict[str, GGUFInfo],
-               single: bool) -> StoredModel | None:
-        rel = folder.relative_to(self.root).as_posix()
-        if len(members) > 1 and not all(split_info(n) for n in members):
-            self.problems.append(f"{rel}: several files share the name {stem!r}; skipped")
-            return None
-        expected = shard_names(members[0])
-        missing = sorted(set(expected) - set(members))
-        if missing:
-            self.problems.append(f"{rel}/{stem}: split model is missing {', '.join(missing)}; skipped")
-            return None
-        files = tuple(self._stored(folder / n) for n in expected)
-        model_id = self._id_for(folder, stem, single)
-        cached = self.model_cache.get(tuple(f.key() for f in files))
-        info = cached.info if cached is not None else fresh.get(expected[0]) if len(expected) == 1 else None
-        if info is None:
-            info = self._read([folder / n for n in expected])
-            if info is None or info.is_projector:
-                return None
-        projector, projector_info = self._projector_for(stem, projectors)
-        previous = self.old.get(model_id)
-        return StoredModel(
-            id=model_id, files=files, info=info, capabilities=info.capabilities(projector_info),
-            projector=projector, projector_info=projector_info,
-            source=previous.source if previous else {"kind": "local"},
-            added_at=previous.added_at if previous else time.time(),
-            config=previous.config if previous else None, root=self.root,
-        )
-
-    def _projector_for(self, stem: str, projectors: dict[str, tuple[StoredFile, GGUFInfo]]
-                       ) -> tuple[StoredFile | None, GGUFInfo | None]:
-        if not projectors:
-            return None, None
-        if len(projectors) == 1:
-            return next(iter(projectors.values()))
-        for name, pair in sorted(projectors.items()):
-            if stem.lower() in name.lower():
-                return pair
-        return None, None
-
-    def _read(self, paths: list[Path]) -> GGUFInfo | None:
-        try:
-            return read_gguf_info(paths)
-        except Exception as exc:  # one unreadable file must not stop the rebuild
-            self.problems.append(f"{paths[0].relative_to(self.root).as_posix()}: {exc}; skipped")
-            return None
-
-    def _id_for(self, folder: Path, stem: str, single: bool) -> str:
-        parts = folder.relative_to(self.root).parts
-        if not parts:
-            return f"local/{safe_segment(stem)}"
-        provider = safe_segment(parts[0])
-        if len(parts) == 2 and single:
-            return f"{provider}/{safe_segment(parts[1])}"
-        return f"{provider}/{safe_segment(stem)}"
