@@ -53,6 +53,11 @@ async def test_completion_stream_matches_non_stream_under_greedy(client: openai.
 async def test_several_prompts_and_n(client: openai.AsyncOpenAI) -> None:
     result = await client.completions.create(model="", prompt=["a", "b"], max_tokens=3, n=2, seed=1)
     assert sorted(c.index for c in result.choices) == [0, 1, 2, 3]
+    # usage: n choices of one prompt count it once; a list of prompts counts each of them
+    alone = [await client.completions.create(model="", prompt=text, max_tokens=3, n=2, seed=1) for text in "ab"]
+    assert result.usage.prompt_tokens == sum(r.usage.prompt_tokens for r in alone)
+    single = await client.completions.create(model="", prompt="a", max_tokens=3, n=1, seed=1)
+    assert alone[0].usage.prompt_tokens == single.usage.prompt_tokens
 
 
 async def test_completion_with_suffix_uses_fim(client: openai.AsyncOpenAI, tiny: dict[str, Path]) -> None:

@@ -83,7 +83,7 @@ def encode_completion_results(results: list[CompletionResult], model: str) -> di
         usages.append(result.usage)
         for choice in result.choices:
             choices.append(_encode_choice(choice, prompt_index * len(result.choices) + choice.index))
-    usage = p.merge_usage(usages) if len(results) == 1 else _sum_usage(usages)
+    usage = p.merge_usage(usages, shared_prompt=len(results) == 1)  # a list of prompts: each counts
     return {
         "id": results[0].id if results else new_id("cmpl"),
         "object": "text_completion",
@@ -102,17 +102,6 @@ def _encode_choice(choice: CompletionChoice, index: int) -> dict[str, Any]:
         "logprobs": encode_legacy_logprobs(choice.logprobs),
         "finish_reason": p.finish_reason(choice.finish_reason),
     }
-
-
-def _sum_usage(usages: list[Usage]) -> Usage:
-    return Usage(
-        prompt_tokens=sum(u.prompt_tokens for u in usages),
-        completion_tokens=sum(u.completion_tokens for u in usages),
-        cached_tokens=sum(u.cached_tokens for u in usages),
-        reasoning_tokens=sum(u.reasoning_tokens for u in usages),
-        time_to_first_token_ms=min((u.time_to_first_token_ms for u in usages), default=0.0),
-        tokens_per_second=sum(u.tokens_per_second for u in usages) / max(1, len(usages)),
-    )
 
 
 class CompletionStreamEncoder:

@@ -227,14 +227,16 @@ def encode_usage(usage: Usage) -> dict[str, Any]:
     }
 
 
-def merge_usage(usages: list[Usage]) -> Usage:
-    """One usage for n choices: the prompt once, the completions summed."""
+def merge_usage(usages: list[Usage], *, shared_prompt: bool = True) -> Usage:
+    """One usage for several generations, the completions summed: n choices of one prompt count
+    it once (`shared_prompt`); the answers to several prompts count each."""
     if not usages:
         return Usage()
+    prompt = max if shared_prompt else sum
     return Usage(
-        prompt_tokens=max(u.prompt_tokens for u in usages),
+        prompt_tokens=prompt(u.prompt_tokens for u in usages),
         completion_tokens=sum(u.completion_tokens for u in usages),
-        cached_tokens=max(u.cached_tokens for u in usages),
+        cached_tokens=prompt(u.cached_tokens for u in usages),
         reasoning_tokens=sum(u.reasoning_tokens for u in usages),
         time_to_first_token_ms=min(u.time_to_first_token_ms for u in usages),
         tokens_per_second=sum(u.tokens_per_second for u in usages) / len(usages),
