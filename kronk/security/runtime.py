@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from kronk.errors import AuthenticationError, PermissionDeniedError
@@ -40,25 +41,17 @@ _AUTHORIZATION_MESSAGES: dict[str, str] = {
 }
 
 
+@dataclass(eq=False)
 class SecurityRuntime:
     """Opened once per server (`open`), closed at shutdown (`close`)."""
 
-    def __init__(
-        self,
-        config: SecurityConfig,
-        keys: KeyStore,
-        policy: PolicyEngine | None,
-        limiter: RateLimiter | None,
-        *,
-        clock: Clock = time.time,
-        bootstrapped: BootstrapResult | None = None,
-    ) -> None:
-        self.config = config
-        self.keys = keys
-        self.policy = policy
-        self.limiter = limiter
-        self.clock = clock
-        self.bootstrapped = bootstrapped
+    config: SecurityConfig
+    keys: KeyStore
+    policy: PolicyEngine | None
+    limiter: RateLimiter | None
+    _: KW_ONLY
+    clock: Clock = time.time
+    bootstrapped: BootstrapResult | None = None
 
     @classmethod
     def open(cls, config: SecurityConfig, *, clock: Clock = time.time) -> SecurityRuntime:
