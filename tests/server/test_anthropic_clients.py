@@ -244,13 +244,14 @@ async def test_tool_choice_naming_a_server_tool_is_a_clear_400(server: RunningSe
     assert "'web_search'" in answer["error"]["message"]
 
 
-async def test_mcp_servers_are_refused_with_a_message(client: anthropic.AsyncAnthropic) -> None:
+async def test_mcp_servers_on_private_addresses_are_refused_with_a_message(client: anthropic.AsyncAnthropic) -> None:
+    """(Server tools and mcp_servers end to end: tests/server/anthropic/test_messages_server_tools.py.)"""
     with pytest.raises(anthropic.BadRequestError) as info:
         await client.beta.messages.create(
             model="", max_tokens=4, messages=[{"role": "user", "content": "hi"}],
-            mcp_servers=[{"type": "url", "url": "https://mcp.invalid/sse", "name": "remote"}],
+            mcp_servers=[{"type": "url", "url": "http://10.0.0.7/mcp", "name": "remote"}],
             betas=["mcp-client-2025-04-04"])
-    assert "MCP servers are not supported yet" in info.value.body["error"]["message"]
+    assert info.value.body["error"]["message"].startswith("mcp_servers[0].url: ")
 
 
 # --- blocks ----------------------------------------------------------------------------------

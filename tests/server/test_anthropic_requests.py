@@ -238,10 +238,14 @@ def test_custom_tools_need_a_schema_and_unique_names() -> None:
     assert refused(InvalidRequestError, tools=[CUSTOM, CUSTOM]).param == "tools"
 
 
-def test_mcp_servers_are_refused_clearly() -> None:
-    error = refused(CapabilityError, mcp_servers=[{"type": "url", "url": "https://m.invalid", "name": "m"}])
-    assert error.param == "mcp_servers" and "not supported yet" in str(error)
-    assert parse(mcp_servers=[]).request.messages == [USER]
+def test_mcp_servers_are_kept_for_the_agent_loop() -> None:
+    call = parse(mcp_servers=[{"type": "url", "url": "https://m.invalid", "name": "m",
+                               "tool_configuration": {"allowed_tools": ["a"]}}])
+    assert call.agent and call.mcp_servers[0].name == "m"
+    assert call.mcp_servers[0].tool_configuration.allowed_tools == ["a"]  # type: ignore[union-attr]
+    assert refused(InvalidRequestError, mcp_servers=[{"type": "sse", "url": "x", "name": "m"}]).param \
+        == "mcp_servers[0].type"
+    assert not parse(mcp_servers=[]).agent and parse(mcp_servers=[]).request.messages == [USER]
 
 
 # --- thinking, output, limits, ignored fields --------------------------------------------------

@@ -1,7 +1,9 @@
 """POST /v1/messages and /v1/messages/count_tokens (Anthropic Messages API).
 
 Claude Code calls `/v1/messages?beta=true` with `anthropic-beta` headers: query and
-headers are accepted and change nothing. Server tools the request had to skip are
+headers are accepted and change nothing. A request with server tools Kronk runs
+(web_search, web_fetch) or `mcp_servers` is answered by the agent loop
+(kronk.server.anthropic.server_run). Server tools the request had to skip are
 named in the response's X-Kronk-Tools-Ignored header (errors included). An unknown
 model is a 404 whose message says how to point Claude Code at a Kronk model: Claude
 Code asks for `claude-*` names unless ANTHROPIC_MODEL (and, for its background
@@ -19,19 +21,23 @@ from kronk.errors import (
     ContextOverflowError,
     KronkError,
     ModelNotFoundError,
+    ToolUnavailableError,
 )
 from kronk.sdk import AsyncKronk
 from kronk.sdk.requests import ChatRequest
+from kronk.server.anthropic import server_run
 from kronk.server.anthropic.answers import AnthropicMessage, TokenCount
 from kronk.server.anthropic.protocol import MessagesCall, parse_request
 from kronk.server.anthropic.response import encode_message
 from kronk.server.anthropic.schema import CountTokensRequest, MessagesRequest
+from kronk.server.anthropic.server_tools import runnable_types
 from kronk.server.anthropic.stream import MessagesStreamEncoder
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai.protocol import Limits
 from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.streaming import stream_response
+from kronk.server.tools_host import TOOLS
 from kronk.server.validate import read_json
 from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation
 
@@ -43,7 +49,7 @@ _TOOLS_IGNORED_KEY = web.RequestKey("anthropic_tools_ignored", list[str])
 _QUERY = {"beta": "Accepted and ignored (Claude Code sends beta=true); so are anthropic-beta and anthropic-version headers."}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
 """Tool names are client input: anything else is masked in the header."""
-_ERRORS = BODY_ERRORS + MODEL_ERRORS + (CapabilityError, ContextOverflowError)
+_ERRORS = BODY_ERRORS + MODEL_ERRORS + (CapabilityError, ContextOverflowError, ToolUnavailableError)
 
 
 async def _parse(request: web.Request, *, count_only: bool) -> MessagesCall:
@@ -51,7 +57,7 @@ async def _parse(request: web.Request, *, count_only: bool) -> MessagesCall:
     ignored: list[str] = []
     request[_TOOLS_IGNORED_KEY] = ignored
     return parse_request(await read_json(request, settings.max_body_size), Limits.from_settings(settings),
-                         count_only=count_only, ignored=ignored)
+                         count_only=count_only, ignored=ignored, runnable=runnable_types(request.app[TOOLS]))
 
 
 def _model_hint(exc: ModelNotFoundError) -> ModelNotFoundError:
@@ -90,6 +96,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
     call = await _parse(request, count_only=False)
     model = call.request.model or settings.default_model
     try:
+        if call.agent:
+            return await server_run.answer(request, call, model)
         if call.stream:
             input_tokens = len(await kronk.tokenize_chat(call.request))
             meter = RequestMeter(request.app[METRICS], model, "messages")
@@ -114,7 +122,8 @@ async def count_tokens(request: web.Request) -> web.Response:
     kronk = request.app[KRONK]
     call = await _parse(request, count_only=True)
     try:
-        tokens = await kronk.tokenize_chat(call.request)
+        tokens = await kronk.tokenize_chat(await server_run.offered_request(request, call) if call.agent
+                                           else call.request)
     except ModelNotFoundError as exc:
         raise _model_hint(exc) from None
     return json_response({"input_tokens": len(tokens)})

@@ -15,7 +15,9 @@ Both routes build the request here, so count_tokens counts exactly the prompt
   constrained reply.
 - max_tokens above the server's max_tokens_limit is lowered to it: Anthropic
   clients send a generous ceiling (Claude Code: 32000 or more), not a target.
-- mcp_servers (Anthropic's MCP connector) is refused until Kronk runs MCP servers.
+- Server tools Kronk runs (web_search_20250305 with a search backend, web_fetch_20250910:
+  `runnable`) and `mcp_servers` (Anthropic's MCP connector) are kept on the call for the
+  agent loop (kronk.server.anthropic.server_run); other server tools are skipped.
 - Everything else Kronk has no use for is ignored with a debug log.
 """
 
@@ -25,7 +27,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from kronk.errors import CapabilityError
 from kronk.sdk.requests import ChatRequest
 from kronk.server.anthropic import schema as s
 from kronk.server.anthropic.content import chat_messages
@@ -49,23 +50,30 @@ class MessagesCall:
     """Server tools that were skipped (the X-Kronk-Tools-Ignored header)."""
     show_thinking: bool = True
     """False for `thinking.display: "omitted"`: thinking blocks go out without their text."""
+    server_tools: list[s.ToolDefinition] = field(default_factory=list)
+    """Server tools Kronk runs for this request (web_search, web_fetch)."""
+    mcp_servers: list[s.McpServerDefinition] = field(default_factory=list)
+
+    @property
+    def agent(self) -> bool:
+        """The request turns on server-side tools: the agent loop answers it."""
+        return bool(self.server_tools or self.mcp_servers)
 
 
 def parse_request(data: object, limits: Limits, *, count_only: bool = False,
-                  ignored: list[str] | None = None) -> MessagesCall:
+                  ignored: list[str] | None = None, runnable: frozenset[str] = frozenset()) -> MessagesCall:
     """A /v1/messages body (or, with count_only, a count_tokens body) as a ChatRequest.
 
     `ignored` receives the names of skipped server tools as soon as they are known,
-    so an error about the rest of the body can still name them.
+    so an error about the rest of the body can still name them. `runnable`: the server
+    tool types this server runs (kronk.server.anthropic.server_tools.runnable_types).
     """
     if isinstance(data, Body):
         data = data.data
     body: s.CountTokensRequest = parse(s.CountTokensRequest if count_only else s.MessagesRequest, data)
-    if body.mcp_servers:
-        raise CapabilityError("mcp_servers: MCP servers are not supported yet; connect them in the client "
-                              "(Claude Code runs its own MCP servers) and send their tools as custom tools",
-                              param="mcp_servers")
-    tools = plan_tools(body.tools, body.tool_choice, ignored if ignored is not None else [])
+    servers = list(body.mcp_servers or [])
+    tools = plan_tools(body.tools, body.tool_choice, ignored if ignored is not None else [], runnable=runnable,
+                       mcp=bool(servers))
     sampling, explicit = sampling_params(body)
     enable_thinking, show_thinking = _thinking(body.thinking)
     kwargs: dict[str, Any] = {}
@@ -86,7 +94,8 @@ def parse_request(data: object, limits: Limits, *, count_only: bool = False,
         chat_template_kwargs=kwargs,
     )
     _log_ignored(body)
-    return MessagesCall(request, body.stream and not count_only, explicit, tools.ignored, show_thinking)
+    return MessagesCall(request, body.stream and not count_only, explicit, tools.ignored, show_thinking,
+                        tools.server, servers)
 
 
 def _thinking(thinking: Any) -> tuple[bool | None, bool]:

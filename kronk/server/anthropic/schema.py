@@ -210,6 +210,14 @@ class ToolDefinition(WireModel):
     """Tool search is not implemented: deferred tools are offered like the others."""
     mcp_server_name: str | None = None
     """For `mcp_toolset` entries."""
+    max_uses: Annotated[Int, Field(ge=1)] | None = None
+    """Server tools (web_search, web_fetch): calls allowed in one request; more are `max_uses_exceeded` results."""
+    allowed_domains: list[str] | None = None
+    """Server tools: only these domains (and their subdomains) are fetched / kept in search results."""
+    blocked_domains: list[str] | None = None
+    """Server tools: these domains (and their subdomains) are never fetched / kept in search results."""
+    max_content_tokens: Annotated[Int, Field(ge=1)] | None = None
+    """web_fetch: about this many tokens of page text are kept (4 characters a token)."""
 
     @property
     def custom(self) -> bool:
@@ -246,6 +254,25 @@ class ToolChoiceNone(WireModel):
 
 
 ToolChoice = tagged("type", ToolChoiceAuto, ToolChoiceAny, ToolChoiceTool, ToolChoiceNone)
+
+
+class McpToolConfiguration(WireModel):
+    enabled: bool | None = None
+    """False: none of the server's tools is offered (and it is not connected)."""
+    allowed_tools: list[str] | None = None
+    """Only these of its tools are offered."""
+
+
+class McpServerDefinition(WireModel):
+    """An `mcp_servers` entry (the `mcp-client-2025-04-04` beta): an MCP server Kronk connects to and calls."""
+
+    type: Literal["url"]
+    url: Annotated[str, Field(min_length=1)]
+    """A streamable-HTTP MCP endpoint, checked by the SSRF guard (a `name` that is a configured server uses that)."""
+    name: Annotated[str, Field(min_length=1)]
+    authorization_token: str | None = None
+    """Sent as `Authorization: Bearer <token>`; never logged."""
+    tool_configuration: McpToolConfiguration | None = None
 
 
 # --- thinking and output ----------------------------------------------------------------------
@@ -307,8 +334,8 @@ class CountTokensRequest(Sampling):
     stream: bool = False
     metadata: dict[str, Any] | None = None
     """`{"user_id": ...}`: accepted and ignored, whatever it holds."""
-    mcp_servers: list[dict[str, Any]] | None = None
-    """Anthropic's MCP connector: not supported yet (a non-empty list is refused)."""
+    mcp_servers: list[McpServerDefinition] | None = None
+    """Anthropic's MCP connector: MCP servers whose tools Kronk runs for the model (docs/tools.md)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> CountTokensRequest:
