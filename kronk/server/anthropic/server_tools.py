@@ -89,10 +89,12 @@ async def offered_tools(host: ToolHost, definitions: list[s.ToolDefinition],
                 blocked_domains=_domains(d.blocked_domains) or (),
                 max_length=None if d.max_content_tokens is None else d.max_content_tokens * 4), "tools")
     names = [server.name for server in servers]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise InvalidRequestError(f"mcp_servers[{i}].name: {name!r} names two MCP servers",
+                                      param=f"mcp_servers[{i}].name")
     for i, server in enumerate(servers):
         where = f"mcp_servers[{i}]"
-        if names.count(server.name) > 1:
-            raise InvalidRequestError(f"{where}.name: {server.name!r} names two MCP servers", param=f"{where}.name")
         config = server.tool_configuration
         if config is not None and config.enabled is False:
             continue
