@@ -25,6 +25,7 @@ import yaml
 
 from kronk.durations import parse_duration  # the one duration grammar
 from kronk.errors import ConfigError
+from kronk.llama.rpc import parse_endpoints
 from kronk.models.config_keys import LEGACY_NAMES
 from kronk.sdk.settings import ModelSettings, PoolSettings
 
@@ -137,6 +138,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("ubatch_size", parse_int, None, "Physical batch size.", per_model=True, metavar="N"),
     Option("gpu_layers", parse_int, None, "Layers to offload to the GPU (-1: all).", per_model=True,
            metavar="N"),
+    Option("rpc", parse_endpoints, None, "ggml RPC servers (host:port,...; `kronk rpc-server`) that take some of "
+           "each model's layers; no authentication: loopback or a private network only (docs/rpc.md).",
+           per_model=True, metavar="LIST"),
     Option("flash_attn", parse_str, None, "Flash attention.", choices=FLASH_ATTN, per_model=True,
            metavar="MODE"),
     Option("cache_type_k", parse_str, None, "KV cache type for K.", choices=CACHE_TYPES,
@@ -202,6 +206,7 @@ class ServerSettings:
     batch_size: int | None = None
     ubatch_size: int | None = None
     gpu_layers: int | None = None
+    rpc: tuple[str, ...] | None = None
     flash_attn: str | None = None
     cache_type_k: str | None = None
     cache_type_v: str | None = None

@@ -25,6 +25,7 @@ _COMMANDS: dict[str, str] = {
     "chat": "kronk.cli.chat:chat",
     "mcp": "kronk.cli.mcp:mcp",
     "push": "kronk.cli.push:push",
+    "rpc-server": "kronk.cli.rpc:rpc_server",
 }
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from kronk._native.loader import libraries
 from kronk.errors import KronkError, ModelLoadError
+from kronk.llama import rpc as rpc_backend
 from kronk.llama.owner import NativeOwner
 from kronk.llama.vocab import Vocab
 
@@ -56,11 +57,32 @@ class Model(NativeOwner):
     def _closed_error(self) -> KronkError:
         return ModelLoadError("model is closed")
 
-    def __init__(self, handle: Any, path: Path) -> None:
+    rpc: tuple[str, ...] = ()
+    """The RPC servers holding some of the layers (kronk.llama.rpc), empty for a local model."""
+    rpc_failure: str | None = None
+    """Why a connection to one of `rpc` broke; the model is then unusable and never freed."""
+
+    def __init__(self, handle: Any, path: Path, rpc: tuple[str, ...] = ()) -> None:
         self._libs = libraries()
         self._own(handle, self._libs.llama.llama_model_free)
         self.path = path
         self.vocab = Vocab(self._libs, self._libs.llama.llama_model_get_vocab(handle))
+        self.rpc = rpc
+        self._rpc_watch = rpc_backend.watch(rpc, self._on_rpc_failure) if rpc else None
+
+    def _on_rpc_failure(self, reason: str) -> None:
+        self.rpc_failure = reason
+
+    def close(self) -> None:
+        """Free the model. One whose RPC connection broke is abandoned instead: freeing it would
+        talk to the dead server through ggml-rpc's parked thread and wait forever."""
+        if self._rpc_watch is not None:
+            rpc_backend.unwatch(self._rpc_watch)
+            self._rpc_watch = None
+        if self.rpc_failure is not None:
+            self._handle = None
+            return
+        super().close()
 
     @classmethod
     def load(
@@ -74,10 +96,14 @@ class Model(NativeOwner):
         check_tensors: bool = False,
         main_gpu: int = 0,
         progress: Callable[[float], bool | None] | None = None,
+        rpc: Sequence[str] = (),
     ) -> Model:
         """Load a GGUF model (any shard of a split model loads all shards).
 
-        `progress(fraction)` may return False to abort the load.
+        `progress(fraction)` may return False to abort the load. `rpc` lists `host:port`
+        endpoints of ggml RPC servers (`kronk rpc-server`) that take layers beside the local
+        device; with `gpu_layers=-1` on a CPU-only host the local CPU keeps an equal share
+        (see docs/rpc.md). RPCUnavailableError (503) when a server is unreachable or fails.
         """
         path = Path(path).expanduser()
         shards = split_paths(path)
@@ -111,14 +137,38 @@ class Model(NativeOwner):
                     return False
 
             params.progress_callback = callback
-        if len(shards) == 1:
-            handle = lib.llama_model_load_from_file(str(path).encode(), params)
+        c_paths = [ffi.new("char[]", str(p).encode()) for p in shards]
+
+        def load() -> Any:
+            if len(c_paths) == 1:
+                return lib.llama_model_load_from_file(c_paths[0], params)
+            return lib.llama_model_load_from_splits(ffi.new("const char *[]", c_paths), len(c_paths), params)
+
+        endpoints = tuple(rpc)
+        if endpoints and not vocab_only:
+            rpc_backend.check_endpoints(endpoints)
+            devices = rpc_backend.run_guarded(endpoints, lambda: rpc_backend.rpc_devices(endpoints))
+            local = rpc_backend.local_offload_devices()
+            if gpu_layers < 0 and not local:
+                n_layer = cls._layer_count(path)
+                params.n_gpu_layers = rpc_backend.offloaded_layers(n_layer, len(devices))
+            device_list = ffi.new("ggml_backend_dev_t[]", [*devices, *local, ffi.NULL])
+            params.devices = device_list
+            logger.info("loading %s over RPC %s: %d of its layers (+output) on %d remote device(s)",
+                        path.name, ", ".join(endpoints), params.n_gpu_layers, len(devices))
+            handle = rpc_backend.run_guarded(endpoints, load)
         else:
-            c_paths = [ffi.new("char[]", str(p).encode()) for p in shards]
-            handle = lib.llama_model_load_from_splits(ffi.new("const char *[]", c_paths), len(c_paths), params)
+            endpoints = ()
+            handle = load()
         if handle == ffi.NULL:
             raise ModelLoadError(f"llama.cpp could not load {path} (see the llama.cpp log for the reason)")
-        return cls(handle, path)
+        return cls(handle, path, endpoints)
+
+    @classmethod
+    def _layer_count(cls, path: Path) -> int:
+        """The model's repeating layers, from a vocab-only load (reads metadata, no weights)."""
+        with cls.load(path, vocab_only=True) as probe:
+            return probe.n_layer
 
     # --- lifecycle --------------------------------------------------------------
 

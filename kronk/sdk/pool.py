@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from kronk.engine.loop import Engine, EngineConfig
+from kronk.engine.rpc import RPCEngine
 from kronk.errors import BusyError, ModelNotFoundError, ShuttingDownError
+from kronk.llama.rpc import parse_endpoints
 from kronk.sdk.requests import LoadedModelStatus
 from kronk.sdk.settings import ModelSettings, PoolSettings
 
@@ -246,7 +248,8 @@ def expected_kind(resolved: Resolved, settings: ModelSettings) -> str | None:
 def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -> LoadedModel:
     from kronk.llama import Model, Projector
 
-    model = Model.load(resolved.path, gpu_layers=settings.gpu_layers, mmap=settings.mmap, mlock=settings.mlock)
+    model = Model.load(resolved.path, gpu_layers=settings.gpu_layers, mmap=settings.mmap, mlock=settings.mlock,
+                       rpc=parse_endpoints(settings.rpc))
     try:
         kind = _model_kind(model)
         if settings.embeddings is True and kind == "chat":
@@ -271,7 +274,7 @@ def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -
             embeddings=embeddings,
             pooling=_pooling_for(kind, model.pooling_type),
         )
-        engine = Engine(model, config)
+        engine = (RPCEngine if model.rpc else Engine)(model, config)
         projector = None
         try:
             if resolved.projector is not None:

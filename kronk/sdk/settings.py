@@ -57,6 +57,9 @@ class ModelSettings:
     instead of holding a slot until the context is full."""
     embeddings: bool | None = None
     """Force embedding mode (None: decided from the model's metadata)."""
+    rpc: tuple[str, ...] | str | None = None
+    """`host:port` of ggml RPC servers (`kronk rpc-server`) that take some of the layers: a list or
+    a comma-separated text (docs/rpc.md). None: all layers on this machine."""
 
     def merged(self, overrides: dict[str, Any]) -> ModelSettings:
         """A copy with the known keys of `overrides` applied (unknown keys are ignored; the

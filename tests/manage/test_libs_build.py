@@ -34,6 +34,11 @@ target_link_libraries(llama ggml)
 set_target_properties(llama PROPERTIES VERSION 0.6.0 SOVERSION 0)
 add_library(mtmd SHARED mtmd.c)
 target_link_libraries(mtmd llama)
+add_library(ggml-rpc SHARED rpc.c)
+target_link_libraries(ggml-rpc ggml-base)
+target_link_libraries(ggml ggml-rpc)
+add_executable(ggml-rpc-server tool.c)
+target_link_libraries(ggml-rpc-server mtmd)
 foreach(tool llama-bench llama-batched-bench llama-completion llama-server llama-tokenize)
   add_executable(${tool} tool.c)
   target_link_libraries(${tool} mtmd)
@@ -43,6 +48,7 @@ TINY_SOURCES = {
     "base.c": "int base_answer(void) { return 40; }\n",
     "ggml.c": "int base_answer(void);\nint ggml_answer(void) { return base_answer() + 1; }\n",
     "llama.c": "int ggml_answer(void);\nint llama_answer(void) { return ggml_answer() + 1; }\n",
+    "rpc.c": "int rpc_answer(void) { return 0; }\n",
     "mtmd.c": "int llama_answer(void);\nint mtmd_answer(void) { return llama_answer(); }\n",
     "tool.c": '#include <stdio.h>\nint mtmd_answer(void);\n'
               'int main(void) { printf("%d\\n", mtmd_answer()); return 0; }\n',
@@ -81,10 +87,17 @@ def test_backend_flags(platform: Platform, flag: str, tmp_path: Path) -> None:
 
 def test_build_targets(tmp_path: Path) -> None:
     libs_only = libs_build.build_command("cmake", tmp_path, with_tools=False, jobs=2)
-    assert libs_only[-3:] == ["--target", "llama", "mtmd"] and "-j" in libs_only and "2" in libs_only
+    assert libs_only[libs_only.index("--target") + 1:] == ["llama", "mtmd", "ggml-rpc", "ggml-rpc-server"]
+    assert "-j" in libs_only and "2" in libs_only
     tools = libs_build.build_command("cmake", tmp_path, with_tools=True, jobs=2)
-    assert tools[tools.index("--target") + 1:] == ["llama", "mtmd", "llama-bench", "llama-batched-bench",
-                                                   "llama-completion", "llama-server", "llama-tokenize"]
+    assert tools[tools.index("--target") + 1:] == ["llama", "mtmd", "ggml-rpc", "ggml-rpc-server", "llama-bench",
+                                                   "llama-batched-bench", "llama-completion", "llama-server",
+                                                   "llama-tokenize"]
+
+
+def test_source_builds_enable_rpc(tmp_path: Path) -> None:
+    """`kronk rpc-server` and --rpc need ggml-rpc in every build made here (docs/rpc.md)."""
+    assert "-DGGML_RPC=ON" in libs_build.configure_command("cmake", tmp_path, tmp_path, CPU)
 
 
 def test_missing_toolchain_is_reported_before_building(tmp_path: Path) -> None:
@@ -103,6 +116,11 @@ def test_real_cmake_build_runs_from_its_install_folder(tmp_path: Path) -> None:
     out = libs_build.build(tree, tmp_path / "build", CPU, with_tools=True, progress=events.append,
                            environ=dict(os.environ), jobs=2)
     assert out == (tmp_path / "build" / "bin").resolve()
+    libs_only = tmp_path / "libs-only"
+    libs_only.mkdir()
+    record = inst.InstallRecord(path=libs_only, platform=CPU, build=1, source="source",
+                                files=inst.stage_payload(out, libs_only, CPU, with_tools=False))
+    assert record.has_rpc and not record.has_tools  # the RPC server comes with every build
     percents = [e.done for e in events if e.stage is Stage.BUILD and e.done is not None]
     assert percents and percents[-1] == 100
 
@@ -110,6 +128,7 @@ def test_real_cmake_build_runs_from_its_install_folder(tmp_path: Path) -> None:
     staging.mkdir()
     files = inst.stage_payload(out, staging, CPU, with_tools=True)
     assert "bin/llama-server" in files and "libllama.so.0.6.0" in files
+    assert "bin/ggml-rpc-server" in files and "libggml-rpc.so" in files
     shutil.rmtree(tmp_path / "build")  # nothing may point back into the build folder
     moved = tmp_path / "elsewhere"
     staging.rename(moved)

@@ -1,5 +1,8 @@
 """Build the llama.cpp shared libraries (and optionally its tools) with CMake.
 
+The RPC backend (libggml-rpc) and its server program are always built: `kronk rpc-server`
+and `--rpc` need them, and they cost one small library and one program.
+
 The build folder is kept between runs, so a second build of the same tree (e.g.
 adding `--with-tools`) only compiles what is missing. Libraries get an `$ORIGIN`
 (`@loader_path` on macOS) run path so they find each other wherever they are copied.
@@ -19,7 +22,9 @@ from kronk.errors import LibsInstallError
 from kronk.manage.libs.events import ProgressCallback, ProgressEvent, Stage
 from kronk.manage.libs.platform import Platform
 
-LIB_TARGETS = ("llama", "mtmd")
+LIB_TARGETS = ("llama", "mtmd", "ggml-rpc")
+RPC_SERVER_TARGET = "ggml-rpc-server"
+"""llama.cpp's tools/rpc program: always built, since `kronk rpc-server` runs it (small, one file)."""
 TOOL_TARGETS = ("llama-bench", "llama-batched-bench", "llama-completion", "llama-server", "llama-tokenize")
 
 BASE_FLAGS = (
@@ -34,6 +39,7 @@ BASE_FLAGS = (
     "-DLLAMA_BUILD_UI=OFF",
     "-DLLAMA_BUILD_APP=OFF",
     "-DGGML_NATIVE=ON",
+    "-DGGML_RPC=ON",  # ggml-rpc: spread a model over `kronk rpc-server`s (docs/rpc.md)
 )
 _PERCENT_RE = re.compile(r"^\[\s*(\d{1,3})%\]")
 _TAIL_LINES = 25
@@ -65,7 +71,7 @@ def configure_command(cmake: str, source_tree: Path, build_dir: Path, platform: 
 
 
 def build_command(cmake: str, build_dir: Path, with_tools: bool, jobs: int) -> list[str]:
-    targets = [*LIB_TARGETS, *(TOOL_TARGETS if with_tools else ())]
+    targets = [*LIB_TARGETS, RPC_SERVER_TARGET, *(TOOL_TARGETS if with_tools else ())]
     return [cmake, "--build", str(build_dir), "--config", "Release", "-j", str(jobs), "--target", *targets]
 
 

@@ -35,6 +35,10 @@ logger = logging.getLogger("kronk.libs")
 RECORD_NAME = "version.json"
 TOOLS_DIR = "bin"
 REQUIRED_LIBRARIES = ("llama", "ggml", "ggml-base", "mtmd")
+RPC_LIBRARY = "ggml-rpc"
+RPC_SERVER_NAMES = ("ggml-rpc-server", "rpc-server")
+"""llama.cpp's tools/rpc program: `ggml-rpc-server` from a CMake build, `rpc-server` in older archives.
+Installed into bin/ whenever the payload has it (with or without --with-tools): `kronk rpc-server` runs it."""
 
 
 def is_library(name: str, os_name: str) -> bool:
@@ -74,7 +78,17 @@ class InstallRecord:
 
     @property
     def has_tools(self) -> bool:
-        return any(name.startswith(TOOLS_DIR + "/") for name in self.files)
+        """The llama.cpp tools (llama-server, ...) are in bin/; the RPC server alone does not count."""
+        return any(name.startswith(TOOLS_DIR + "/") and not _is_rpc_server(name.split("/", 1)[1])
+                   for name in self.files)
+
+    @property
+    def has_rpc(self) -> bool:
+        """The build has ggml's RPC backend and its server (`kronk rpc-server`, `--rpc`)."""
+        stem = library_filename(RPC_LIBRARY, self.platform.os).split(".")[0]
+        has_library = any("/" not in name and name.split(".")[0] == stem for name in self.files)
+        return has_library and any(name.startswith(TOOLS_DIR + "/") and _is_rpc_server(name.split("/", 1)[1])
+                                   for name in self.files)
 
     def version_json(self) -> dict[str, Any]:
         return {"build": self.build, "processor": self.platform.processor, "os": self.platform.os,
@@ -84,7 +98,11 @@ class InstallRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """version.json plus where the install lives: what `--json` and the server report."""
-        return {**self.version_json(), "path": str(self.path), "tools": self.has_tools}
+        return {**self.version_json(), "path": str(self.path), "tools": self.has_tools, "rpc": self.has_rpc}
+
+
+def _is_rpc_server(name: str) -> bool:
+    return name.lower().removesuffix(".exe") in RPC_SERVER_NAMES
 
 
 def read_record(folder: Path) -> InstallRecord | None:
@@ -139,12 +157,13 @@ def stage_payload(payload: Path, staging: Path, platform: Platform, *, with_tool
         raise LibraryNotFoundError(f"{payload} holds no llama.cpp libraries")
     for name in libraries:
         _copy_entry(payload / name, staging / name, payload)
-    if with_tools:
-        # Build folders and archives keep tools beside the libraries; a Kronk install keeps them in bin/.
-        tools = {p.name: p for folder in (payload / TOOLS_DIR, payload) if folder.is_dir()
-                 for p in folder.iterdir() if is_tool(p, platform.os)}
-        if not tools:
-            raise LibsInstallError(f"{payload} holds no llama.cpp tools (asked for --with-tools)")
+    # Build folders and archives keep tools beside the libraries; a Kronk install keeps them in bin/.
+    programs = {p.name: p for folder in (payload / TOOLS_DIR, payload) if folder.is_dir()
+                for p in folder.iterdir() if is_tool(p, platform.os)}
+    tools = {name: path for name, path in programs.items() if with_tools or _is_rpc_server(name)}
+    if with_tools and not any(not _is_rpc_server(name) for name in tools):
+        raise LibsInstallError(f"{payload} holds no llama.cpp tools (asked for --with-tools)")
+    if tools:
         bin_dir = staging / TOOLS_DIR
         bin_dir.mkdir()
         for name, path in sorted(tools.items()):

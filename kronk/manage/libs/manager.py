@@ -231,6 +231,11 @@ class LibsManager:
                                    source_tree=str(payload.source_tree) if payload.source_tree else None,
                                    files=files, cpu_features=_native_features(name))
             inst.write_record(record)
+            if not record.has_rpc:
+                # Release archives may ship without ggml-rpc; builds from source always have it.
+                progress(ProgressEvent(Stage.STAGE, f"this b{payload.build} build has no RPC backend: "
+                                       "`kronk rpc-server` and --rpc need a source build (--source sdist)",
+                                       source=name))
             progress(ProgressEvent(Stage.VERIFY, f"checking the libraries of b{payload.build}", source=name))
             if not inst.verify_staged(staging, platform):
                 progress(ProgressEvent(Stage.VERIFY, f"ABI check skipped: {platform} libraries cannot be "
