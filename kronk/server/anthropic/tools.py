@@ -72,9 +72,12 @@ def plan_tools(definitions: list[s.ToolDefinition] | None, choice: Any, ignored:
         return plan
     if isinstance(choice, s.ToolChoiceAny):
         if not tools and not server and not mcp:
+            if any(d.type in SERVER_TOOL_TYPES for d in definitions or []):
+                raise CapabilityError(f"tool_choice: 'any' needs a tool Kronk can run; {SEARCH_BACKEND_HINT}",
+                                      param="tool_choice")
             if ignored:
                 raise CapabilityError(f"tool_choice: 'any' needs a tool Kronk can run; {', '.join(ignored)} "
-                                      "are server tools, which Kronk does not run yet", param="tool_choice")
+                                      "are server tools, which Kronk does not run", param="tool_choice")
             raise InvalidRequestError("tool_choice: 'any' needs at least one tool in tools", param="tool_choice")
         plan.tool_choice = "required"
         return plan

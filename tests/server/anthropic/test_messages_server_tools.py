@@ -224,6 +224,10 @@ async def test_refusals_are_clear_400s(start_server: StartServer, smollm2: Path)
                                                                                       "name": "web_search"},
                                      tools=[{"type": "web_search_20250305", "name": "web_search"}])
     assert "--searxng-url" in info.value.body["error"]["message"]
+    with pytest.raises(anthropic.BadRequestError) as info:
+        await client.messages.create(model="", max_tokens=4, messages=hi, tool_choice={"type": "any"},
+                                     tools=[{"type": "web_search_20250305", "name": "web_search"}])
+    assert "--searxng-url" in info.value.body["error"]["message"]
     for url in ("http://169.254.169.254/mcp", "http://10.1.2.3:8000/mcp"):
         with pytest.raises(anthropic.BadRequestError) as info:
             await client.beta.messages.create(model="", max_tokens=4, messages=hi, betas=MCP_BETA,
@@ -240,3 +244,34 @@ async def test_time_limit_ends_cleanly(start_server: StartServer, smollm2: Path,
         message = await stream.get_final_message()
     assert message.stop_reason == "end_turn"
     assert "tool_use" not in [block.type for block in message.content]
+
+
+async def test_server_tools_need_the_tools_grant_under_full_security(start_server: StartServer) -> None:
+    """A messages token alone may chat but not make the server fetch or call MCP servers (as `/mcp` needs `tools`)."""
+    import time
+    from datetime import timedelta
+
+    from kronk import paths
+    from kronk.security.keys import KeyStore
+    from kronk.security.tokens import Grant, Window, issue_token
+
+    server = await start_server(security="full")
+    await server.ready()
+
+    def client(*endpoints: str) -> anthropic.AsyncAnthropic:
+        grants = {name: Grant(Window.UNLIMITED) for name in endpoints}
+        token = issue_token(KeyStore(paths.keys_dir()), issuer="kronk", duration=timedelta(hours=1), now=time.time(),
+                            subject="tester", endpoints=grants).token
+        return anthropic.AsyncAnthropic(base_url=server.url, auth_token=token, api_key=None, max_retries=0)
+
+    ask: dict[str, Any] = {"model": "", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
+    fetch = [{"type": "web_fetch_20250910", "name": "web_fetch"}]
+    refused = [{"type": "url", "url": "http://10.9.8.7/mcp", "name": "remote"}]
+    messages_only = client("messages")
+    with pytest.raises(anthropic.PermissionDeniedError):
+        await messages_only.messages.create(**ask, tools=fetch)
+    with pytest.raises(anthropic.PermissionDeniedError):
+        await messages_only.beta.messages.create(**ask, mcp_servers=refused, betas=MCP_BETA)
+    assert (await messages_only.messages.create(**ask)).stop_reason in ("end_turn", "max_tokens")
+    with pytest.raises(anthropic.BadRequestError):  # past the grant: the refused URL is what fails now
+        await client("messages", "tools").beta.messages.create(**ask, mcp_servers=refused, betas=MCP_BETA)
