@@ -41,34 +41,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import _bench_common as bc
+import _bench_http as bh
 import aiohttp
-from _bench_common import (
-    Check,
-    check_model,
-    default_model,
-    find_tool,
-    lib_dir,
-    median,
-    positive_int,
-    print_checks,
-    print_table,
-    ratio,
-    tools_dir,
-    write_json,
-)
-from _bench_http import (
-    BenchError,
-    Outcome,
-    RunningServer,
-    ServerSpec,
-    client_session,
-    kronk_server_flags,
-    llama_server,
-    our_server,
-    running,
-    stream_chat,
-    warm_up,
-)
 from _spec_workloads import WORKLOADS, Workload
 
 BASELINE = "kronk"
@@ -108,20 +83,20 @@ def columns_for(draft: Path, spec_flags: bool, draft_flag: bool, with_draft: boo
 # --- one round -----------------------------------------------------------------------------
 
 
-def outcome_row(o: Outcome) -> dict[str, Any]:
+def outcome_row(o: bh.Outcome) -> dict[str, Any]:
     row = asdict(o)
     row["gen_tps"] = o.gen_tps
     return row
 
 
-async def drive(servers: list[RunningServer], workloads: tuple[Workload, ...], max_tokens: int | None,
+async def drive(servers: list[bh.RunningServer], workloads: tuple[Workload, ...], max_tokens: int | None,
                 first: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Every prompt on every server, one request at a time, the first server rotating per prompt."""
-    await warm_up(servers)
+    await bh.warm_up(servers)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {s.spec.name: {w.name: [] for w in workloads}
                                                            for s in servers}
     position = first
-    async with client_session() as session:
+    async with bh.client_session() as session:
         for workload in workloads:
             for prompt in workload.prompts:
                 shift = position % len(servers)
@@ -130,16 +105,16 @@ async def drive(servers: list[RunningServer], workloads: tuple[Workload, ...], m
                     tokens = min(prompt.max_tokens, max_tokens or prompt.max_tokens)
                     messages = [{"role": "user", "content": prompt.content}]
                     try:
-                        outcome = await stream_chat(session, server.url, messages, tokens)
-                    except (BenchError, aiohttp.ClientError, TimeoutError) as exc:
+                        outcome = await bh.stream_chat(session, server.url, messages, tokens)
+                    except (bh.BenchError, aiohttp.ClientError, TimeoutError) as exc:
                         tail = server.log_tail()
-                        raise BenchError(f"{server.spec.name}: {exc!r}\n--- log tail ---\n{tail}") from None
+                        raise bh.BenchError(f"{server.spec.name}: {exc!r}\n--- log tail ---\n{tail}") from None
                     results[server.spec.name][workload.name].append(outcome_row(outcome))
     return results
 
 
-def bench_round(specs: list[ServerSpec], max_tokens: int | None, log_dir: Path, first: int) -> dict[str, Any]:
-    with running(specs, log_dir) as servers:
+def bench_round(specs: list[bh.ServerSpec], max_tokens: int | None, log_dir: Path, first: int) -> dict[str, Any]:
+    with bh.running(specs, log_dir) as servers:
         return asyncio.run(drive(servers, WORKLOADS, max_tokens, first))
 
 
@@ -165,12 +140,12 @@ def tps_of(rounds: list[dict[str, Any]], col: str, workload: str) -> list[float]
 
 
 def round_ratios(rounds: list[dict[str, Any]], col: str, ref: str, workload: str) -> list[float]:
-    return [ratio(a, b) for a, b in zip(tps_of(rounds, col, workload), tps_of(rounds, ref, workload))]
+    return [bc.ratio(a, b) for a, b in zip(tps_of(rounds, col, workload), tps_of(rounds, ref, workload))]
 
 
 def best(rounds: list[dict[str, Any]], cols: list[Column], workload: str) -> str | None:
     """The column with the highest median tokens/s on `workload` among `cols`."""
-    scored = [(median(tps_of(rounds, c.name, workload)), c.name) for c in cols]
+    scored = [(bc.median(tps_of(rounds, c.name, workload)), c.name) for c in cols]
     scored = [(v, name) for v, name in scored if not math.isnan(v)]
     return max(scored)[1] if scored else None
 
@@ -181,75 +156,77 @@ def same_text(rounds: list[dict[str, Any]], col: str, ref: str, workload: str) -
     return sum(1 for a, b in pairs if a == b), len(pairs)
 
 
-def report(rounds: list[dict[str, Any]], cols: list[Column]) -> tuple[list[Check], dict[str, Any]]:
+def report(rounds: list[dict[str, Any]], cols: list[Column]) -> tuple[list[bc.Check], dict[str, Any]]:
     """Print the per-round and median tables, the ratios and text identity; build the checks."""
     names = [c.name for c in cols]
     ours_spec = [c for c in cols if c.ours and c.spec]
     llama_spec = [c for c in cols if not c.ours and c.spec]
     wnames = [w.name for w in WORKLOADS]
-    print_table(["round / workload", *names],
-                [[f"{i} {w}", *(workload_tps(r[n][w]) for n in names)]
-                 for i, r in enumerate(rounds, 1) for w in wnames],
-                title="Tokens/s per round (generation rate, each workload's prompts together)")
-    print_table(["workload", *names], [[w, *(median(tps_of(rounds, n, w)) for n in names)] for w in wnames],
-                title="Tokens/s, medians over rounds")
-    print_table(["workload", *(c.name for c in llama_spec)],
-                [[w, *(acceptance([o for r in rounds for o in r[c.name][w]]) for c in llama_spec)] for w in wnames],
-                title="llama-server draft acceptance (accepted / drafted, from its timings)")
+    bc.print_table(["round / workload", *names],
+                   [[f"{i} {w}", *(workload_tps(r[n][w]) for n in names)]
+                    for i, r in enumerate(rounds, 1) for w in wnames],
+                   title="Tokens/s per round (generation rate, each workload's prompts together)")
+    bc.print_table(["workload", *names], [[w, *(bc.median(tps_of(rounds, n, w)) for n in names)] for w in wnames],
+                   title="Tokens/s, medians over rounds")
+    bc.print_table(["workload", *(c.name for c in llama_spec)],
+                   [[w, *(acceptance([o for r in rounds for o in r[c.name][w]]) for c in llama_spec)] for w in wnames],
+                   title="llama-server draft acceptance (accepted / drafted, from its timings)")
     summary: dict[str, Any] = {}
     ratio_rows = []
     for w in wnames:
         theirs = best(rounds, llama_spec, w)
-        entry: dict[str, Any] = {"tps": {n: median(tps_of(rounds, n, w)) for n in names},
+        entry: dict[str, Any] = {"tps": {n: bc.median(tps_of(rounds, n, w)) for n in names},
                                  "llama_best_spec": theirs,
-                                 "kronk_vs_llama_none": median(round_ratios(rounds, BASELINE, LLAMA_NONE, w))}
+                                 "kronk_vs_llama_none": bc.median(round_ratios(rounds, BASELINE, LLAMA_NONE, w))}
         for c in ours_spec:
             vs_self = round_ratios(rounds, c.name, BASELINE, w)
             vs_llama = round_ratios(rounds, c.name, theirs, w) if theirs else [math.nan]
             identical = same_text(rounds, c.name, BASELINE, w)
-            entry[c.name] = {"vs_nospec": median(vs_self), "vs_nospec_rounds": vs_self,
-                             "vs_llama_best": median(vs_llama), "vs_llama_best_rounds": vs_llama,
+            entry[c.name] = {"vs_nospec": bc.median(vs_self), "vs_nospec_rounds": vs_self,
+                             "vs_llama_best": bc.median(vs_llama), "vs_llama_best_rounds": vs_llama,
                              "identical": identical[0], "compared": identical[1]}
-            ratio_rows.append([w, c.name, median(vs_self), " ".join(f"{v:.3f}" for v in vs_self),
-                               theirs or "-", median(vs_llama), f"{identical[0]}/{identical[1]}"])
+            ratio_rows.append([w, c.name, bc.median(vs_self), " ".join(f"{v:.3f}" for v in vs_self),
+                               theirs or "-", bc.median(vs_llama), f"{identical[0]}/{identical[1]}"])
         summary[w] = entry
     if ratio_rows:
-        print_table(["workload", "kronk spec", "/ kronk", "per round", "llama best spec", "/ llama best", "same text"],
-                    ratio_rows, title="Ratios (medians of per-round ratios); same text = greedy answers identical "
-                                      "to kronk without speculation")
-    print_table(["workload", "kronk / llama none", "same text as llama none"],
-                [[w, summary[w]["kronk_vs_llama_none"], "{}/{}".format(*same_text(rounds, BASELINE, LLAMA_NONE, w))]
-                 for w in wnames], title="Without speculation, kronk vs llama-server (informational)")
+        headers = ["workload", "kronk spec", "/ kronk", "per round", "llama best spec", "/ llama best", "same text"]
+        bc.print_table(headers, ratio_rows, title="Ratios (medians of per-round ratios); same text = greedy answers "
+                                                  "identical to kronk without speculation")
+    bc.print_table(["workload", "kronk / llama none", "same text as llama none"],
+                   [[w, summary[w]["kronk_vs_llama_none"], "{}/{}".format(*same_text(rounds, BASELINE, LLAMA_NONE, w))]
+                    for w in wnames], title="Without speculation, kronk vs llama-server (informational)")
     return checks_for(rounds, ours_spec, llama_spec, summary), summary
 
 
 def checks_for(rounds: list[dict[str, Any]], ours_spec: list[Column], llama_spec: list[Column],
-               summary: dict[str, Any]) -> list[Check]:
+               summary: dict[str, Any]) -> list[bc.Check]:
     """The issue's targets; a spec target with no kronk spec column reads NaN, i.e. FAIL."""
-    checks: list[Check] = []
+    checks: list[bc.Check] = []
     ours_best = best(rounds, ours_spec, REPEAT)
     theirs_best = summary[REPEAT]["llama_best_spec"]
     tps = summary[REPEAT]["tps"]
     if ours_best:
         mine = summary[REPEAT][ours_best]
-        checks.append(Check(f"{REPEAT}: {ours_best} / kronk", tps[ours_best], tps[BASELINE], mine["vs_nospec"],
-                            ">=", SPEEDUP_TARGET, "t/s"))
-        checks.append(Check(f"{REPEAT}: {ours_best} / {theirs_best}", tps[ours_best], tps.get(theirs_best, math.nan),
-                            mine["vs_llama_best"], ">=", VS_LLAMA_TARGET, "t/s"))
+        checks.append(bc.Check(f"{REPEAT}: {ours_best} / kronk", tps[ours_best], tps[BASELINE], mine["vs_nospec"],
+                               ">=", SPEEDUP_TARGET, "t/s"))
+        theirs_tps = tps.get(theirs_best, math.nan)
+        checks.append(bc.Check(f"{REPEAT}: {ours_best} / {theirs_best}", tps[ours_best], theirs_tps,
+                               mine["vs_llama_best"], ">=", VS_LLAMA_TARGET, "t/s"))
     else:
         nan = math.nan
-        checks.append(Check(f"{REPEAT}: kronk spec / kronk (not measured)", nan, tps[BASELINE], nan,
-                            ">=", SPEEDUP_TARGET, "t/s"))
-        checks.append(Check(f"{REPEAT}: kronk spec / {theirs_best} (not measured)", nan,
-                            tps.get(theirs_best, nan), nan, ">=", VS_LLAMA_TARGET, "t/s"))
+        checks.append(bc.Check(f"{REPEAT}: kronk spec / kronk (not measured)", nan, tps[BASELINE], nan,
+                               ">=", SPEEDUP_TARGET, "t/s"))
+        checks.append(bc.Check(f"{REPEAT}: kronk spec / {theirs_best} (not measured)", nan,
+                               tps.get(theirs_best, nan), nan, ">=", VS_LLAMA_TARGET, "t/s"))
     for c in ours_spec or [Column("kronk spec (not measured)", True, None, ())]:
         chat = summary[CHAT].get(c.name, {})
-        checks.append(Check(f"{CHAT}: {c.name} / kronk", summary[CHAT]["tps"].get(c.name, math.nan),
-                            summary[CHAT]["tps"][BASELINE], chat.get("vs_nospec", math.nan), ">=", CHAT_TARGET, "t/s"))
+        chat_tps = summary[CHAT]["tps"]
+        checks.append(bc.Check(f"{CHAT}: {c.name} / kronk", chat_tps.get(c.name, math.nan), chat_tps[BASELINE],
+                               chat.get("vs_nospec", math.nan), ">=", CHAT_TARGET, "t/s"))
         same = sum(summary[w].get(c.name, {}).get("identical", 0) for w in summary)
         compared = sum(summary[w].get(c.name, {}).get("compared", 0) for w in summary)
-        checks.append(Check(f"identical greedy text: {c.name}", same, compared,
-                            same / compared if compared else math.nan, ">=", 1.0, "answers"))
+        checks.append(bc.Check(f"identical greedy text: {c.name}", same, compared,
+                               same / compared if compared else math.nan, ">=", 1.0, "answers"))
     return checks
 
 
@@ -258,16 +235,16 @@ def checks_for(rounds: list[dict[str, Any]], ours_spec: list[Column], llama_spec
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--model", type=Path, default=default_model(), help="GGUF model (default: SmolLM2-135M)")
+    parser.add_argument("--model", type=Path, default=bc.default_model(), help="GGUF model (default: SmolLM2-135M)")
     parser.add_argument("--draft-model", type=Path,
                         help="GGUF draft model with the model's vocabulary (default: the model itself)")
     parser.add_argument("--no-draft", action="store_true", help="leave out the draft-model columns")
     parser.add_argument("--tools-dir", type=Path, help="folder with llama-server (default: <lib dir>/bin)")
-    parser.add_argument("--threads", type=positive_int, default=2)
-    parser.add_argument("--rounds", type=positive_int, default=3)
-    parser.add_argument("--slots", type=positive_int, default=2)
-    parser.add_argument("--ctx-size", type=positive_int, default=8192)
-    parser.add_argument("--max-tokens", type=positive_int,
+    parser.add_argument("--threads", type=bc.positive_int, default=2)
+    parser.add_argument("--rounds", type=bc.positive_int, default=3)
+    parser.add_argument("--slots", type=bc.positive_int, default=2)
+    parser.add_argument("--ctx-size", type=bc.positive_int, default=8192)
+    parser.add_argument("--max-tokens", type=bc.positive_int,
                         help="cap every prompt's max_tokens (default: each prompt's own, 192-768)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--quick", action="store_true", help="1 round, answers capped at 64 tokens")
@@ -279,11 +256,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    model = check_model(args.model)
-    draft = check_model(args.draft_model) if args.draft_model else model
-    libs = lib_dir()
-    tool = find_tool(tools_dir(args.tools_dir), "llama-server")
-    flags = kronk_server_flags()
+    model = bc.check_model(args.model)
+    draft = bc.check_model(args.draft_model) if args.draft_model else model
+    libs = bc.lib_dir()
+    tool = bc.find_tool(bc.tools_dir(args.tools_dir), "llama-server")
+    flags = bh.kronk_server_flags()
     spec_flags, draft_flag = "--spec-type" in flags, "--draft-model" in flags
     if not spec_flags:
         print("speculation not available in this build (kronk server start has no --spec-type): "
@@ -296,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kronk-bench-spec-") as tmp:
         # A private KRONK_HOME per kronk column: servers never share a home's files.
         sizes = (args.slots, args.threads, args.ctx_size)
-        specs = [our_server(model, libs, Path(tmp) / f"home-{i}", *sizes, c.name, c.extra) if c.ours
-                 else llama_server(tool, model, libs, *sizes, c.name, c.extra) for i, c in enumerate(cols)]
+        specs = [bh.our_server(model, libs, Path(tmp) / f"home-{i}", *sizes, c.name, c.extra) if c.ours
+                 else bh.llama_server(tool, model, libs, *sizes, c.name, c.extra) for i, c in enumerate(cols)]
         try:
             for index in range(args.rounds):
                 row = bench_round(specs, args.max_tokens, Path(tmp), first=index)
@@ -305,14 +282,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"round {index + 1}: " + " | ".join(
                     f"{w.name} " + " ".join(f"{workload_tps(row[c.name][w.name]):.1f}" for c in cols)
                     for w in WORKLOADS) + "  (t/s, columns in order)", flush=True)
-        except BenchError as exc:
+        except bh.BenchError as exc:
             raise SystemExit(f"benchmark failed: {exc}") from None
     checks, summary = report(rounds, cols)
-    ok = print_checks(checks, theirs_label="reference", ours_label="kronk spec")
+    ok = bc.print_checks(checks, theirs_label="reference", ours_label="kronk spec")
     if not spec_flags:
         print("speculation not available in this build: the spec targets were not measured")
     if args.json:
-        write_json(args.json, {
+        bc.write_json(args.json, {
             "model": model, "draft_model": draft, "libs": libs, "threads": args.threads, "slots": args.slots,
             "ctx_size": args.ctx_size, "max_tokens": args.max_tokens, "speculation_available": spec_flags,
             "columns": [asdict(c) for c in cols], "rounds": rounds, "summary": summary,
