@@ -43,18 +43,14 @@ async def answer(request: web.Request, call: MessagesCall, model: str) -> web.St
     tools = RequestTools(host, offered.tools)
     loop = AgentLoop(tools, offered.specs, limits_of(request.app))
     first = loop.offer(call.request)  # a bad tool_choice or a name clash is a JSON 400, before any stream
-    encoder = AgentStreamEncoder(model, len(await kronk.tokenize_chat(first)), offered.tools, tools.requests,
-                                 show_thinking=call.show_thinking)
     meter = RequestMeter(request.app[METRICS], model, "messages")
+    encoder = AgentStreamEncoder(model, len(await kronk.tokenize_chat(first)), offered.tools, tools.requests,
+                                 show_thinking=call.show_thinking, meter=meter, streamed=call.stream)
     events = loop.stream(lambda step: kronk.chat_stream(step, explicit=call.explicit), call.request)
     if call.stream:
         return await stream_response(request, events, encoder, meter)
     frames, dropped = await _run(events, encoder)
-    message = collect(frames)
-    outcome_usage = encoder.usage
-    if outcome_usage is not None:
-        meter.on_usage(outcome_usage)
-    return json_response(message, headers=tools_dropped_headers(dropped))
+    return json_response(collect(frames), headers=tools_dropped_headers(dropped))
 
 
 async def _run(events: AsyncIterator[Any], encoder: AgentStreamEncoder) -> tuple[list[Frame], list[str]]:

@@ -26,6 +26,7 @@ from kronk.server.anthropic.response import encode_usage, stop_reason, tool_inpu
 from kronk.server.anthropic.server_blocks_out import result_block, use_block
 from kronk.server.anthropic.server_tools import OfferedTool
 from kronk.server.anthropic.stream import MessagesStreamEncoder
+from kronk.server.meter import RequestMeter
 from kronk.server.streaming import Frame
 from kronk.tools.types import ToolResult
 
@@ -38,11 +39,14 @@ def server_usage(usage: Usage, requests: dict[str, int]) -> dict[str, Any]:
 
 class AgentStreamEncoder(MessagesStreamEncoder):
     def __init__(self, model: str, input_tokens: int, tools: dict[str, OfferedTool], requests: dict[str, int], *,
-                 show_thinking: bool = True) -> None:
+                 show_thinking: bool = True, meter: RequestMeter | None = None, streamed: bool = True) -> None:
         super().__init__(model, input_tokens, show_thinking=show_thinking)
         self.tools = tools
         self.requests = requests
         """The request's live web_search / web_fetch counts (RequestTools.requests)."""
+        self.meter = meter
+        """Counts the summed usage once the loop ends (the loop forwards no engine Finish)."""
+        self.streamed = streamed
 
     def encode(self, event: Any) -> list[Frame]:
         if isinstance(event, ModelDelta):
@@ -63,6 +67,8 @@ class AgentStreamEncoder(MessagesStreamEncoder):
             choice = event.outcome.result.choices[0]
             self.usage, self.reason, self.stop_sequence = (event.outcome.result.usage, choice.finish_reason,
                                                            choice.stop_sequence)
+            if self.meter is not None:
+                self.meter.on_usage(self.usage, streamed=self.streamed)
             return frames
         return []  # TurnFinished: the turn's open block closes when the next one opens
 

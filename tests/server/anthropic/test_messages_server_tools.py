@@ -169,6 +169,8 @@ async def test_mcp_servers_stream_their_blocks_in_order(start_server: StartServe
             open_index = None if event.type == "content_block_stop" else open_index
     assert message.stop_reason in ("end_turn", "max_tokens")
     assert message.usage.output_tokens > 0 and message.usage.server_tool_use is not None
+    first_prompt = events[0].message.usage.input_tokens  # message_start: the first turn's prompt
+    assert message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0) > 2 * first_prompt
 
 
 async def test_custom_tools_still_come_back_to_the_client(start_server: StartServer, smollm2: Path,
