@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from kronk.sdk.requests import ChatRequest
+from kronk.server.anthropic.answers import AnthropicMessage
 from tests.server.conftest import RunningServer, StartServer
 from tests.tools.conftest import HttpMcp, http_mcp  # noqa: F401  (fixture)
 
@@ -127,6 +128,7 @@ async def test_mcp_servers_calls_come_back_as_mcp_blocks_and_reach_the_next_turn
     seen = _spy(server, monkeypatch)
     message = await client.beta.messages.create(**body, betas=MCP_BETA)
     _check_mcp_blocks(message.content)
+    AnthropicMessage.model_validate(message.model_dump())  # what /openapi.json says the answer is
     assert message.stop_reason in ("end_turn", "max_tokens")
     # two turns: the forced call, then the answer — the iteration limit (1) made it answer (tool_choice none)
     assert [turn.tool_choice for turn in seen] == [{"type": "function", "function": {"name": "whoami"}}, "none"]
