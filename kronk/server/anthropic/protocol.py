@@ -53,6 +53,8 @@ class MessagesCall:
     server_tools: list[s.ToolDefinition] = field(default_factory=list)
     """Server tools Kronk runs for this request (web_search, web_fetch)."""
     mcp_servers: list[s.McpServerDefinition] = field(default_factory=list)
+    mcp_toolsets: list[s.ToolDefinition] = field(default_factory=list)
+    """`mcp_toolset` tools: which of an `mcp_servers` entry's tools are offered."""
 
     @property
     def agent(self) -> bool:
@@ -73,7 +75,7 @@ def parse_request(data: object, limits: Limits, *, count_only: bool = False,
     body: s.CountTokensRequest = parse(s.CountTokensRequest if count_only else s.MessagesRequest, data)
     servers = list(body.mcp_servers or [])
     tools = plan_tools(body.tools, body.tool_choice, ignored if ignored is not None else [], runnable=runnable,
-                       mcp=bool(servers))
+                       mcp_servers=tuple(server.name for server in servers))
     sampling, explicit = sampling_params(body)
     enable_thinking, show_thinking = _thinking(body.thinking)
     kwargs: dict[str, Any] = {}
@@ -95,7 +97,7 @@ def parse_request(data: object, limits: Limits, *, count_only: bool = False,
     )
     _log_ignored(body)
     return MessagesCall(request, body.stream and not count_only, explicit, tools.ignored, show_thinking,
-                        tools.server, servers)
+                        tools.server, servers, tools.toolsets)
 
 
 def _thinking(thinking: Any) -> tuple[bool | None, bool]:

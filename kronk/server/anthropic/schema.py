@@ -193,6 +193,12 @@ Message = tagged("role", AnthropicUserMessage, AnthropicAssistantMessage, Anthro
 # --- tools ---------------------------------------------------------------------------------
 
 
+class McpToolsetConfig(WireModel):
+    enabled: bool | None = None
+    defer_loading: bool | None = None
+    """Accepted; tool search is not implemented, so every enabled tool is offered."""
+
+
 class ToolDefinition(WireModel):
     """A custom tool (no `type`, or `custom`) or a server tool (`web_search_20250305`, `bash_20250124` ...).
 
@@ -209,7 +215,11 @@ class ToolDefinition(WireModel):
     defer_loading: bool | None = None
     """Tool search is not implemented: deferred tools are offered like the others."""
     mcp_server_name: str | None = None
-    """For `mcp_toolset` entries."""
+    """For `mcp_toolset` entries: the `mcp_servers` entry whose tools they configure."""
+    default_config: McpToolsetConfig | None = None
+    """`mcp_toolset`: applies to each of the server's tools (`enabled` defaults to true)."""
+    configs: dict[str, McpToolsetConfig] | None = None
+    """`mcp_toolset`: per-tool overrides, by tool name."""
     max_uses: Annotated[Int, Field(ge=1)] | None = None
     """Server tools (web_search, web_fetch): calls allowed in one request; more are `max_uses_exceeded` results."""
     allowed_domains: list[str] | None = None

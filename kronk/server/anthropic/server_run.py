@@ -39,7 +39,7 @@ async def answer(request: web.Request, call: MessagesCall, model: str) -> web.St
     """The message (or its stream) for a request that turns on server-side tools."""
     await require_grant(request, Endpoint.TOOLS)
     host, kronk = request.app[TOOLS], request.app[KRONK]
-    offered = await offered_tools(host, call.server_tools, call.mcp_servers)
+    offered = await offered_tools(host, call.server_tools, call.mcp_servers, call.mcp_toolsets)
     tools = RequestTools(host, offered.tools)
     loop = AgentLoop(tools, offered.specs, limits_of(request.app))
     first = loop.offer(call.request)  # a bad tool_choice or a name clash is a JSON 400, before any stream
@@ -72,5 +72,5 @@ async def offered_request(request: web.Request, call: MessagesCall) -> ChatReque
     """The first model turn's request, server tools offered (what count_tokens counts)."""
     await require_grant(request, Endpoint.TOOLS)
     host = request.app[TOOLS]
-    offered = await offered_tools(host, call.server_tools, call.mcp_servers)
+    offered = await offered_tools(host, call.server_tools, call.mcp_servers, call.mcp_toolsets)
     return AgentLoop(host, offered.specs).offer(call.request)

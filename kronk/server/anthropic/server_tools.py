@@ -5,7 +5,10 @@ of the same name (web_search only when a search backend is configured: without o
 skipped like any other server tool, and refused where the request requires it). Each
 `mcp_servers` entry is an MCP server Kronk connects to: a `name` that is a configured server
 (the MCP config file) uses that server and its own settings; any other entry's `url` is
-connected under the SSRF guard, `authorization_token` sent as a bearer token.
+connected under the SSRF guard, `authorization_token` sent as a bearer token. Which of a
+server's tools are offered: its `tool_configuration` (`enabled`, `allowed_tools`; the
+mcp-client-2025-04-04 beta) and, when the request has one for it, its `mcp_toolset` tool entry
+(`default_config` / `configs[tool]` `enabled`; the mcp-client-2025-11-20 beta).
 
 A refused URL is a 400 naming the entry (`mcp_servers[i].url`) before any connection is made.
 """
@@ -76,8 +79,20 @@ def _domains(values: list[str] | None) -> tuple[str, ...] | None:
     return tuple(value.strip().lower().rstrip(".") for value in values if value.strip())
 
 
+def _enabled(toolset: s.ToolDefinition | None, tool: str) -> bool:
+    """An `mcp_toolset`'s verdict on one tool: its per-tool config, else its default (enabled)."""
+    if toolset is None:
+        return True
+    config = (toolset.configs or {}).get(tool)
+    if config is not None and config.enabled is not None:
+        return config.enabled
+    default = toolset.default_config
+    return default is None or default.enabled is not False
+
+
 async def offered_tools(host: ToolHost, definitions: list[s.ToolDefinition],
-                        servers: list[s.McpServerDefinition]) -> Offered:
+                        servers: list[s.McpServerDefinition], toolsets: list[s.ToolDefinition] | None = None
+                        ) -> Offered:
     """The built-ins and MCP tools to offer, each with how it shows in the answer."""
     offered = Offered()
     by_name = {SERVER_TOOL_TYPES[str(d.type)]: d for d in definitions}
@@ -93,6 +108,7 @@ async def offered_tools(host: ToolHost, definitions: list[s.ToolDefinition],
         if name in names[:i]:
             raise InvalidRequestError(f"mcp_servers[{i}].name: {name!r} names two MCP servers",
                                       param=f"mcp_servers[{i}].name")
+    configured = {str(toolset.mcp_server_name): toolset for toolset in toolsets or []}
     for i, server in enumerate(servers):
         where = f"mcp_servers[{i}]"
         config = server.tool_configuration
@@ -101,7 +117,8 @@ async def offered_tools(host: ToolHost, definitions: list[s.ToolDefinition],
         key = await _connect(host, server, where)
         allowed = None if config is None or config.allowed_tools is None else config.allowed_tools
         for spec in await host.list_tools(ToolSelection.of(servers=[key], allowed_tools=allowed)):
-            offered.add(spec, OfferedTool("mcp", server_name=server.name), where)
+            if _enabled(configured.get(server.name), spec.name):
+                offered.add(spec, OfferedTool("mcp", server_name=server.name), where)
     return offered
 
 

@@ -2,7 +2,8 @@
 
 Custom tools (no `type`, or `custom`) become function tools. The server tools Kronk
 runs (`runnable`: web_search_20250305 with a search backend, web_fetch_20250910; see
-kronk.server.anthropic.server_tools) are kept aside for the agent loop. Other server
+kronk.server.anthropic.server_tools) and, in a request with `mcp_servers`, its
+`mcp_toolset` entries are kept aside for the agent loop. Other server
 tools (`bash_*`, `text_editor_*`, `computer_*`, `code_execution_*`, `memory_*`,
 `tool_search_*`, `mcp_toolset`, web_search without a backend ...) are Anthropic running
 code on its side; Kronk does not run them, so they are skipped — one warning per tool
@@ -40,20 +41,34 @@ class ToolPlan:
     """Names of the server tools that were skipped."""
     server: list[s.ToolDefinition] = field(default_factory=list)
     """Server tools Kronk runs (the agent loop offers them)."""
+    toolsets: list[s.ToolDefinition] = field(default_factory=list)
+    """`mcp_toolset` entries configuring the request's `mcp_servers`."""
 
 
 def plan_tools(definitions: list[s.ToolDefinition] | None, choice: Any, ignored: list[str], *,
-               runnable: frozenset[str] = frozenset(), mcp: bool = False) -> ToolPlan:
+               runnable: frozenset[str] = frozenset(), mcp_servers: tuple[str, ...] = ()) -> ToolPlan:
     """Function tools, the SDK's tool_choice and parallel flag; skipped tools' names go to `ignored` first.
 
-    `runnable`: the server tool types Kronk runs here; `mcp`: the request names MCP servers, whose
-    tools a named tool_choice may name (the agent loop checks those names once they are listed).
+    `runnable`: the server tool types Kronk runs here; `mcp_servers`: the names of the request's MCP
+    servers, whose tools a named tool_choice may name (the agent loop checks those names once they
+    are listed) and whose `mcp_toolset` entries are kept.
     """
+    mcp = bool(mcp_servers)
     tools: list[dict[str, Any]] = []
     server: list[s.ToolDefinition] = []
+    toolsets: list[s.ToolDefinition] = []
     for i, definition in enumerate(definitions or []):
         if definition.custom:
             tools.append(_function(definition))
+        elif definition.type == "mcp_toolset" and mcp:
+            where = f"tools[{i}].mcp_server_name"
+            if definition.mcp_server_name not in mcp_servers:
+                raise InvalidRequestError(f"{where}: {definition.mcp_server_name!r} is not the name of an "
+                                          "mcp_servers entry", param=where)
+            if any(t.mcp_server_name == definition.mcp_server_name for t in toolsets):
+                raise InvalidRequestError(f"{where}: {definition.mcp_server_name!r} has two mcp_toolset entries",
+                                          param=where)
+            toolsets.append(definition)
         elif definition.type in runnable:
             check_definition(definition, f"tools[{i}]")
             server.append(definition)
@@ -63,7 +78,7 @@ def plan_tools(definitions: list[s.ToolDefinition] | None, choice: Any, ignored:
     server_names = [str(d.name) for d in server]
     if len(set(names + server_names)) != len(names) + len(server_names):
         raise InvalidRequestError("tools: tool names must be unique", param="tools")
-    plan = ToolPlan(tools or None, ignored=ignored, server=server)
+    plan = ToolPlan(tools or None, ignored=ignored, server=server, toolsets=toolsets)
     if choice is None or isinstance(choice, s.ToolChoiceNone):
         plan.tool_choice = "auto" if choice is None else "none"
         return plan

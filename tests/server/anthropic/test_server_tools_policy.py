@@ -25,6 +25,7 @@ from kronk.server.anthropic.tool_policy import RequestTools
 from kronk.server.openai.protocol import Limits
 from kronk.tools import ToolHost, ToolsConfig
 from kronk.tools.types import ToolResult
+from tests.tools.conftest import HttpMcp, http_mcp  # noqa: F401  (fixture)
 
 FACT = "The secret llama is named Bartholomew."
 HITS = [{"title": "Llama facts", "url": "https://example.org/llamas", "content": FACT},
@@ -169,5 +170,42 @@ async def test_mcp_servers_resolve_by_name_url_or_not_at_all() -> None:
         with pytest.raises(InvalidRequestError) as info:
             await offered_tools(host, [], twice)
         assert info.value.param == "mcp_servers[1].name"
+    finally:
+        await host.aclose()
+
+
+def test_mcp_toolsets_are_kept_for_their_servers() -> None:
+    server = {"type": "url", "url": "http://127.0.0.1:1/mcp", "name": "m"}
+    toolset = {"type": "mcp_toolset", "mcp_server_name": "m", "default_config": {"enabled": False},
+               "configs": {"add": {"enabled": True}}}
+    call = _parse(mcp_servers=[server], tools=[toolset])
+    assert call.mcp_toolsets[0].configs["add"].enabled is True and call.ignored_tools == []  # type: ignore[index]
+    with pytest.raises(InvalidRequestError) as info:
+        _parse(mcp_servers=[server], tools=[{**toolset, "mcp_server_name": "other"}])
+    assert info.value.param == "tools[0].mcp_server_name"
+    with pytest.raises(InvalidRequestError) as info:
+        _parse(mcp_servers=[server], tools=[toolset, toolset])
+    assert info.value.param == "tools[1].mcp_server_name"
+    assert _parse(tools=[toolset]).ignored_tools == ["m"]  # without mcp_servers: skipped as before
+
+
+async def test_which_mcp_tools_are_offered(http_mcp: HttpMcp) -> None:  # noqa: F811
+    """tool_configuration.allowed_tools and an mcp_toolset's configs, on the real streamable-HTTP MCP server."""
+    host = ToolHost(ToolsConfig(allow=("127.0.0.1",), timeout=20))
+    try:
+        server = s.McpServerDefinition.model_validate({"type": "url", "url": http_mcp.url, "name": "calc",
+                                                       "tool_configuration": {"allowed_tools": ["add", "shout"]}})
+        offered = await offered_tools(host, [], [server])
+        assert sorted(spec.name for spec in offered.specs) == ["add", "shout"]
+        assert offered.tools["add"] == OfferedTool("mcp", server_name="calc")
+        toolset = s.ToolDefinition.model_validate({"type": "mcp_toolset", "mcp_server_name": "calc",
+                                                   "default_config": {"enabled": False},
+                                                   "configs": {"shout": {"enabled": True}}})
+        offered = await offered_tools(host, [], [server], [toolset])
+        assert [spec.name for spec in offered.specs] == ["shout"]
+        fetch = s.ToolDefinition.model_validate({"type": "web_fetch_20250910", "name": "web_fetch", "max_uses": 2})
+        offered = await offered_tools(host, [fetch], [server], [toolset])
+        assert [spec.name for spec in offered.specs] == ["web_fetch", "shout"]
+        assert offered.tools["web_fetch"].max_uses == 2 and offered.tools["web_fetch"].kind == "server"
     finally:
         await host.aclose()
