@@ -1,8 +1,9 @@
 """Server-produced blocks echoed back in history, as text the model can read (or nothing).
 
-Kronk runs no server tools yet, so these blocks only arrive in conversations that
-were held with Anthropic's API before (a client switched base URL, or replays a
-transcript). What a model can use stays, as text where the block stood: the calls
+They arrive from Kronk's own answers (web_search, web_fetch and `mcp_servers` calls it
+ran: kronk.server.anthropic.server_blocks_out) and from conversations held with
+Anthropic's API before (a client switched base URL, or replays a transcript). What a
+model can use stays, as text where the block stood: the calls
 (`[web_search call: {...}]`), search hits (title and URL; Anthropic encrypts the
 page text), fetched text documents, MCP and code-execution output, compaction
 summaries. Encrypted, binary or bookkeeping blocks (tool search, container
