@@ -38,7 +38,7 @@ class _AbortGuard:
             if self._callback is not None:
                 return
 
-            @ffi.callback("void(const char *)")
+            @ffi.callback("ggml_abort_callback_t")
             def on_abort(message: Any) -> None:
                 self.on_abort(ffi.string(message).decode("utf-8", "replace") if message != ffi.NULL else "")
 

@@ -166,9 +166,14 @@ class Model(NativeOwner):
 
     @classmethod
     def _layer_count(cls, path: Path) -> int:
-        """The model's repeating layers, from a vocab-only load (reads metadata, no weights)."""
+        """The model's repeating layers, from a vocab-only load: it reads the metadata but no
+        weights (nor hparams: n_layer() is 0 then, so `<arch>.block_count` is read instead)."""
         with cls.load(path, vocab_only=True) as probe:
-            return probe.n_layer
+            value = probe.meta(f"{probe.architecture}.block_count")
+        try:
+            return int(value or 0)
+        except ValueError:
+            raise ModelLoadError(f"{path}: block_count {value!r} is not a number") from None
 
     # --- lifecycle --------------------------------------------------------------
 

@@ -60,7 +60,11 @@ def devices() -> list[Device]:
 
 
 def supports_gpu_offload() -> bool:
-    return bool(libraries().llama.llama_supports_gpu_offload())
+    """A local GPU or iGPU is present. (llama_supports_gpu_offload() also says yes for every
+    build with the RPC backend, even on a CPU-only machine, so the devices are asked instead.)"""
+    lib = libraries().llama
+    gpu = (lib.GGML_BACKEND_DEVICE_TYPE_GPU, lib.GGML_BACKEND_DEVICE_TYPE_IGPU)
+    return any(lib.ggml_backend_dev_type(lib.ggml_backend_dev_get(i)) in gpu for i in range(lib.ggml_backend_dev_count()))
 
 
 def supports_mmap() -> bool:
