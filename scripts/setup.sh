@@ -26,9 +26,21 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
     (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "note: chromium not installed; the browser-UI tests will skip"
 fi
 
-# llama.cpp libraries and reference tools (llama-bench, llama-server, ...).
-if ! .venv/bin/kronk libs --list --json 2>/dev/null | grep -q '"build": 11434'; then
+# llama.cpp libraries and reference tools (llama-bench, llama-server, ...), with ggml's RPC
+# backend and its server (`kronk rpc-server`, tests/rpc): a build without them, e.g. from a
+# release archive that lacks RPC or installed before builds enabled it, is rebuilt from source.
+libs_state() {
+    .venv/bin/kronk libs --list --json 2>/dev/null | .venv/bin/python -c '
+import json, sys
+installs = [r for r in json.load(sys.stdin) if r.get("build") == 11434]
+print("missing" if not installs else "ok" if installs[0].get("rpc") and installs[0].get("tools") else "incomplete")
+' 2>/dev/null || echo missing
+}
+if [ "$(libs_state)" = missing ]; then
     .venv/bin/kronk libs --with-tools
+fi
+if [ "$(libs_state)" = incomplete ]; then
+    .venv/bin/kronk libs --upgrade --with-tools --source sdist
 fi
 
 # Real small models for the slow tests (SmolLM2-135M, Gemma 3 270M, all-MiniLM-L6-v2).

@@ -3,7 +3,8 @@
 - greedy output equals the local run (SmolLM2 and Gemma 3), and both RPC servers served the load;
 - an unreachable RPC server is a 503 `rpc_unavailable` naming it, and the server goes on;
 - an RPC server killed mid-stream ends the stream with a 503 `rpc_unavailable` error event (no
-  hang, no 500), the model answers 503 until it is reloaded, and the server's other models go on.
+  hang, no 500), the model answers 503 until it is unloaded, loading it again names the broken
+  server (ggml-rpc cannot reconnect in-process), and the server's other models go on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.rpc.support import KronkServer, RPCServer, free_port
 
@@ -103,4 +105,12 @@ def test_killing_an_rpc_server_mid_stream(smollm2: Path, gemma3: Path, rpc_serve
     assert local.status_code == 200, local.text  # the server's other models go on
     again = server.complete(PROMPT, max_tokens=8)
     assert again.status_code == 503 and again.json()["error"]["code"] == "rpc_unavailable"
+    assert "until it is unloaded" in again.json()["error"]["message"]
+
+    # Unloading abandons the stuck model at once; loading it again names the broken server.
+    unload = requests.post(server.url + "/v1/kronk/models/unload", json={"id": str(smollm2)}, timeout=30)
+    assert unload.status_code == 200 and unload.json()["unloaded"] is True
+    reload = server.complete(PROMPT, max_tokens=8)
+    assert reload.status_code == 503 and reload.json()["error"]["code"] == "rpc_unavailable"
+    assert f"connection to RPC server {second.endpoint} broke earlier" in reload.json()["error"]["message"]
     server.assert_alive()
