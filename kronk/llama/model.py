@@ -61,6 +61,7 @@ class Model(NativeOwner):
     """The RPC servers holding some of the layers (kronk.llama.rpc), empty for a local model."""
     rpc_failure: str | None = None
     """Why a connection to one of `rpc` broke; the model is then unusable and never freed."""
+    _rpc_watch: int | None = None
 
     def __init__(self, handle: Any, path: Path, rpc: tuple[str, ...] = ()) -> None:
         self._libs = libraries()
@@ -68,7 +69,9 @@ class Model(NativeOwner):
         self.path = path
         self.vocab = Vocab(self._libs, self._libs.llama.llama_model_get_vocab(handle))
         self.rpc = rpc
-        self._rpc_watch = rpc_backend.watch(rpc, self._on_rpc_failure) if rpc else None
+        if rpc:
+            rpc_backend.hold(rpc)
+            self._rpc_watch = rpc_backend.watch(rpc, self._on_rpc_failure)
 
     def _on_rpc_failure(self, reason: str) -> None:
         self.rpc_failure = reason
@@ -76,13 +79,15 @@ class Model(NativeOwner):
     def close(self) -> None:
         """Free the model. One whose RPC connection broke is abandoned instead: freeing it would
         talk to the dead server through ggml-rpc's parked thread and wait forever."""
-        if self._rpc_watch is not None:
-            rpc_backend.unwatch(self._rpc_watch)
-            self._rpc_watch = None
+        watch, self._rpc_watch = self._rpc_watch, None
+        if watch is not None:
+            rpc_backend.unwatch(watch)
         if self.rpc_failure is not None:
             self._handle = None
             return
         super().close()
+        if watch is not None:
+            rpc_backend.release(self.rpc)  # after the free: ggml's connections close with the model's buffers
 
     @classmethod
     def load(

@@ -123,6 +123,11 @@ class _Failures:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.broken: dict[str, str] = {}
+        self.wedged: str | None = None
+        """Set when a connect inside ggml-rpc failed: that thread parked holding ggml-rpc's global
+        connection lock, so every later connection in this process would wait forever."""
+        self.in_use: dict[str, int] = {}
+        """Loaded models per endpoint: while any holds buffers there, ggml keeps its connection open."""
         self._watchers: dict[int, tuple[frozenset[str], Callable[[str], None]]] = {}
         self._next = 0
         self._installed = False
@@ -153,6 +158,8 @@ class _Failures:
         endpoints = set().union(*(eps for _, (eps, _cb) in watchers)) if watchers else set()
         dead = {ep for ep in endpoints if is_down(ep)} or endpoints  # none found down: assume all
         reason = message.split(": ", 1)[-1].strip()
+        if reason.startswith(("Failed to connect", "RPC handshake failed", "Failed to parse endpoint")):
+            self.wedged = reason
         with self._lock:
             for endpoint in dead:
                 self.broken.setdefault(endpoint, reason)
@@ -180,8 +187,30 @@ def unwatch(token: int) -> None:
     _FAILURES.unwatch(token)
 
 
+def hold(endpoints: Iterable[str]) -> None:
+    """A model now holds buffers on `endpoints` (so ggml's connections to them stay open)."""
+    with _FAILURES._lock:
+        for endpoint in endpoints:
+            _FAILURES.in_use[endpoint] = _FAILURES.in_use.get(endpoint, 0) + 1
+
+
+def release(endpoints: Iterable[str]) -> None:
+    with _FAILURES._lock:
+        for endpoint in endpoints:
+            left = _FAILURES.in_use.get(endpoint, 0) - 1
+            if left > 0:
+                _FAILURES.in_use[endpoint] = left
+            else:
+                _FAILURES.in_use.pop(endpoint, None)
+
+
 def check_endpoints(endpoints: Sequence[str], timeout: float = PROBE_TIMEOUT) -> None:
-    """Refuse endpoints that broke earlier in this process, then HELLO each server."""
+    """Refuse endpoints that broke earlier in this process, then HELLO each server this process is
+    not connected to already (an RPC server serves one client at a time: a second connection from
+    here would wait behind ggml's own)."""
+    if _FAILURES.wedged is not None:
+        raise RPCUnavailableError(f"ggml-rpc failed to connect earlier ({_FAILURES.wedged}) and cannot connect "
+                                  "again in this process: restart the Kronk server")
     for endpoint in endpoints:
         reason = _FAILURES.broken.get(endpoint)
         if reason is not None:
@@ -189,7 +218,8 @@ def check_endpoints(endpoints: Sequence[str], timeout: float = PROBE_TIMEOUT) ->
                 f"the connection to RPC server {endpoint} broke earlier ({reason}); ggml-rpc cannot reconnect "
                 "to it in this process: restart the Kronk server, or load the model without it")
     for endpoint in endpoints:
-        probe(endpoint, timeout)
+        if endpoint not in _FAILURES.in_use:
+            probe(endpoint, timeout)
 
 
 def run_guarded(endpoints: Sequence[str], fn: Callable[[], T], timeout: float = LOAD_TIMEOUT) -> T:

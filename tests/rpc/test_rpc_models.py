@@ -62,6 +62,20 @@ def test_greedy_output_over_two_rpc_servers_equals_the_local_run(
     assert layout is not None and 0 < int(layout.group(1)) < 30  # some layers remote, some local
 
 
+def test_two_models_share_the_same_rpc_servers(smollm2: Path, gemma3: Path, rpc_servers: StartRPC,
+                                              kronk_servers: list[KronkServer], tmp_path: Path) -> None:
+    """An RPC server serves one client at a time: the second model rides ggml's open connection
+    (no HELLO probe of its own, which would wait behind it)."""
+    endpoints = [server.endpoint for server in rpc_servers(2)]
+    server = KronkServer(tmp_path / "k", smollm2, flags=("--rpc", ",".join(endpoints), "--max-models", "2", "--model-paths"))
+    kronk_servers.append(server)
+    server.start()
+    assert server.complete(PROMPT, max_tokens=4).status_code == 200
+    second = server.complete(PROMPT, max_tokens=4, model=str(gemma3))
+    assert second.status_code == 200, second.text
+    assert server.log.read_text().count("over RPC") == 2
+
+
 def test_an_unreachable_rpc_server_is_a_clean_503(smollm2: Path, tiny: dict[str, Path], rpc_program: Path,
                                                   kronk_servers: list[KronkServer], tmp_path: Path) -> None:
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
