@@ -7,7 +7,7 @@ function that streams one model turn (`lambda r: kronk.chat_stream(r, explicit=.
 
 The loop ends when a turn has no server tool call (the model answered, or called a client tool:
 that goes back to the client as usual), or at a limit: `max_iterations` tool turns (then one last
-turn with tool_choice "none", so the model answers from what it got) or `max_time` (a turn cut
+turn without the server tools, tool_choice "none", so the model answers from what it got) or `max_time` (a turn cut
 mid-way is the answer as far as it got, without tool calls). Either way the request finishes
 cleanly; `AgentOutcome.stopped` says why.
 
@@ -136,6 +136,7 @@ class AgentLoop:
 
     async def stream(self, turn: StreamTurn, request: ChatRequest) -> AsyncIterator[AgentEvent]:
         """The loop's events (kronk.server.agent.events), LoopFinished last."""
+        client_tools = request.tools or None
         request = self.offer(request)
         deadline = time.monotonic() + self.limits.max_time
         messages = list(request.messages)
@@ -145,9 +146,12 @@ class AgentLoop:
         index = 0
         while True:
             final = outcome.turns >= self.limits.max_iterations
-            step = dataclasses.replace(request, messages=messages,
-                                       tool_choice="none" if final else (request.tool_choice if index == 0
-                                                                         else "auto"))
+            if final:
+                # The last turn answers from what it got: no tools offered, so nothing is read as a call.
+                step = dataclasses.replace(request, messages=messages, tool_choice="none", tools=client_tools)
+            else:
+                step = dataclasses.replace(request, messages=messages,
+                                           tool_choice=request.tool_choice if index == 0 else "auto")
             choices, names, cut = Choices(), dict[int, str](), False
             async with aclosing(turn(step)) as events:
                 while True:

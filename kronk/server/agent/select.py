@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from kronk.errors import InvalidRequestError, ToolRefusedError
 from kronk.server.agent.loop import AgentLimits
 from kronk.server.keys import SETTINGS
 from kronk.server.tools_host import TOOLS
@@ -23,17 +24,48 @@ class McpRequest:
     url: str | None = None
     headers: dict[str, str] | None = None
     allowed_tools: tuple[str, ...] | None = None
+    param: str = "mcp"
+    """Where the request named the server (errors point there)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One requested MCP server and the tools it offers this request (Responses `mcp_list_tools`)."""
+
+    request: McpRequest
+    key: str
+    tools: list[ToolSpec]
+
+
+async def list_servers(app: web.Application, mcp: list[McpRequest]) -> list[Listing]:
+    """Each server's tools. An unknown label is ToolNotFoundError (404); a `server_url` the SSRF guard
+    refuses is a 400 naming the field — checked before any connection is made."""
+    host = app[TOOLS]
+    listings = []
+    for server in mcp:
+        if server.url is None:
+            key = server.label
+        else:
+            try:
+                key = await host.connect_url(server.label, server.url, server.headers)
+            except ToolRefusedError as exc:
+                raise InvalidRequestError(f"{server.param}.server_url: refused ({exc}); an operator can allow the "
+                                          "address with --tools-allow", param=f"{server.param}.server_url") from None
+        tools = await host.list_tools(ToolSelection.of(servers=[key], allowed_tools=server.allowed_tools))
+        listings.append(Listing(server, key, tools))
+    return listings
+
+
+async def builtin_tools(app: web.Application, builtins: list[str]) -> list[ToolSpec]:
+    """The named built-ins that are offered (web_search only with a backend)."""
+    return await app[TOOLS].list_tools(ToolSelection.of(builtins=builtins)) if builtins else []
 
 
 async def server_tools(app: web.Application, mcp: list[McpRequest], builtins: list[str]) -> list[ToolSpec]:
-    """The tools to offer; ToolNotFoundError (unknown label) and ToolRefusedError (SSRF) pass up as 4xx."""
-    host = app[TOOLS]
-    specs: list[ToolSpec] = []
-    if builtins:
-        specs.extend(await host.list_tools(ToolSelection.of(builtins=builtins)))
-    for server in mcp:
-        key = server.label if server.url is None else await host.connect_url(server.label, server.url, server.headers)
-        specs.extend(await host.list_tools(ToolSelection.of(servers=[key], allowed_tools=server.allowed_tools)))
+    """The tools to offer; ToolNotFoundError (unknown label) and the SSRF refusal pass up as 4xx."""
+    specs = await builtin_tools(app, builtins)
+    for listing in await list_servers(app, mcp):
+        specs.extend(listing.tools)
     return specs
 
 

@@ -200,8 +200,9 @@ async def _with_server_tools(request: web.Request, call: ChatCall, meter: Reques
     assert call.tools is not None
     await require_grant(request, Endpoint.TOOLS)
     mcp = [McpRequest(server.server_label, server.server_url, server.headers,
-                      None if server.allowed_tools is None else tuple(server.allowed_tools))
-           for server in call.tools.mcp]
+                      None if server.allowed_tools is None else tuple(server.allowed_tools),
+                      param=f"kronk_tools.mcp[{i}]")
+           for i, server in enumerate(call.tools.mcp)]
     specs = await server_tools(request.app, mcp, list(call.tools.builtin))
     kronk = request.app[KRONK]
     loop = AgentLoop(request.app[TOOLS], specs, limits_of(request.app))

@@ -1,7 +1,8 @@
 """POST /v1/responses: the OpenAI Responses API, stateless, on top of chat — as the SDKs and Codex CLI use it.
 
 The body (kronk.server.openai.responses_schema) becomes a ChatRequest: tools through
-responses_tools (function, namespace, custom, local_shell offered; hosted tools
+responses_tools (function, namespace, custom, local_shell offered; `mcp` and
+`web_search` run by Kronk through the agent loop, responses_agent; other hosted tools
 skipped), input items through responses_input. The answer is a Response object, or
 its named event stream (responses_stream).
 
@@ -35,6 +36,7 @@ from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import responses_schema as s
 from kronk.server.openai.protocol import Limits, sampling_params
+from kronk.server.openai.responses_agent import WEB_BUILTINS, answer_with_server_tools
 from kronk.server.openai.responses_input import chat_messages
 from kronk.server.openai.responses_items import (
     CallItems,
@@ -50,6 +52,7 @@ from kronk.server.openai.responses_stream import (
 from kronk.server.openai.responses_tools import ToolCatalog, plan_choice
 from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.streaming import stream_response
+from kronk.server.tools_host import TOOLS
 from kronk.server.validate import Body, read_json
 from kronk.wire import BODY_ERRORS, MODEL_ERRORS, Operation, operation, parse
 
@@ -89,13 +92,16 @@ class ResponsesCall:
     skipped: Skipped = field(default_factory=Skipped)
 
 
-def parse_responses(data: object, limits: Limits, skipped: Skipped | None = None) -> ResponsesCall:
-    """A /v1/responses body as a ChatRequest; `skipped` gets the skipped tools and items as soon as they are known."""
+def parse_responses(data: object, limits: Limits, skipped: Skipped | None = None, *,
+                    search_backend: bool = False) -> ResponsesCall:
+    """A /v1/responses body as a ChatRequest; `skipped` gets the skipped tools and items as soon as they are known.
+
+    `search_backend`: the server can run web_search (else `web_search*` tools are skipped)."""
     if isinstance(data, Body):
         data = data.data
     body = parse(s.ResponsesRequest, data)
     skipped = skipped if skipped is not None else Skipped()
-    catalog = ToolCatalog(ignored=skipped.tools)
+    catalog = ToolCatalog(ignored=skipped.tools, search_backend=search_backend)
     catalog.add(body.tools or [], "tools")
     if isinstance(body.input, list):
         for i, item in enumerate(body.input):
@@ -189,18 +195,22 @@ def encode_response(result: ChatResult, shell: ResponseShell, call: ResponsesCal
 
 
 @operation(Operation(
-    summary="OpenAI Responses API (stateless): function, namespace, custom and local_shell tools; hosted tools "
-            "skipped", tag="OpenAI", request=s.ResponsesRequest, response=s.ResponseObject, stream=True,
+    summary="OpenAI Responses API (stateless): function, namespace, custom and local_shell tools; mcp and web_search "
+            "run by Kronk; other hosted tools skipped", tag="OpenAI", request=s.ResponsesRequest, response=s.ResponseObject, stream=True,
     errors=BODY_ERRORS + MODEL_ERRORS + (CapabilityError, ContextOverflowError)))
 async def responses(request: web.Request) -> web.StreamResponse:
     settings, kronk = request.app[SETTINGS], request.app[KRONK]
     skipped = Skipped()
     request[_SKIPPED_KEY] = skipped
-    call = parse_responses(await read_json(request, settings.max_body_size), Limits.from_settings(settings), skipped)
+    call = parse_responses(await read_json(request, settings.max_body_size), Limits.from_settings(settings), skipped,
+                           search_backend="web_search" in request.app[TOOLS].builtin_names)
     model = call.request.model or settings.default_model
     meter = RequestMeter(request.app[METRICS], model, "responses")
     shell = ResponseShell(model, call.echo)
     try:
+        if call.catalog.server_tools:
+            builtins = WEB_BUILTINS if call.catalog.web_search else []
+            return await answer_with_server_tools(request, call, shell, meter, builtins)
         if call.stream:
             encoder = ResponsesStreamEncoder(shell, CallItems(call.catalog), reasoning_summary=call.reasoning_summary,
                                              opaque_reasoning=call.opaque_reasoning)

@@ -292,15 +292,58 @@ class LocalShellTool(WireModel):
     type: Literal["local_shell"]
 
 
-class HostedTool(WireModel):
-    """A hosted tool (web_search, file_search, mcp, image_generation, code_interpreter ...): skipped."""
+class McpToolFilter(WireModel):
+    tool_names: list[str] | None = None
+    read_only: bool | None = None
+    """Tools annotated readOnlyHint: not looked at (approvals are not supported)."""
 
-    type: other_type(FunctionTool, CustomTool, NamespaceTool, LocalShellTool, what="tool")  # type: ignore[valid-type]
+
+class McpApprovalFilter(WireModel):
+    always: McpToolFilter | None = None
+    never: McpToolFilter | None = None
+
+
+class McpTool(WireModel):
+    """An MCP server whose tools Kronk runs between model turns (docs/tools.md): a server from the
+    MCP config file named by its label, or one this request names by `server_url` (SSRF-checked)."""
+
+    type: Literal["mcp"]
+    server_label: Annotated[str, pattern(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+                                         "must be 1-64 letters, digits, '_', '.', '-' (starting with a letter or "
+                                         "digit)")]
+    server_url: str | None = None
+    """Absent: the configured server of that label."""
+    headers: dict[str, str] | None = None
+    authorization: str | None = None
+    """An OAuth access token, sent as `Authorization: Bearer ...`."""
+    allowed_tools: by_json_type("an array of tool names or a filter object",  # type: ignore[valid-type]
+                                array=list[str], object=McpToolFilter) | None = None
+    require_approval: by_json_type("'always', 'never' or a filter object",  # type: ignore[valid-type]
+                                   string=Literal["always", "never"], object=McpApprovalFilter) | None = None
+    """Approvals are not supported: only `never` (or a `never` filter naming every tool offered)."""
+    server_description: str | None = None
+    connector_id: str | None = None
+    """OpenAI's connectors: refused (they run on OpenAI's side)."""
+
+
+class WebSearchTool(WireModel):
+    """Web search run by Kronk: the web_search built-in (with a backend) and web_fetch as `open_page`."""
+
+    type: Literal["web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"]
+    search_context_size: str | None = None
+    """Accepted; changes nothing."""
+
+
+class HostedTool(WireModel):
+    """A hosted tool Kronk does not run (file_search, image_generation, code_interpreter ...): skipped."""
+
+    type: other_type(FunctionTool, CustomTool, NamespaceTool, LocalShellTool, McpTool,  # type: ignore[valid-type]
+                     WebSearchTool, what="tool")
     name: str | None = None
     server_label: str | None = None
 
 
-Tool = open_union("type", HostedTool, FunctionTool, CustomTool, NamespaceTool, LocalShellTool)
+Tool = open_union("type", HostedTool, FunctionTool, CustomTool, NamespaceTool, LocalShellTool, McpTool, WebSearchTool)
 
 
 class FunctionToolChoice(WireModel):

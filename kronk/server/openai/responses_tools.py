@@ -13,11 +13,16 @@ What each tool type becomes:
   not constrained by it). Calls go back as `custom_tool_call` items with that input.
 - `local_shell`: a function `local_shell(command, workdir, timeout_ms, env)`; calls
   go back as `local_shell_call` items with an `exec` action.
-- Everything else (web_search*, file_search, computer*, image_generation,
-  code_interpreter, mcp, tool_search, shell, apply_patch, types not known yet) runs on
-  OpenAI's side. Kronk does not run them: they are skipped — one warning per type per
-  process, named in the X-Kronk-Tools-Ignored header — and the request goes on. Only a
-  tool_choice that requires a skipped tool is refused.
+- `mcp` and `web_search*`: server tools Kronk runs itself (kronk.server.openai.responses_agent);
+  the catalog keeps them aside (`servers`, `web_search`) for the agent loop. `require_approval`
+  other than `never` is refused (approvals are not supported), as is `connector_id`. A
+  `web_search*` tool runs only when the server has a search backend (else it is skipped, as
+  Codex sends one with every request).
+- Everything else (file_search, computer*, image_generation, code_interpreter,
+  tool_search, shell, apply_patch, types not known yet) runs on OpenAI's side. Kronk does
+  not run them: they are skipped — one warning per type per process, named in the
+  X-Kronk-Tools-Ignored header — and the request goes on. Only a tool_choice that
+  requires a skipped tool is refused.
 
 Names the model sees are made to fit the chat layer (1-64 of A-Z a-z 0-9 _ . -); a
 longer or odd name gets a short hash, and the catalog maps it back.
@@ -90,8 +95,14 @@ class ToolCatalog:
     """The request's tools as the model sees them, and the way back to the client's names."""
 
     tools: list[ClientTool] = field(default_factory=list)
+    servers: list[tuple[s.McpTool, str]] = field(default_factory=list)
+    """The `mcp` tools (and their paths, for errors): server tools the agent loop runs."""
+    web_search: bool = False
+    """A `web_search*` tool was given: the web_search / web_fetch built-ins are offered."""
+    search_backend: bool = False
+    """The server has a web_search backend; without one `web_search*` tools are skipped as before."""
     ignored: list[str] = field(default_factory=list)
-    """Skipped tools (their type, `mcp:<server_label>` for MCP servers): the X-Kronk-Tools-Ignored header."""
+    """Skipped tools (their type): the X-Kronk-Tools-Ignored header."""
     _by_model: dict[str, ClientTool] = field(default_factory=dict)
     _by_client: dict[tuple[str | None, str], ClientTool] = field(default_factory=dict)
 
@@ -106,8 +117,31 @@ class ToolCatalog:
                 self._namespace(tool, f"{where}[{i}]")
             elif isinstance(tool, s.LocalShellTool):
                 self._offer("local_shell", LOCAL_SHELL, None, _SHELL_DESCRIPTION, _SHELL_PARAMETERS, f"{where}[{i}]")
+            elif isinstance(tool, s.McpTool):
+                self._server(tool, f"{where}[{i}]")
+            elif isinstance(tool, s.WebSearchTool) and self.search_backend:
+                self.web_search = True
             else:
                 self._skip(tool)
+
+    @property
+    def server_tools(self) -> bool:
+        """The request turns on tools Kronk runs (the agent loop answers it)."""
+        return bool(self.servers) or self.web_search
+
+    def _server(self, tool: s.McpTool, where: str) -> None:
+        if tool.connector_id:
+            raise CapabilityError(f"{where}.connector_id: OpenAI's connectors run on OpenAI's side; give a "
+                                  "server_url or a configured server_label", param=f"{where}.connector_id")
+        approval = tool.require_approval
+        always = approval.always if isinstance(approval, s.McpApprovalFilter) else None
+        if approval == "always" or (always is not None and (always.tool_names or always.read_only)):
+            raise InvalidRequestError(f"{where}.require_approval: approvals are not supported (Kronk runs the "
+                                      "calls itself); send \"never\"", param=f"{where}.require_approval")
+        if any(label == tool.server_label for label in (t.server_label for t, _ in self.servers)):
+            raise InvalidRequestError(f"{where}.server_label: {tool.server_label!r} is given twice",
+                                      param=f"{where}.server_label")
+        self.servers.append((tool, where))
 
     def _namespace(self, tool: s.NamespaceTool, where: str) -> None:
         note = tool.description.strip()
@@ -144,8 +178,8 @@ class ToolCatalog:
         digest = hashlib.sha1(f"{kind}:{namespace}:{name}".encode()).hexdigest()[:8]
         return f"{flat[:_MAX_NAME - 9]}_{digest}"
 
-    def _skip(self, tool: s.HostedTool) -> None:
-        label = f"mcp:{tool.server_label}" if tool.type == "mcp" and tool.server_label else tool.type
+    def _skip(self, tool: s.HostedTool | s.WebSearchTool) -> None:
+        label = tool.type
         self.ignored.append(label)
         if tool.type not in _warned and len(_warned) < _MAX_WARNED:
             _warned.add(tool.type)
@@ -213,7 +247,8 @@ def _choice(choice: Any, catalog: ToolCatalog) -> ChoicePlan:
     if choice is None or choice in ("auto", "none"):
         return ChoicePlan(choice or "auto")
     if choice == "required":
-        _need_some(catalog.tools, catalog, "tool_choice", "'required'")
+        if not catalog.server_tools:
+            _need_some(catalog.tools, catalog, "tool_choice", "'required'")
         return ChoicePlan("required")
     if isinstance(choice, (s.FunctionToolChoice, s.CustomToolChoice)):
         kind: Kind = "function" if isinstance(choice, s.FunctionToolChoice) else "custom"
@@ -230,6 +265,11 @@ def _choice(choice: Any, catalog: ToolCatalog) -> ChoicePlan:
                 _need_some(offered, catalog, "tool_choice.tools", "allowed_tools with mode 'required'")
             return ChoicePlan("none", allowed)
         return ChoicePlan(choice.mode, allowed)
+    if choice.type == "mcp" and any(t.server_label == choice.server_label for t, _ in catalog.servers):
+        # A named MCP tool: the agent loop checks the name once the server's tools are listed.
+        return ChoicePlan({"type": "function", "function": {"name": choice.name}} if choice.name else "required")
+    if choice.type.startswith("web_search") and catalog.web_search:
+        return ChoicePlan("required")
     if choice.type == LOCAL_SHELL:
         tool = catalog.find(LOCAL_SHELL, None, "local_shell")
         if tool is None:

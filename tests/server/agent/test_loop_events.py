@@ -142,7 +142,8 @@ async def test_iteration_limit_makes_a_last_turn_without_tools() -> None:
     script = Script(call_turn("lookup", "{}"), text_turn("answer"))
     outcome = await AgentLoop(Recorder(), [LOOKUP], AgentLimits(max_iterations=1)).run(script, ask())
     assert outcome.stopped == "max_iterations" and outcome.turns == 1
-    assert script.requests[1].tool_choice == "none"
+    assert script.requests[1].tool_choice == "none" and script.requests[1].tools is None
+    assert [t["function"]["name"] for t in script.requests[0].tools] == ["lookup"]
     assert outcome.result.choices[0].content == "answer"
 
 
