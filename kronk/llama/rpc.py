@@ -109,10 +109,13 @@ def probe(endpoint: str, timeout: float = PROBE_TIMEOUT) -> tuple[int, int, int]
 
 
 def is_down(endpoint: str, timeout: float = 1.0) -> bool:
-    """A plain TCP connect is refused or times out. A live server that is busy still accepts."""
+    """A plain TCP connect is refused (or the host is unreachable). A timeout does not count: a
+    live server busy with its one client leaves new connections queued, and its queue is short."""
     try:
         with socket.create_connection(_split(endpoint), timeout=timeout):
             return False
+    except TimeoutError:
+        return False
     except OSError:
         return True
 
@@ -156,7 +159,7 @@ class _Failures:
         with self._lock:
             watchers = list(self._watchers.items())
         endpoints = set().union(*(eps for _, (eps, _cb) in watchers)) if watchers else set()
-        dead = {ep for ep in endpoints if is_down(ep)} or endpoints  # none found down: assume all
+        dead = {ep for ep in endpoints if is_down(ep)} or endpoints  # none refuses (a host gone silent): all
         reason = message.split(": ", 1)[-1].strip()
         if reason.startswith(("Failed to connect", "RPC handshake failed", "Failed to parse endpoint")):
             self.wedged = reason

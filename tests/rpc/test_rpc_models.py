@@ -113,6 +113,7 @@ def test_killing_an_rpc_server_mid_stream(smollm2: Path, gemma3: Path, rpc_serve
     errors = [e["error"] for e in events if "error" in e]
     assert len(texts) >= 3 and len(errors) == 1, events[-3:]
     assert errors[0]["code"] == "rpc_unavailable" and second.endpoint in errors[0]["message"]
+    assert first.endpoint not in errors[0]["message"]  # the live one is not blamed
 
     server.assert_alive()
     local = server.complete("Once upon a time", max_tokens=8, model=str(gemma3))
