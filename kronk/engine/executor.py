@@ -19,8 +19,10 @@ import numpy as np
 
 from kronk.engine.jobs import Job, Sink
 from kronk.engine.logprobs import token_logprobs
-from kronk.engine.slot import Slot, SlotState
-from kronk.engine.types import Finish, FinishReason, TextDelta, Usage
+from kronk.engine.ngram import propose
+from kronk.engine.slot import Run, Slot, SlotState
+from kronk.engine.speculation import SlotSpec, SpecConfig
+from kronk.engine.types import Finish, FinishReason, GenerateRequest, TextDelta, Usage
 from kronk.llama import Batch, KVCacheFullError
 
 if TYPE_CHECKING:
@@ -50,6 +52,9 @@ class Executor:
     _steps: int
     _python_s: float
     _decode_s: float
+    spec_config: SpecConfig
+    _spec_drafted: int
+    _spec_accepted: int
 
     if TYPE_CHECKING:  # provided by the scheduler
         def _relieve_kv_pressure(self) -> None: ...
@@ -75,10 +80,13 @@ class Executor:
         generating = []
         for slot in self.slots:
             if slot.state is _GENERATE:
-                slot.row = batch.add(slot.run.next_token, slot.n_cached, slot.seq_id, True)  # type: ignore[union-attr]
+                run = slot.run
+                slot.row = batch.add(run.next_token, slot.n_cached, slot.seq_id, True)  # type: ignore[union-attr]
                 generating.append(slot)
+                if run.spec is not None:  # type: ignore[union-attr]
+                    self._add_draft(slot, run)  # type: ignore[arg-type]
         # Chunked prefill: while streams run, each step takes at most one ubatch of prompt.
-        budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - len(generating)))
+        budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - batch.n_tokens))
         prefilled: list[tuple[Slot, int]] = []
         prefilling = [s for s in self.slots if s.state is _PREFILL]
         if prefilling:
@@ -102,6 +110,8 @@ class Executor:
         try:
             self.ctx.decode(batch)
         except KVCacheFullError:
+            if self._drop_drafts(generating):
+                return  # the next step tries again without draft rows
             self._relieve_kv_pressure()
             return
         t2 = time.perf_counter()
@@ -119,7 +129,11 @@ class Executor:
         now = time.perf_counter()
         for slot in self.slots:
             if slot.row >= 0 and slot.run is not None:
-                self._sample(slot, now)
+                spec = slot.run.spec
+                if spec is not None and spec.draft is not None:
+                    self._verify(slot, spec, now)
+                else:
+                    self._sample(slot, now)
                 slot.row = -1
         self._steps += 1
         t3 = time.perf_counter()
@@ -152,6 +166,77 @@ class Executor:
             self._finish(slot, "length")
         else:
             run.next_token = token
+
+    # --- speculative decoding (policy: kronk.engine.speculation) -------------------------
+
+    def _slot_spec(self, request: GenerateRequest) -> SlotSpec | None:
+        """The speculation state a new request starts with, or None when it does not speculate."""
+        config = self.spec_config
+        wanted = request.speculation
+        kind = config.type if wanted is None else wanted.type
+        draft_max = config.draft_max if wanted is None or wanted.draft_max is None else wanted.draft_max
+        if kind == "off" or draft_max <= 0 or request.media is not None:
+            return None
+        return SlotSpec(draft_max, config.draft_min)
+
+    def _add_draft(self, slot: Slot, run: Run) -> None:
+        """Put the slot's draft tokens into the batch after its next token, logits on each row."""
+        spec = run.spec
+        assert spec is not None
+        # room: tokens the request may still generate beyond the next one, context cells, batch rows
+        k = min(spec.budget(), run.max_tokens - run.n_generated - 1, self.n_ctx - slot.n_cached - 3,
+                self.batch.room)
+        if k < spec.draft_min:
+            return
+        n = slot.n_cached
+        history = slot.cache
+        history[n] = run.next_token
+        draft = propose(history, n + 1, k)
+        if draft is None or len(draft) < spec.draft_min:
+            return
+        draft = draft.copy()  # the cells it came from may be overwritten by the verification
+        batch = self.batch
+        last = batch.add_sequence(draft, n + 1, slot.seq_id, True)
+        batch.logits[last + 1 - len(draft) : last] = 1
+        spec.draft = draft
+
+    def _drop_drafts(self, generating: list[Slot]) -> bool:
+        """The KV cache had no room for this step's draft rows: forget them and draft less."""
+        dropped = False
+        for slot in generating:
+            spec = slot.run.spec if slot.run is not None else None
+            if spec is not None and spec.draft is not None:
+                spec.draft = None
+                spec.length = spec.draft_min
+                spec.cooldown = max(spec.cooldown, 1)
+                dropped = True
+        return dropped
+
+    def _verify(self, slot: Slot, spec: SlotSpec, now: float) -> None:
+        """Sample the slot's rows in order with its own chain while each sample equals the draft
+        (the module docstring of kronk.engine.speculation says why this is exact), then remove
+        the cells of the draft tokens that were not accepted."""
+        draft = spec.draft
+        assert draft is not None
+        spec.draft = None
+        k = len(draft)
+        base = slot.n_cached  # the cells base .. base+k-1 hold the draft
+        slot.cache[base : base + k] = draft
+        row = slot.row
+        accepted = 0
+        for i in range(k + 1):
+            slot.row = row + i
+            self._sample(slot, now)
+            run = slot.run
+            if run is None or i == k or run.next_token != draft[i]:
+                break
+            slot.n_cached += 1
+            accepted += 1
+        if slot.n_cached < base + k:
+            self.ctx.seq_rm(slot.seq_id, slot.n_cached, -1)
+        spec.observe(k, accepted)
+        self._spec_drafted += k
+        self._spec_accepted += accepted
 
     def _finish(self, slot: Slot, reason: FinishReason, flush: bool = True) -> None:
         """End the slot's request: emit its held text and its Finish; the slot keeps its KV."""

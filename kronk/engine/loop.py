@@ -34,6 +34,7 @@ from kronk.engine.jobs import Job, Sink
 from kronk.engine.scheduler import MIN_PREFIX_REUSE as MIN_PREFIX_REUSE  # re-exported
 from kronk.engine.scheduler import Scheduler
 from kronk.engine.slot import Slot, SlotState
+from kronk.engine.speculation import check_speculation, spec_config
 from kronk.engine.types import Finish, GenerateRequest, Usage
 from kronk.errors import (
     BusyError,
@@ -74,6 +75,12 @@ class EngineConfig:
     deterministic: bool = False
     """Batch-invariant attention on the CPU, so greedy output repeats whatever else runs
     (flash attention on, V stored as bf16; see kronk.engine.attention). Costs speed."""
+    spec_type: str = "off"
+    """Speculative decoding for requests that do not choose: off or ngram (kronk.engine.speculation)."""
+    spec_draft_max: int = 16
+    """The most draft tokens a slot proposes per step."""
+    spec_draft_min: int = 1
+    """A shorter proposal is not worth its rows: the slot decodes one token instead."""
 
 
 @dataclass(slots=True)
@@ -92,6 +99,10 @@ class EngineStats:
     steps: int
     python_seconds: float
     decode_seconds: float
+    spec_drafted_tokens: int = 0
+    """Draft tokens verified (since load)."""
+    spec_accepted_tokens: int = 0
+    """Draft tokens the model's own choice confirmed (since load)."""
 
 
 @dataclass(slots=True)
@@ -115,6 +126,7 @@ class Engine(Scheduler, Executor):
         self.model = model
         self.config = config = config or EngineConfig()
         self.vocab = model.vocab
+        self.spec_config = spec_config(config)
         self.attention = resolve_attention(
             config.flash_attn, config.cache_type_k, config.cache_type_v,
             deterministic=config.deterministic and not config.embeddings, cpu=not supports_gpu_offload(),
@@ -160,6 +172,8 @@ class Engine(Scheduler, Executor):
         self._steps = 0
         self._python_s = 0.0
         self._decode_s = 0.0
+        self._spec_drafted = 0
+        self._spec_accepted = 0
         self._thread = threading.Thread(target=self._run, name=f"kronk-engine-{model.path.name}", daemon=True)
         self._thread.start()
 
@@ -220,6 +234,8 @@ class Engine(Scheduler, Executor):
             steps=self._steps,
             python_seconds=self._python_s,
             decode_seconds=self._decode_s,
+            spec_drafted_tokens=self._spec_drafted,
+            spec_accepted_tokens=self._spec_accepted,
         )
 
     def slot_stats(self) -> list[SlotStats]:
@@ -274,6 +290,8 @@ class Engine(Scheduler, Executor):
             raise InvalidRequestError("max_tokens must be >= 0", param="max_tokens")
         if not 0 <= request.top_logprobs <= 20:
             raise InvalidRequestError("top_logprobs must be between 0 and 20", param="top_logprobs")
+        if request.speculation is not None:
+            check_speculation(request.speculation, self.spec_config)
 
     # --- the engine thread ------------------------------------------------------------
 

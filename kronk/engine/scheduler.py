@@ -28,7 +28,8 @@ from kronk.errors import BusyError, KronkError, NativeError
 from kronk.llama import SamplerChain
 
 if TYPE_CHECKING:
-    from kronk.engine.types import FinishReason
+    from kronk.engine.speculation import SlotSpec
+    from kronk.engine.types import FinishReason, GenerateRequest
     from kronk.llama import Context, Model
 
 logger = logging.getLogger("kronk.engine")
@@ -61,6 +62,7 @@ class Scheduler:
         def _finish(self, slot: Slot, reason: FinishReason, flush: bool = True) -> None: ...
         def _sample(self, slot: Slot, now: float) -> None: ...
         def _busy(self) -> bool: ...
+        def _slot_spec(self, request: GenerateRequest) -> SlotSpec | None: ...
 
     # --- admission and prefix reuse ------------------------------------------------------
 
@@ -165,7 +167,7 @@ class Scheduler:
                 sampler.accept_prompt(token)
         limit = self.n_ctx - len(prompt)
         max_tokens = limit if request.max_tokens is None else min(request.max_tokens, limit)
-        run = Run(job, sampler, keep, max_tokens)
+        run = Run(job, sampler, keep, max_tokens, self._slot_spec(request))
         slot.bind(run)
         job.started_at = time.perf_counter()
         self._prompt_total += len(prompt)

@@ -19,6 +19,7 @@ import enum
 import numpy as np
 
 from kronk.engine.jobs import Job
+from kronk.engine.speculation import SlotSpec
 from kronk.engine.stop import StopMatcher
 from kronk.llama import SamplerChain, Utf8Stream
 
@@ -39,10 +40,12 @@ class Run:
 
     __slots__ = (
         "job", "sampler", "prompt_pos", "n_prompt", "n_prompt_cached", "next_token", "n_generated", "utf8",
-        "stop", "max_tokens", "logprobs", "top_logprobs", "ignore_eos", "first_token_at",
+        "stop", "max_tokens", "logprobs", "top_logprobs", "ignore_eos", "first_token_at", "spec",
     )
 
-    def __init__(self, job: Job, sampler: SamplerChain, keep: int, max_tokens: int) -> None:
+    def __init__(
+        self, job: Job, sampler: SamplerChain, keep: int, max_tokens: int, spec: SlotSpec | None = None
+    ) -> None:
         request = job.request
         self.job = job
         self.sampler = sampler
@@ -60,6 +63,8 @@ class Run:
         self.top_logprobs = request.top_logprobs if request.logprobs else 0
         self.ignore_eos = request.ignore_eos
         self.first_token_at = 0.0
+        self.spec = spec
+        """Speculative decoding state, or None when this request does not speculate."""
 
     def close(self) -> None:
         self.sampler.close()

@@ -46,6 +46,17 @@ class GenerateRequest:
     """Hint for the prompt cache (e.g. a conversation id); prefix matching works without it."""
     media: MediaInput | None = None
     """A prompt with images/audio: evaluated whole when a slot takes it (no prefix reuse)."""
+    speculation: Speculation | None = None
+    """Speculative decoding for this request; None: the model's default (kronk.engine.speculation)."""
+
+
+@dataclass(slots=True)
+class Speculation:
+    """A request's speculative decoding: which drafter, and the most draft tokens per step."""
+
+    type: Literal["off", "ngram", "draft"] = "ngram"
+    draft_max: int | None = None
+    """None: the model's setting; 0 turns speculation off."""
 
 
 @dataclass(slots=True)
