@@ -47,8 +47,18 @@ class ModelSettings:
     """Jinja chat template override for this model."""
     sampling: dict[str, Any] = field(default_factory=dict)
     """Default sampling options (names of SamplingParams fields) for requests that set none."""
+    tools: dict[str, Any] = field(default_factory=dict)
+    """Default server-side tools, `{builtins: [...], mcp: [labels]}` (the server reads it; docs/tools.md)."""
     queue_size: int = 64
     """Requests that may wait for a slot; one more gets BusyError."""
+    spec_type: str = "off"
+    """Speculative decoding for requests that do not choose: off | ngram | draft (docs/server.md)."""
+    spec_draft_max: int = 16
+    """The most draft tokens a slot verifies per step."""
+    spec_draft_min: int = 1
+    """Drafts shorter than this are not verified."""
+    draft_model: str | None = None
+    """The draft model (id, alias or path) for spec_type draft."""
     prompt_cache_mb: int = 256
     """RAM for saved sequence states (prompt cache across slot reuse); 0 disables."""
     max_tokens_default: int | None = 4096

@@ -19,6 +19,7 @@ from aiohttp import web
 from kronk.errors import KronkError
 from kronk.sdk import AsyncKronk
 from kronk.server import health, history, openapi, running, scrape, system, tools_host
+from kronk.server.agent.defaults import check_model_tools
 from kronk.server.anthropic import messages
 from kronk.server.keys import HEALTH, KRONK, METRICS, SETTINGS, STREAMS
 from kronk.server.metrics import ServerMetrics
@@ -123,6 +124,7 @@ def create_app(settings: ServerSettings, *, kronk: AsyncKronk | None = None) -> 
     for module in _ENDPOINTS:
         module.add_routes(app)
     tools_host.install(app, settings)
+    check_model_tools(settings)
     history.install(app)
     _wire_security(app, settings)
     _mount_management(app, app[KRONK])

@@ -15,6 +15,7 @@ from kronk.sdk.requests import ChatRequest, ChatResult, new_id
 from kronk.security.endpoints import Endpoint
 from kronk.security.middleware import require_grant
 from kronk.server.agent import AgentLoop
+from kronk.server.agent.defaults import model_tools
 from kronk.server.agent.select import McpRequest, limits_of, server_tools
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
@@ -64,6 +65,7 @@ def parse_chat(data: object, limits: p.Limits) -> ChatCall:
         enable_thinking=enable_thinking,
         chat_template_kwargs=template_kwargs,
         template=body.chat_template or None,
+        speculation=body.kronk_speculation.engine() if body.kronk_speculation else None,
     )
     return ChatCall(request, body.stream, p.include_usage(body.stream_options), explicit, body.kronk_tools)
 
@@ -184,8 +186,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     call = parse_chat(await read_json(request, settings.max_body_size), p.Limits.from_settings(settings))
     model = call.request.model or settings.default_model
     meter = RequestMeter(request.app[METRICS], model, "chat")
-    if call.tools is not None and (call.tools.mcp or call.tools.builtin):
-        return await _with_server_tools(request, call, meter)
+    if call.tools is not None:
+        if call.tools.mcp or call.tools.builtin:
+            await require_grant(request, Endpoint.TOOLS)
+            mcp = [McpRequest(server.server_label, server.server_url, server.headers,
+                              None if server.allowed_tools is None else tuple(server.allowed_tools),
+                              param=f"kronk_tools.mcp[{i}]")
+                   for i, server in enumerate(call.tools.mcp)]
+            return await _with_server_tools(request, call, meter, mcp, list(call.tools.builtin))
+    elif defaults := model_tools(settings, call.request.model):
+        mcp = [McpRequest(label, param="tools") for label in defaults.mcp]
+        return await _with_server_tools(request, call, meter, mcp, list(defaults.builtins))
     if call.stream:
         encoder = ChatStreamEncoder(model, n=call.request.n, include_usage=call.include_usage,
                                     logprobs=call.request.logprobs)
@@ -195,15 +206,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     return json_response(encode_chat_result(result), headers=tools_dropped_headers(result.tools_dropped))
 
 
-async def _with_server_tools(request: web.Request, call: ChatCall, meter: RequestMeter) -> web.StreamResponse:
-    """`kronk_tools`: the agent loop runs the server tools between model turns (streamed or not)."""
-    assert call.tools is not None
-    await require_grant(request, Endpoint.TOOLS)
-    mcp = [McpRequest(server.server_label, server.server_url, server.headers,
-                      None if server.allowed_tools is None else tuple(server.allowed_tools),
-                      param=f"kronk_tools.mcp[{i}]")
-           for i, server in enumerate(call.tools.mcp)]
-    specs = await server_tools(request.app, mcp, list(call.tools.builtin))
+async def _with_server_tools(request: web.Request, call: ChatCall, meter: RequestMeter, mcp: list[McpRequest],
+                             builtins: list[str]) -> web.StreamResponse:
+    """`kronk_tools` or the model's default tools: the agent loop runs them between model turns (streamed or not)."""
+    specs = await server_tools(request.app, mcp, builtins)
     kronk = request.app[KRONK]
     loop = AgentLoop(request.app[TOOLS], specs, limits_of(request.app))
 

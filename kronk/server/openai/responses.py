@@ -32,11 +32,12 @@ from aiohttp import web
 
 from kronk.errors import CapabilityError, ContextOverflowError
 from kronk.sdk.requests import ChatRequest, ChatResult, new_id
+from kronk.server.agent.defaults import ModelTools, model_tools
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import responses_schema as s
 from kronk.server.openai.protocol import Limits, sampling_params
-from kronk.server.openai.responses_agent import WEB_BUILTINS, answer_with_server_tools
+from kronk.server.openai.responses_agent import answer_with_server_tools
 from kronk.server.openai.responses_input import chat_messages
 from kronk.server.openai.responses_items import (
     CallItems,
@@ -93,15 +94,18 @@ class ResponsesCall:
 
 
 def parse_responses(data: object, limits: Limits, skipped: Skipped | None = None, *,
-                    search_backend: bool = False) -> ResponsesCall:
+                    search_backend: bool = False, defaults: ModelTools | None = None) -> ResponsesCall:
     """A /v1/responses body as a ChatRequest; `skipped` gets the skipped tools and items as soon as they are known.
 
-    `search_backend`: the server can run web_search (else `web_search*` tools are skipped)."""
+    `search_backend`: the server can run web_search (else `web_search*` tools are skipped);
+    `defaults`: the server tools the model's config turns on (a tool_choice may name them)."""
     if isinstance(data, Body):
         data = data.data
     body = parse(s.ResponsesRequest, data)
     skipped = skipped if skipped is not None else Skipped()
-    catalog = ToolCatalog(ignored=skipped.tools, search_backend=search_backend)
+    defaults = defaults or ModelTools()
+    catalog = ToolCatalog(ignored=skipped.tools, search_backend=search_backend, default_servers=defaults.mcp,
+                          default_tools=bool(defaults))
     catalog.add(body.tools or [], "tools")
     if isinstance(body.input, list):
         for i, item in enumerate(body.input):
@@ -202,15 +206,17 @@ async def responses(request: web.Request) -> web.StreamResponse:
     settings, kronk = request.app[SETTINGS], request.app[KRONK]
     skipped = Skipped()
     request[_SKIPPED_KEY] = skipped
-    call = parse_responses(await read_json(request, settings.max_body_size), Limits.from_settings(settings), skipped,
-                           search_backend="web_search" in request.app[TOOLS].builtin_names)
+    data = await read_json(request, settings.max_body_size)
+    named = data.get("model") if isinstance(data, dict) else None
+    defaults = model_tools(settings, named if isinstance(named, str) else None)
+    call = parse_responses(data, Limits.from_settings(settings), skipped,
+                           search_backend="web_search" in request.app[TOOLS].builtin_names, defaults=defaults)
     model = call.request.model or settings.default_model
     meter = RequestMeter(request.app[METRICS], model, "responses")
     shell = ResponseShell(model, call.echo)
     try:
-        if call.catalog.server_tools:
-            builtins = WEB_BUILTINS if call.catalog.web_search else []
-            return await answer_with_server_tools(request, call, shell, meter, builtins)
+        if call.catalog.server_tools or defaults:
+            return await answer_with_server_tools(request, call, shell, meter, defaults)
         if call.stream:
             encoder = ResponsesStreamEncoder(shell, CallItems(call.catalog), reasoning_summary=call.reasoning_summary,
                                              opaque_reasoning=call.opaque_reasoning)

@@ -42,6 +42,7 @@ from kronk.server.agent import (
     ModelDelta,
     TurnFinished,
 )
+from kronk.server.agent.defaults import ModelTools
 from kronk.server.agent.select import Listing, McpRequest, builtin_tools, limits_of, list_servers
 from kronk.server.keys import KRONK
 from kronk.server.meter import RequestMeter
@@ -86,14 +87,18 @@ def check_approvals(servers: list[tuple[s.McpTool, str]], listings: list[Listing
 
 
 async def answer_with_server_tools(request: web.Request, call: Any, shell: Any, meter: RequestMeter,
-                                   builtins: list[str], defaults: list[McpRequest] | None = None
-                                   ) -> web.StreamResponse:
-    """The Responses answer when server tools are on (`call` is a ResponsesCall)."""
-    await require_grant(request, Endpoint.TOOLS)
+                                   defaults: ModelTools) -> web.StreamResponse:
+    """The Responses answer when server tools are on (`call` is a ResponsesCall): the request's
+    (which need the `tools` grant) and the model's defaults (the operator's choice)."""
     catalog = call.catalog
+    if catalog.server_tools:
+        await require_grant(request, Endpoint.TOOLS)
     listings = await list_servers(request.app, mcp_requests(catalog.servers))
     check_approvals(catalog.servers, listings)
-    listings += await list_servers(request.app, defaults or [])
+    named = {tool.server_label for tool, _ in catalog.servers}
+    listings += await list_servers(request.app, [McpRequest(label, param="tools") for label in defaults.mcp
+                                                 if label not in named])
+    builtins = list(dict.fromkeys([*(WEB_BUILTINS if catalog.web_search else []), *defaults.builtins]))
     specs = await builtin_tools(request.app, builtins)
     for listing in listings:
         specs.extend(listing.tools)

@@ -101,6 +101,10 @@ class ToolCatalog:
     """A `web_search*` tool was given: the web_search / web_fetch built-ins are offered."""
     search_backend: bool = False
     """The server has a web_search backend; without one `web_search*` tools are skipped as before."""
+    default_servers: tuple[str, ...] = ()
+    """MCP servers the model's config turns on (a tool_choice may name their tools)."""
+    default_tools: bool = False
+    """The model's config turns on server tools (so `required` may be met by one)."""
     ignored: list[str] = field(default_factory=list)
     """Skipped tools (their type): the X-Kronk-Tools-Ignored header."""
     _by_model: dict[str, ClientTool] = field(default_factory=dict)
@@ -128,6 +132,9 @@ class ToolCatalog:
     def server_tools(self) -> bool:
         """The request turns on tools Kronk runs (the agent loop answers it)."""
         return bool(self.servers) or self.web_search
+
+    def has_server(self, label: str | None) -> bool:
+        return label in self.default_servers or any(tool.server_label == label for tool, _ in self.servers)
 
     def _server(self, tool: s.McpTool, where: str) -> None:
         if tool.connector_id:
@@ -247,7 +254,7 @@ def _choice(choice: Any, catalog: ToolCatalog) -> ChoicePlan:
     if choice is None or choice in ("auto", "none"):
         return ChoicePlan(choice or "auto")
     if choice == "required":
-        if not catalog.server_tools:
+        if not (catalog.server_tools or catalog.default_tools):
             _need_some(catalog.tools, catalog, "tool_choice", "'required'")
         return ChoicePlan("required")
     if isinstance(choice, (s.FunctionToolChoice, s.CustomToolChoice)):
@@ -265,7 +272,7 @@ def _choice(choice: Any, catalog: ToolCatalog) -> ChoicePlan:
                 _need_some(offered, catalog, "tool_choice.tools", "allowed_tools with mode 'required'")
             return ChoicePlan("none", allowed)
         return ChoicePlan(choice.mode, allowed)
-    if choice.type == "mcp" and any(t.server_label == choice.server_label for t, _ in catalog.servers):
+    if choice.type == "mcp" and catalog.has_server(choice.server_label):
         # A named MCP tool: the agent loop checks the name once the server's tools are listed.
         return ChoicePlan({"type": "function", "function": {"name": choice.name}} if choice.name else "required")
     if choice.type.startswith("web_search") and catalog.web_search:
