@@ -166,6 +166,19 @@ async def require_grant(request: web.Request, endpoint: Endpoint) -> None:
     await _admit(request, state, route, access)
 
 
+async def tool_denial(request: web.Request, tool: dict[str, Any]) -> str | None:
+    """Ask the policies about one server tool call of this request (its route, token, and
+    `input.tool`); None when allowed or when security does not look at the request."""
+    state = request.config_dict.get(SECURITY_STATE)
+    if state is None or state.config.mode is SecurityMode.OFF or state.runtime is None:
+        return None
+    route, access = route_access(request, state.config)
+    if access is Access.PUBLIC:
+        return None
+    token = session_token(request, state) or extract_token(request.headers, state.config.max_token_bytes)
+    return await asyncio.to_thread(state.runtime.tool_denial, token, route, access, tool)
+
+
 async def _admit(request: web.Request, state: SecurityState | None, route: Route, access: Access) -> TokenClaims:
     """The request's token (its session cookie's, or its header's) admitted for `route`."""
     if state is None or state.runtime is None:

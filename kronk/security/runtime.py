@@ -93,6 +93,19 @@ class SecurityRuntime:
             },
         }
 
+    def tool_denial(self, token: str, route: Route, access: Access, tool: dict[str, Any]) -> str | None:
+        """The policies asked about one server tool call (`input.tool` = {name, source, server});
+        None when allowed, else the first reason. Nothing is counted against a grant."""
+        if self.policy is None:
+            return None
+        verified = verify_token(token, self.keys, max_bytes=self.config.max_token_bytes)
+        result = self.policy.evaluate({**self.facts(verified, route, access, self.clock()), "tool": dict(tool)})
+        if not result.authentication.allow:
+            return result.authentication.reason or "policy_denied"
+        if not result.authorization.allow:
+            return result.authorization.reason or "policy_denied"
+        return None
+
     def admit(self, token: str, route: Route, access: Access) -> TokenClaims:
         """Authenticate, authorize and count one call; raise a SecurityError to refuse it."""
         if self.policy is None:

@@ -16,6 +16,7 @@ from kronk.security.endpoints import Endpoint
 from kronk.security.middleware import require_grant
 from kronk.server.agent import AgentLoop
 from kronk.server.agent.defaults import model_tools
+from kronk.server.agent.policy import policy_gate
 from kronk.server.agent.select import McpRequest, limits_of, server_tools
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
@@ -211,7 +212,7 @@ async def _with_server_tools(request: web.Request, call: ChatCall, meter: Reques
     """`kronk_tools` or the model's default tools: the agent loop runs them between model turns (streamed or not)."""
     specs = await server_tools(request.app, mcp, builtins)
     kronk = request.app[KRONK]
-    loop = AgentLoop(request.app[TOOLS], specs, limits_of(request.app))
+    loop = AgentLoop(request.app[TOOLS], specs, limits_of(request.app), gate=policy_gate(request))
 
     def turn(step: ChatRequest) -> AsyncIterator[Any]:
         return kronk.chat_stream(step, explicit=call.explicit)

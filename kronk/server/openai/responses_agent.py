@@ -43,6 +43,7 @@ from kronk.server.agent import (
     TurnFinished,
 )
 from kronk.server.agent.defaults import ModelTools
+from kronk.server.agent.policy import policy_gate
 from kronk.server.agent.select import Listing, McpRequest, builtin_tools, limits_of, list_servers
 from kronk.server.keys import KRONK
 from kronk.server.meter import RequestMeter
@@ -103,7 +104,7 @@ async def answer_with_server_tools(request: web.Request, call: Any, shell: Any, 
     for listing in listings:
         specs.extend(listing.tools)
     kronk = request.app[KRONK]
-    loop = AgentLoop(request.app[TOOLS], specs, limits_of(request.app))
+    loop = AgentLoop(request.app[TOOLS], specs, limits_of(request.app), gate=policy_gate(request))
 
     def turn(step: ChatRequest) -> AsyncIterator[Any]:
         return kronk.chat_stream(step, explicit=call.explicit)
