@@ -35,6 +35,7 @@ DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct-Q4_1"
 SECURITY_MODES = ("off", "management", "full")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 FLASH_ATTN = ("auto", "on", "off")
+SPEC_TYPES = ("off", "ngram", "draft")
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
@@ -152,6 +153,14 @@ OPTIONS: tuple[Option, ...] = (
            metavar="BOOL"),
     Option("queue_size", parse_int, None, "Requests that may wait for a slot before 429.",
            per_model=True, metavar="N"),
+    Option("spec_type", parse_str, None, "Speculative decoding: off, ngram (prompt lookup) or draft (a draft "
+           "model); output is unchanged, repeat-heavy replies come faster (docs/server.md).", choices=SPEC_TYPES,
+           per_model=True, metavar="TYPE"),
+    Option("spec_draft_max", parse_int, None, "The most draft tokens a slot verifies per step.", per_model=True,
+           metavar="N"),
+    Option("spec_draft_min", parse_int, None, "Shorter drafts are not verified.", per_model=True, metavar="N"),
+    Option("draft_model", parse_str, None, "Draft model for spec_type draft: a catalog id, alias or GGUF path "
+           "with the target's vocabulary.", per_model=True, metavar="MODEL"),
     Option("model_paths", parse_bool, False, "Let requests name GGUF files by path (off: only store ids and "
            "aliases, the default model and the model config file's entries).", metavar="BOOL"),
     Option("max_models", parse_int, 3, "Models kept in memory at once.", metavar="N"),
@@ -212,6 +221,10 @@ class ServerSettings:
     cache_type_v: str | None = None
     deterministic: bool | None = None
     queue_size: int | None = None
+    spec_type: str | None = None
+    spec_draft_max: int | None = None
+    spec_draft_min: int | None = None
+    draft_model: str | None = None
     model_paths: bool = False
     max_models: int = 3
     model_ttl: float = 300.0
@@ -283,6 +296,8 @@ class ServerSettings:
             (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
             (self.ubatch_size is None or self.ubatch_size >= 1, "ubatch_size must be at least 1"),
             (self.queue_size is None or self.queue_size >= 0, "queue_size must be 0 or more"),
+            (self.spec_draft_max is None or 0 <= self.spec_draft_max <= 64, "spec_draft_max must be 0 to 64"),
+            (self.spec_draft_min is None or self.spec_draft_min >= 1, "spec_draft_min must be at least 1"),
             (not (self.deterministic and self.flash_attn == "off"),
              "deterministic needs flash attention (auto or on), not flash_attn off"),
             (self.max_models >= 1, "max_models must be at least 1"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kronk.engine.types import SamplingParams
+from kronk.engine.types import SamplingParams, Speculation
 
 
 @dataclass(slots=True)
@@ -35,3 +35,5 @@ class ChatRequest:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     template: str | None = None
     """Per-request Jinja chat template override."""
+    speculation: Speculation | None = None
+    """Speculative decoding for this request (None: the model's setting)."""

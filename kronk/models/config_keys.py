@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 CONFIG_KEYS = frozenset({"ctx_size", "slots", "sampling", "template", "batch_size", "ubatch_size",
-                         "cache_type_k", "cache_type_v", "flash_attn", "max_tokens_default"})
+                         "cache_type_k", "cache_type_v", "flash_attn", "max_tokens_default",
+                         "spec_type", "spec_draft_max", "spec_draft_min", "draft_model"})
 """What a catalog entry's `config` may set."""
 
 LEGACY_NAMES: Mapping[str, str] = {"context_size": "ctx_size", "flash_attention": "flash_attn"}

@@ -207,6 +207,7 @@ class AsyncKronk:
             logprobs=request.logprobs,
             top_logprobs=request.top_logprobs,
             media=media,
+            speculation=request.speculation,
         )
         if media is not None and request.n > 1:
             media.close()
@@ -325,6 +326,7 @@ class AsyncKronk:
             ignore_eos=request.ignore_eos,
             logprobs=request.logprobs,
             top_logprobs=request.top_logprobs,
+            speculation=request.speculation,
         )
         if request.echo:
             echo = request.prompt if isinstance(request.prompt, str) else loaded.model.vocab.detokenize(tokens)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kronk.chat.request import ChatRequest as ChatRequest  # re-exported: declared where the chat layer plans it
-from kronk.engine.types import FinishReason, SamplingParams, TokenLogprob, Usage
+from kronk.engine.types import FinishReason, SamplingParams, Speculation, TokenLogprob, Usage
 
 __all__ = ["ChatChoice", "ChatRequest", "ChatResult", "CompletionChoice", "CompletionRequest", "CompletionResult",
            "EmbeddingRequest", "EmbeddingResult", "LoadedModelStatus", "ModelInfo", "RerankItem", "RerankRequest",
@@ -40,6 +40,8 @@ class CompletionRequest:
     top_logprobs: int = 0
     ignore_eos: bool = False
     add_special: bool = True
+    speculation: Speculation | None = None
+    """Speculative decoding for this request (None: the model's setting)."""
 
 
 @dataclass(slots=True)

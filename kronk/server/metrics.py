@@ -52,6 +52,8 @@ _ENGINE_COUNTERS = (
     ("kronk_prompt_cache_hits", "Requests that reused a cached prompt prefix (since load).", "prompt_cache_hits"),
     ("kronk_engine_prompt_tokens", "Prompt tokens the engine evaluated (since load).", "prompt_tokens_total"),
     ("kronk_engine_completion_tokens", "Tokens the engine generated (since load).", "completion_tokens_total"),
+    ("kronk_spec_drafted_tokens", "Speculative draft tokens verified (since load).", "spec_drafted_tokens"),
+    ("kronk_spec_accepted_tokens", "Speculative draft tokens accepted (since load).", "spec_accepted_tokens"),
 )
 
 
@@ -85,6 +87,13 @@ class EngineCollector(Collector):
             for model, s in stats.items():
                 counter.add_metric([model], _stat(s, field))
             yield counter
+        rate = GaugeMetricFamily("kronk_spec_acceptance_rate",
+                                 "Speculative draft tokens accepted / drafted since load (0 before any).",
+                                 labels=["model"])
+        for model, s in stats.items():
+            drafted = _stat(s, "spec_drafted_tokens")
+            rate.add_metric([model], _stat(s, "spec_accepted_tokens") / drafted if drafted else 0.0)
+        yield rate
 
 
 class ServerMetrics:

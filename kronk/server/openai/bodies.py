@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator, model_validator
 
+from kronk.engine.types import Speculation
 from kronk.wire import FieldError, Int, WireModel, by_json_type, explained, pattern, tagged
 
 MAX_TOP_LOGPROBS = 20
@@ -300,6 +301,19 @@ class KronkTools(WireModel):
     builtin: list[Literal["web_fetch", "web_search"]] = []
 
 
+class KronkSpeculation(WireModel):
+    """Kronk's extension: this request's speculative decoding (docs/server.md); output is unchanged."""
+
+    model_config = ConfigDict(extra="forbid")  # our own field: a misspelt key must not pass unnoticed
+
+    type: Literal["off", "ngram", "draft"] = "ngram"
+    draft_max: Annotated[Int, Field(ge=0, le=64)] | None = None
+    """The most draft tokens per step (0: off; absent: the model's spec_draft_max)."""
+
+    def engine(self) -> Speculation:
+        return Speculation(self.type, self.draft_max)
+
+
 class ChatCompletionRequest(Sampling):
     """POST /v1/chat/completions."""
 
@@ -330,6 +344,8 @@ class ChatCompletionRequest(Sampling):
     """A Jinja chat template to use instead of the model's."""
     kronk_tools: KronkTools | None = None
     """Kronk extension: server-side tools run by the server between model turns (docs/tools.md)."""
+    kronk_speculation: KronkSpeculation | None = None
+    """Kronk extension: speculative decoding for this request (docs/server.md)."""
 
     @field_validator("tools")
     @classmethod
@@ -394,6 +410,8 @@ class CompletionRequest(Sampling):
     stop: Strings | None = None  # type: ignore[valid-type]
     ignore_eos: bool = False
     add_special: bool = True
+    kronk_speculation: KronkSpeculation | None = None
+    """Kronk extension: speculative decoding for this request (docs/server.md)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> CompletionRequest:

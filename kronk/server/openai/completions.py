@@ -55,6 +55,7 @@ def parse_completion(data: object, limits: p.Limits) -> CompletionCall:
         top_logprobs=body.logprobs or 0,
         ignore_eos=body.ignore_eos,
         add_special=body.add_special,
+        speculation=body.kronk_speculation.engine() if body.kronk_speculation else None,
     )
     return CompletionCall([dataclasses.replace(base, prompt=pr) for pr in body.prompt], body.stream,
                           p.include_usage(body.stream_options), explicit)
