@@ -13,8 +13,11 @@
   call (Codex's goal objective: `name`/`namespace`, no `call_id`) is a user message.
 - reasoning: its text (content, else summary, else Kronk's own encrypted_content)
   becomes the next assistant turn's reasoning_content; unreadable ones are dropped.
-- Anything else (web_search_call, mcp_call, compaction, ...) records what OpenAI's
-  side did, which this model cannot use: dropped and named in X-Kronk-Input-Ignored.
+- mcp_call (an MCP call Kronk, or OpenAI, ran): an assistant tool call and its result
+  (`output`, else the error's text), so a client replaying a conversation keeps them.
+- Anything else (web_search_call, mcp_list_tools, compaction, ...) records what the
+  server side did without a result the model can use: dropped and named in
+  X-Kronk-Input-Ignored.
 """
 
 from __future__ import annotations
@@ -70,6 +73,19 @@ def _parts(content: str | list[Any], where: str, text_only: bool) -> str | list[
     return parts
 
 
+def _error_text(error: Any) -> str:
+    """An mcp_call's `error`: a string, or an object with a message or text content."""
+    if isinstance(error, str):
+        return error
+    if isinstance(error, dict):
+        if isinstance(error.get("message"), str):
+            return str(error["message"])
+        content = error.get("content")
+        if isinstance(content, list):
+            return _join([p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)])
+    return "the call failed"
+
+
 class _Conversation:
     def __init__(self, catalog: ToolCatalog, ignored: list[str]) -> None:
         self.catalog = catalog
@@ -101,6 +117,9 @@ class _Conversation:
             self._output(str(call_id), item.output)
         elif isinstance(item, s.ReasoningItem):
             self._reasoning(item)
+        elif isinstance(item, s.McpCallItem):
+            self._call(item.id, item.name, item.arguments or "{}")
+            self._output(item.id, item.output if item.output is not None else f"error: {_error_text(item.error)}")
         elif isinstance(item, s.AdditionalToolsItem):
             pass  # its tools joined the catalog before the conversation was read
         else:

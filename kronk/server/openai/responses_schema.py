@@ -166,6 +166,20 @@ class FunctionCallOutputItem(WireModel):
         return self
 
 
+class McpCallItem(WireModel):
+    """A past MCP tool call (Kronk's or OpenAI's `mcp_call` output item): the call and its result
+    go back into the conversation, so a stateless client can replay it."""
+
+    type: Literal["mcp_call"]
+    id: NonEmpty
+    name: NonEmpty
+    server_label: str | None = None
+    arguments: str = ""
+    output: str | None = None
+    error: Any = None
+    """A string, or an object whose `message` or text `content` says what went wrong."""
+
+
 class CustomToolCallItem(WireModel):
     type: Literal["custom_tool_call"]
     call_id: NonEmpty
@@ -402,12 +416,12 @@ class OtherInputItem(WireModel):
 
     type: other_type(MessageItem, FunctionCallItem, FunctionCallOutputItem, CustomToolCallItem,  # type: ignore[valid-type]
                      LocalShellCallItem, LocalShellCallOutputItem, ReasoningItem, ItemReference, AdditionalToolsItem,
-                     what="input item")
+                     McpCallItem, what="input item")
 
 
 InputItem = open_union("type", OtherInputItem, MessageItem, FunctionCallItem, FunctionCallOutputItem,
                               CustomToolCallItem, LocalShellCallItem, LocalShellCallOutputItem, ReasoningItem,
-                              ItemReference, AdditionalToolsItem, untagged=_untagged_item)
+                              ItemReference, AdditionalToolsItem, McpCallItem, untagged=_untagged_item)
 
 
 # --- options ---------------------------------------------------------------------------
