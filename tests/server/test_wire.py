@@ -147,7 +147,7 @@ def _document(**overrides: Any) -> dict[str, Any]:
 def test_document_lists_every_status_with_the_error_schema() -> None:
     doc = _document(max_tokens_limit=777)
     chat = doc["paths"]["/v1/chat/completions"]["post"]
-    assert set(chat["responses"]) == {"200", "400", "404", "413", "429", "500", "503"}
+    assert set(chat["responses"]) == {"200", "400", "404", "413", "429", "500", "502", "503", "504"}
     for status, answer in chat["responses"].items():
         if status != "200":
             assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/OpenAIErrorBody"}

@@ -11,11 +11,22 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from kronk.errors import InvalidRequestError, ToolRefusedError
+from kronk.errors import (
+    InvalidRequestError,
+    KronkError,
+    ToolNotFoundError,
+    ToolRefusedError,
+    ToolTimeoutError,
+    ToolUnavailableError,
+)
 from kronk.server.agent.loop import AgentLimits
 from kronk.server.keys import SETTINGS
 from kronk.server.tools_host import TOOLS
 from kronk.tools.types import ToolSelection, ToolSpec
+
+SERVER_TOOL_ERRORS: tuple[type[KronkError], ...] = (ToolNotFoundError, ToolUnavailableError, ToolTimeoutError)
+"""What a route running server tools may answer besides its own errors (an unknown MCP label 404,
+a server that cannot start or list its tools 502/504), for its `Operation(errors=...)`."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from kronk.security.middleware import require_grant
 from kronk.server.agent import AgentLoop
 from kronk.server.agent.defaults import model_tools
 from kronk.server.agent.policy import policy_gate
-from kronk.server.agent.select import McpRequest, limits_of, server_tools
+from kronk.server.agent.select import SERVER_TOOL_ERRORS, McpRequest, limits_of, server_tools
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p
@@ -181,7 +181,8 @@ class ChatStreamEncoder:
 
 @operation(Operation(
     summary="Chat completion (tools, JSON schema, logprobs, reasoning)", tag="OpenAI",
-    request=ChatCompletionRequest, response=ChatCompletion, stream=True, errors=BODY_ERRORS + MODEL_ERRORS))
+    request=ChatCompletionRequest, response=ChatCompletion, stream=True,
+    errors=BODY_ERRORS + MODEL_ERRORS + SERVER_TOOL_ERRORS))
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     settings, kronk = request.app[SETTINGS], request.app[KRONK]
     call = parse_chat(await read_json(request, settings.max_body_size), p.Limits.from_settings(settings))

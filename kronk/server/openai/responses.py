@@ -33,6 +33,7 @@ from aiohttp import web
 from kronk.errors import CapabilityError, ContextOverflowError
 from kronk.sdk.requests import ChatRequest, ChatResult, new_id
 from kronk.server.agent.defaults import ModelTools, model_tools
+from kronk.server.agent.select import SERVER_TOOL_ERRORS
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import responses_schema as s
@@ -201,7 +202,7 @@ def encode_response(result: ChatResult, shell: ResponseShell, call: ResponsesCal
 @operation(Operation(
     summary="OpenAI Responses API (stateless): function, namespace, custom and local_shell tools; mcp and web_search "
             "run by Kronk; other hosted tools skipped", tag="OpenAI", request=s.ResponsesRequest, response=s.ResponseObject, stream=True,
-    errors=BODY_ERRORS + MODEL_ERRORS + (CapabilityError, ContextOverflowError)))
+    errors=BODY_ERRORS + MODEL_ERRORS + (CapabilityError, ContextOverflowError) + SERVER_TOOL_ERRORS))
 async def responses(request: web.Request) -> web.StreamResponse:
     settings, kronk = request.app[SETTINGS], request.app[KRONK]
     skipped = Skipped()
