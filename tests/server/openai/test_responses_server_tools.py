@@ -178,9 +178,7 @@ async def test_web_search_tool_runs_search_or_open_page(start_server: StartServe
         < names.index("response.web_search_call.completed")
     final = events[-1].response
     calls = [item for item in final.output if item.type == "web_search_call"]
-    assert calls and calls[0].action.type in ("search", "open_page")
-    if calls[0].action.type == "open_page":
-        assert calls[0].action.url and calls[0].status in ("completed", "failed")
-    else:
-        assert calls[0].action.query and calls[0].status == "completed"
+    assert calls and calls[0].action.type in ("search", "open_page") and calls[0].status in ("completed", "failed")
+    if calls[0].status == "completed":  # the arguments are the model's: bad ones are a failed call, not an error
+        assert calls[0].action.url if calls[0].action.type == "open_page" else calls[0].action.query
     assert final.status == "completed" and final.usage is not None and final.usage.input_tokens > 0
