@@ -58,7 +58,8 @@ async def test_an_mcp_call_non_streamed_and_streamed(start_server: StartServer, 
                                            tool_choice=FORCE_WHOAMI, max_output_tokens=160, temperature=0)  # type: ignore[arg-type]
     assert answer.status == "completed", answer
     kinds = _types(answer.output)
-    assert kinds[0] == "mcp_list_tools" and kinds[-1] == "message" and "mcp_call" in kinds
+    assert kinds[0] == "mcp_list_tools" and "mcp_call" in kinds
+    assert all(getattr(item, "status", "completed") == "completed" for item in answer.output)
     listed = answer.output[0]
     assert listed.server_label == "test" and [t.name for t in listed.tools] == ["whoami"]
     call = next(item for item in answer.output if item.type == "mcp_call")
@@ -129,7 +130,9 @@ async def test_iteration_and_time_limits_end_the_loop_cleanly(start_server: Star
         model="", input=ASK, tools=[mcp_tool(http_mcp.url)], tool_choice=FORCE_WHOAMI,  # type: ignore[list-item, arg-type]
         max_output_tokens=120, temperature=0)
     assert answer.status in ("completed", "incomplete")
-    assert _types(answer.output).count("mcp_call") == 1 and answer.output[-1].type == "message"
+    # one tool turn, then a last turn offered no tools: its answer (if any) is text, never another call
+    assert _types(answer.output).count("mcp_call") == 1 and answer.output[-1].type in ("mcp_call", "message")
+    assert all(getattr(item, "status", "completed") in ("completed", "incomplete") for item in answer.output)
 
     quick = await _server(start_server, smollm2, agent_max_time=0.001)
     stream = await _client(quick).responses.create(
