@@ -12,7 +12,16 @@ from kronk.server.agent.events import (
     ModelDelta,
     TurnFinished,
 )
-from kronk.server.agent.loop import AgentLimits, AgentLoop, AgentOutcome, ServerCall, StreamTurn, sum_usage
+from kronk.server.agent.loop import (
+    AgentLimits,
+    AgentLoop,
+    AgentOutcome,
+    Gate,
+    ServerCall,
+    StreamTurn,
+    ToolCaller,
+    sum_usage,
+)
 
-__all__ = ["AgentEvent", "AgentLimits", "AgentLoop", "AgentOutcome", "CallFinished", "CallStarted", "LoopFinished",
-           "ModelDelta", "ServerCall", "StreamTurn", "TurnFinished", "sum_usage"]
+__all__ = ["AgentEvent", "AgentLimits", "AgentLoop", "AgentOutcome", "CallFinished", "CallStarted", "Gate",
+           "LoopFinished", "ModelDelta", "ServerCall", "StreamTurn", "ToolCaller", "TurnFinished", "sum_usage"]

@@ -46,7 +46,7 @@ from kronk.server.agent.events import (
 from kronk.tools.host import ToolHost
 from kronk.tools.types import ToolResult, ToolSpec
 
-__all__ = ["AgentLimits", "AgentLoop", "AgentOutcome", "ServerCall", "Stopped", "StreamTurn", "ToolCaller",
+__all__ = ["AgentLimits", "AgentLoop", "AgentOutcome", "Gate", "ServerCall", "Stopped", "StreamTurn", "ToolCaller",
            "sum_usage"]
 
 StreamTurn = Callable[[ChatRequest], AsyncIterator[Event | ToolsDropped]]
