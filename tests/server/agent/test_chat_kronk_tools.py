@@ -110,6 +110,13 @@ async def test_time_limit_ends_cleanly(start_server: StartServer, smollm2: Path,
         extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
     assert answer.model_extra["kronk_tools"]["stopped"] == "max_time"
     assert answer.choices[0].finish_reason == "stop"
+    stream = await _client(server).chat.completions.create(
+        model="", messages=_ask(page), tool_choice=FETCH, max_tokens=120, temperature=0, stream=True,
+        extra_body={"kronk_tools": {"builtin": ["web_fetch"]}})
+    chunks = [chunk async for chunk in stream]
+    done = [c.model_extra["kronk"] for c in chunks if (c.model_extra or {}).get("kronk", {}).get("event") == "done"]
+    assert done == [{"event": "done", "turns": 0, "stopped": "max_time"}]
+    assert chunks[-1].choices[0].finish_reason == "stop"
 
 
 async def test_client_tools_come_back_to_the_client(start_server: StartServer, smollm2: Path, page: str) -> None:
