@@ -20,6 +20,7 @@ Usage sums every model turn.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -104,7 +105,11 @@ async def answer_with_server_tools(request: web.Request, call: Any, shell: Any, 
     for listing in listings:
         specs.extend(listing.tools)
     kronk = request.app[KRONK]
-    loop = AgentLoop(request.app[TOOLS], specs, limits_of(request.app), gate=policy_gate(request))
+    limits = limits_of(request.app)
+    most = call.echo.get("max_tool_calls")
+    if most is not None:  # bounds the tool turns (0: the model answers without the server tools)
+        limits = dataclasses.replace(limits, max_iterations=min(limits.max_iterations, most))
+    loop = AgentLoop(request.app[TOOLS], specs, limits, gate=policy_gate(request))
 
     def turn(step: ChatRequest) -> AsyncIterator[Any]:
         return kronk.chat_stream(step, explicit=call.explicit)

@@ -121,6 +121,9 @@ async def test_refusals_are_clear_400s_before_any_connection(start_server: Start
         await ask({"type": "mcp", "server_label": "nope", "require_approval": "never"})
     with pytest.raises(openai.BadRequestError, match="connector"):
         await ask({"type": "mcp", "server_label": "gmail", "connector_id": "connector_gmail"})
+    # max_tool_calls 0: the server is listed, the model answers without calling it
+    answer = await ask(mcp_tool(http_mcp.url), max_tool_calls=0, tool_choice="required")
+    assert _types(answer.output)[0] == "mcp_list_tools" and "mcp_call" not in _types(answer.output)
 
 
 async def test_iteration_and_time_limits_end_the_loop_cleanly(start_server: StartServer, smollm2: Path,
