@@ -34,6 +34,8 @@ MIN_RATE = 0.35
 """Acceptance (accepted / drafted) below which drafting is paused."""
 WINDOW = 16
 """Drafted tokens observed before the acceptance is judged (and the weight of history)."""
+START_LENGTH = 4
+"""A slot's first draft length."""
 COOLDOWN_FIRST = 16
 COOLDOWN_MAX = 512
 """Steps a slot waits before drafting again after a pause, doubling from the first to the max."""
@@ -56,8 +58,9 @@ class SlotSpec:
     def __init__(self, draft_max: int, draft_min: int) -> None:
         self.draft_max = draft_max
         self.draft_min = max(1, min(draft_min, draft_max))
-        self.length = draft_max
-        """Draft tokens proposed at most this step (adapted)."""
+        self.length = min(draft_max, START_LENGTH)
+        """Draft tokens proposed at most this step (adapted: it starts short and doubles while
+        drafts are accepted whole, so text that is not repeated wastes few rows)."""
         self.drafted = 0.0
         self.accepted = 0.0
         """Decayed counts since the last judgement (the acceptance observed)."""
@@ -101,7 +104,7 @@ def spec_config(config: Any) -> SpecConfig:
     """The model's speculation defaults from its EngineConfig; a bad value is a ConfigError."""
     if config.spec_type not in ("off", "ngram"):
         if config.spec_type == "draft":
-            raise ConfigError("spec_type draft needs a draft model (draft_model)")
+            raise ConfigError("spec_type draft (draft-model drafting) is not available yet; use ngram")
         raise ConfigError(f"spec_type must be one of {', '.join(SPEC_TYPES)}, got {config.spec_type!r}")
     if not 0 <= config.spec_draft_max <= DRAFT_MAX_LIMIT:
         raise ConfigError(f"spec_draft_max must be between 0 and {DRAFT_MAX_LIMIT}")

@@ -61,7 +61,11 @@ def test_propose_never_matches_media_positions() -> None:
 
 def test_draft_length_follows_acceptance() -> None:
     spec = SlotSpec(draft_max=16, draft_min=1)
+    assert spec.budget() == 4  # it starts short
+    spec.observe(4, 4)
+    spec.observe(8, 8)
     assert spec.budget() == 16
+    spec = SlotSpec(draft_max=16, draft_min=1)
     spec.observe(6, 3)
     assert spec.budget() == 4  # what was accepted, plus one
     spec.observe(4, 4)
@@ -241,7 +245,7 @@ def test_a_request_chooses_its_speculation(smol_model: Model) -> None:
 
 @pytest.mark.requires_libs
 def test_bad_speculation_settings_fail_at_load(tiny_model: Model) -> None:
-    for config, match in (({"spec_type": "magic"}, "spec_type"), ({"spec_type": "draft"}, "draft model"),
+    for config, match in (({"spec_type": "magic"}, "spec_type"), ({"spec_type": "draft"}, "not available"),
                           ({"spec_draft_max": 100}, "spec_draft_max"),
                           ({"spec_draft_max": 4, "spec_draft_min": 5}, "spec_draft_min")):
         with pytest.raises(ConfigError, match=match):
