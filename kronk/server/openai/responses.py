@@ -91,6 +91,8 @@ class ResponsesCall:
     catalog: ToolCatalog
     reasoning_summary: bool = False
     opaque_reasoning: bool = False
+    search_sources: bool = False
+    """include `web_search_call.action.sources`: a search call's item lists the result URLs."""
     skipped: Skipped = field(default_factory=Skipped)
 
 
@@ -140,7 +142,8 @@ def parse_responses(data: object, limits: Limits, skipped: Skipped | None = None
     summary = reasoning.summary or reasoning.generate_summary
     return ResponsesCall(request, body.stream, explicit, _echo(body, data, max_tokens), catalog,
                          reasoning_summary=summary in _SUMMARY,
-                         opaque_reasoning="reasoning.encrypted_content" in include, skipped=skipped)
+                         opaque_reasoning="reasoning.encrypted_content" in include,
+                         search_sources="web_search_call.action.sources" in include, skipped=skipped)
 
 
 def _response_format(text: s.ResponsesTextConfig | None) -> dict[str, Any] | None:

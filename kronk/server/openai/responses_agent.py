@@ -117,7 +117,7 @@ async def answer_with_server_tools(request: web.Request, call: Any, shell: Any, 
     encoder = ResponsesAgentEncoder(
         ResponsesStreamEncoder(shell, CallItems(catalog), reasoning_summary=call.reasoning_summary,
                                opaque_reasoning=call.opaque_reasoning),
-        loop.tools, listings, meter)
+        loop.tools, listings, meter, search_sources=call.search_sources)
     if call.stream:
         return await stream_response(request, loop.stream(turn, call.request), encoder, meter)
     dropped: list[str] = []
@@ -149,8 +149,9 @@ class ResponsesAgentEncoder:
     """Agent events → Responses stream events; the model's own output through ResponsesStreamEncoder."""
 
     def __init__(self, inner: ResponsesStreamEncoder, tools: dict[str, ToolSpec], listings: list[Listing],
-                 meter: RequestMeter) -> None:
+                 meter: RequestMeter, *, search_sources: bool = False) -> None:
         self.inner = inner
+        self.search_sources = search_sources
         self.tools = tools
         self.listings = listings
         self.meter = meter
@@ -221,8 +222,12 @@ class ResponsesAgentEncoder:
                 progress = self._event("response.mcp_call.failed" if failed else "response.mcp_call.completed", **ids)
             else:
                 progress = self._event("response.web_search_call.completed", **ids)
-            return [progress, self._done(item.index, self._item(item, "failed" if failed else "completed",
-                                                                 event.result.text))]
+            done = self._item(item, "failed" if failed else "completed", event.result.text)
+            results = (event.result.structured or {}).get("results")
+            if self.search_sources and done.get("action", {}).get("type") == "search" and isinstance(results, list):
+                done["action"]["sources"] = [{"type": "url", "url": r["url"]} for r in results
+                                             if isinstance(r, dict) and isinstance(r.get("url"), str)]
+            return [progress, self._done(item.index, done)]
         if isinstance(event, LoopFinished):
             result = event.outcome.result
             self.inner.usage, self.inner.reason = result.usage, result.choices[0].finish_reason

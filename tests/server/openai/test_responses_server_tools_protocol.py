@@ -96,6 +96,7 @@ def test_past_mcp_calls_replay_into_the_conversation() -> None:
 
 ADD = ToolSpec("add", "Add.", {"type": "object"}, source="calc#0123456789ab")
 FETCH = ToolSpec("web_fetch", "Fetch.", {"type": "object"})
+SEARCH = ToolSpec("web_search", "Search.", {"type": "object"})
 
 
 def scripted(calls: list[tuple[ToolSpec, str, ToolResult]]) -> list[Any]:
@@ -115,11 +116,12 @@ def scripted(calls: list[tuple[ToolSpec, str, ToolResult]]) -> list[Any]:
     return events
 
 
-def encode(events: list[Any]) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
+def encode(events: list[Any], **options: Any) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
     shell = ResponseShell("m", {})
     listing = Listing(McpRequest("calc"), "calc#0123456789ab", [ADD])
     encoder = ResponsesAgentEncoder(ResponsesStreamEncoder(shell, CallItems(ToolCatalog())),
-                                    {"add": ADD, "web_fetch": FETCH}, [listing], RequestMeter(ServerMetrics(), "m", "t"))
+                                    {"add": ADD, "web_fetch": FETCH, "web_search": SEARCH}, [listing],
+                                    RequestMeter(ServerMetrics(), "m", "t"), **options)
     frames = list(encoder.start())
     for event in events:
         frames += encoder.encode(event)
@@ -171,3 +173,13 @@ def test_a_call_written_but_not_run_is_incomplete() -> None:
               LoopFinished(AgentOutcome(ChatResult("m", [ChatChoice(0, "", "stop")], Usage()), stopped="max_time"))]
     _, response = encode(events)
     assert response["output"][1]["status"] == "incomplete" and response["status"] == "completed"
+
+
+def test_search_sources_when_included() -> None:
+    found = ToolResult("1. Llama", structured={"query": "llama", "results": [{"title": "Llama", "url": "https://l.test/"}]})
+    events = scripted([(ADD, "{}", ToolResult("3")), (SEARCH, '{"query": "llama"}', found)])
+    _, plain = encode(events)
+    assert plain["output"][2]["action"] == {"type": "search", "query": "llama", "queries": ["llama"]}
+    _, sourced = encode(events, search_sources=True)
+    assert sourced["output"][2]["action"]["sources"] == [{"type": "url", "url": "https://l.test/"}]
+    assert "action" not in sourced["output"][1]
