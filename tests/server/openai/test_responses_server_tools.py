@@ -56,10 +56,10 @@ async def test_an_mcp_call_non_streamed_and_streamed(start_server: StartServer, 
     client = _client(server)
     answer = await client.responses.create(model="", input=ASK, tools=[mcp_tool(http_mcp.url)],  # type: ignore[list-item]
                                            tool_choice=FORCE_WHOAMI, max_output_tokens=160, temperature=0)  # type: ignore[arg-type]
-    assert answer.status == "completed", answer
+    assert answer.status in ("completed", "incomplete"), answer  # incomplete: the last text hit max_output_tokens
     kinds = _types(answer.output)
     assert kinds[0] == "mcp_list_tools" and "mcp_call" in kinds
-    assert all(getattr(item, "status", "completed") == "completed" for item in answer.output)
+    assert all(item.status == "completed" for item in answer.output if item.type == "mcp_call")
     listed = answer.output[0]
     assert listed.server_label == "test" and [t.name for t in listed.tools] == ["whoami"]
     call = next(item for item in answer.output if item.type == "mcp_call")
@@ -82,7 +82,8 @@ async def test_an_mcp_call_non_streamed_and_streamed(start_server: StartServer, 
     events = [event async for event in stream]
     assert [e.sequence_number for e in events] == list(range(len(events)))
     names = [e.type for e in events]
-    assert names[:2] == ["response.created", "response.in_progress"] and names[-1] == "response.completed"
+    assert names[:2] == ["response.created", "response.in_progress"]
+    assert names[-1] in ("response.completed", "response.incomplete")
     listing = names.index("response.mcp_list_tools.in_progress")
     assert names[listing - 1:listing + 3] == ["response.output_item.added", "response.mcp_list_tools.in_progress",
                                               "response.mcp_list_tools.completed", "response.output_item.done"]
@@ -142,7 +143,7 @@ async def test_iteration_and_time_limits_end_the_loop_cleanly(start_server: Star
         model="", input=ASK, tools=[mcp_tool(http_mcp.url)], tool_choice=FORCE_WHOAMI,  # type: ignore[list-item, arg-type]
         max_output_tokens=120, temperature=0, stream=True)
     events = [event async for event in stream]
-    assert events[-1].type == "response.completed"
+    assert events[-1].type in ("response.completed", "response.incomplete")
     assert not [item for item in events[-1].response.output if item.type == "mcp_call" and item.status == "completed"]
 
 
