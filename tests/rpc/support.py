@@ -127,6 +127,8 @@ class KronkServer:
                 with requests.get(self.url + path, timeout=2) as response:
                     if response.status_code == 200:
                         return self
+                    state = response.json() if ready else {}
+                    assert state.get("status") != "failed", f"the default model failed to load: {state}"
             except requests.RequestException:
                 pass
             time.sleep(0.2)
