@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kronk.engine.draft import DraftModel
 from kronk.engine.jobs import Job, Sink
 from kronk.engine.logprobs import token_logprobs
 from kronk.engine.ngram import propose
@@ -53,6 +54,7 @@ class Executor:
     _python_s: float
     _decode_s: float
     spec_config: SpecConfig
+    drafter: DraftModel | None
     _spec_drafted: int
     _spec_accepted: int
 
@@ -78,13 +80,14 @@ class Executor:
         batch = self.batch
         batch.clear()
         generating = []
+        drafts = self._model_drafts() if self.drafter is not None else None
         for slot in self.slots:
             if slot.state is _GENERATE:
                 run = slot.run
                 slot.row = batch.add(run.next_token, slot.n_cached, slot.seq_id, True)  # type: ignore[union-attr]
                 generating.append(slot)
                 if run.spec is not None:  # type: ignore[union-attr]
-                    self._add_draft(slot, run)  # type: ignore[arg-type]
+                    self._add_draft(slot, run, drafts)  # type: ignore[arg-type]
         # Chunked prefill: while streams run, each step takes at most one ubatch of prompt.
         budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - batch.n_tokens))
         prefilled: list[tuple[Slot, int]] = []
@@ -177,26 +180,52 @@ class Executor:
         draft_max = config.draft_max if wanted is None or wanted.draft_max is None else wanted.draft_max
         if kind == "off" or draft_max <= 0 or request.media is not None:
             return None
-        return SlotSpec(draft_max, config.draft_min)
+        return SlotSpec(draft_max, config.draft_min, kind)
 
-    def _add_draft(self, slot: Slot, run: Run) -> None:
+    def _draft_room(self, slot: Slot, run: Run, spec: SlotSpec) -> int:
+        """Draft tokens the slot may verify this step: its adaptive length, capped by the tokens
+        the request may still generate beyond the next one, the context's cells and the batch."""
+        return min(spec.budget(), run.max_tokens - run.n_generated - 1, self.n_ctx - slot.n_cached - 3,
+                   self.batch.room - 1)
+
+    def _model_drafts(self) -> dict[int, np.ndarray]:
+        """The draft model's proposals for every generating slot that drafts with it, at once."""
+        wanted = []
+        for slot in self.slots:
+            run = slot.run
+            if slot.state is _GENERATE and run is not None and run.spec is not None and run.spec.kind == "draft":
+                k = self._draft_room(slot, run, run.spec)
+                if k >= run.spec.draft_min:
+                    slot.cache[slot.n_cached] = run.next_token
+                    wanted.append((slot.seq_id, slot.cache, slot.n_cached + 1, k))
+        if not wanted:
+            return {}
+        assert self.drafter is not None
+        try:
+            return self.drafter.propose(wanted)
+        except KVCacheFullError:
+            self.drafter.reset()  # its cache is rebuilt from the slots' tokens next time
+            return {}
+
+    def _add_draft(self, slot: Slot, run: Run, drafts: dict[int, np.ndarray] | None) -> None:
         """Put the slot's draft tokens into the batch after its next token, logits on each row."""
         spec = run.spec
         assert spec is not None
-        # room: tokens the request may still generate beyond the next one, context cells, batch rows
-        k = min(spec.budget(), run.max_tokens - run.n_generated - 1, self.n_ctx - slot.n_cached - 3,
-                self.batch.room)
-        if k < spec.draft_min:
-            return
-        n = slot.n_cached
-        history = slot.cache
-        history[n] = run.next_token
-        draft = propose(history, n + 1, k)
+        if spec.kind == "draft":
+            draft = drafts.get(slot.seq_id) if drafts else None
+        else:
+            k = self._draft_room(slot, run, spec)
+            if k < spec.draft_min:
+                return
+            n = slot.n_cached
+            slot.cache[n] = run.next_token
+            draft = propose(slot.cache, n + 1, k)
+            if draft is not None:
+                draft = draft.copy()  # the cells it came from may be overwritten by the verification
         if draft is None or len(draft) < spec.draft_min:
             return
-        draft = draft.copy()  # the cells it came from may be overwritten by the verification
         batch = self.batch
-        last = batch.add_sequence(draft, n + 1, slot.seq_id, True)
+        last = batch.add_sequence(draft, slot.n_cached + 1, slot.seq_id, True)
         batch.logits[last + 1 - len(draft) : last] = 1
         spec.draft = draft
 

@@ -15,6 +15,7 @@ Only the engine thread calls into the context. Other threads talk to it through
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -29,6 +30,7 @@ import numpy as np
 
 from kronk.engine.attention import resolve_attention
 from kronk.engine.cache import PromptCache
+from kronk.engine.draft import DraftModel
 from kronk.engine.executor import Executor
 from kronk.engine.jobs import Job, Sink
 from kronk.engine.scheduler import MIN_PREFIX_REUSE as MIN_PREFIX_REUSE  # re-exported
@@ -81,6 +83,8 @@ class EngineConfig:
     """The most draft tokens a slot proposes per step."""
     spec_draft_min: int = 1
     """A shorter proposal is not worth its rows: the slot decodes one token instead."""
+    draft_model: Model | None = None
+    """A loaded model with the same vocabulary, for spec_type draft (the caller owns and frees it)."""
 
 
 @dataclass(slots=True)
@@ -146,6 +150,13 @@ class Engine(Scheduler, Executor):
             kv_unified=True,
         )
         self.ctx = Context(model, params)
+        self.drafter: DraftModel | None = None
+        if config.draft_model is not None:
+            try:
+                self.drafter = DraftModel(model, config.draft_model, dataclasses.replace(params))
+            except BaseException:
+                self.ctx.close()
+                raise
         self.n_ctx = self.ctx.n_ctx_seq
         self.slots = [Slot(i, self.n_ctx) for i in range(self.ctx.n_seq_max)]
         self.batch = Batch(self.ctx.n_batch, 1)
@@ -266,6 +277,8 @@ class Engine(Scheduler, Executor):
             self._cond.notify()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=60)
+        if self.drafter is not None:
+            self.drafter.close()
         self.ctx.close()
 
     def __enter__(self) -> Engine:

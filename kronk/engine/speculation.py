@@ -48,14 +48,17 @@ class SpecConfig:
     type: str = "off"
     draft_max: int = 16
     draft_min: int = 1
+    has_draft_model: bool = False
 
 
 class SlotSpec:
     """One request's speculation state: its adaptive draft length and its acceptance."""
 
-    __slots__ = ("draft_max", "draft_min", "length", "drafted", "accepted", "cooldown", "pause", "draft")
+    __slots__ = ("kind", "draft_max", "draft_min", "length", "drafted", "accepted", "cooldown", "pause", "draft")
 
-    def __init__(self, draft_max: int, draft_min: int) -> None:
+    def __init__(self, draft_max: int, draft_min: int, kind: str = "ngram") -> None:
+        self.kind = kind
+        """ngram (prompt lookup) or draft (the draft model)."""
         self.draft_max = draft_max
         self.draft_min = max(1, min(draft_min, draft_max))
         self.length = min(draft_max, START_LENGTH)
@@ -102,22 +105,23 @@ class SlotSpec:
 
 def spec_config(config: Any) -> SpecConfig:
     """The model's speculation defaults from its EngineConfig; a bad value is a ConfigError."""
-    if config.spec_type not in ("off", "ngram"):
-        if config.spec_type == "draft":
-            raise ConfigError("spec_type draft (draft-model drafting) is not available yet; use ngram")
+    has_draft = config.draft_model is not None
+    if config.spec_type not in SPEC_TYPES:
         raise ConfigError(f"spec_type must be one of {', '.join(SPEC_TYPES)}, got {config.spec_type!r}")
+    if config.spec_type == "draft" and not has_draft:
+        raise ConfigError("spec_type draft needs a draft model (draft_model)")
     if not 0 <= config.spec_draft_max <= DRAFT_MAX_LIMIT:
         raise ConfigError(f"spec_draft_max must be between 0 and {DRAFT_MAX_LIMIT}")
     if not 1 <= config.spec_draft_min <= max(1, config.spec_draft_max):
         raise ConfigError("spec_draft_min must be at least 1 and at most spec_draft_max")
-    return SpecConfig(config.spec_type, config.spec_draft_max, config.spec_draft_min)
+    return SpecConfig(config.spec_type, config.spec_draft_max, config.spec_draft_min, has_draft)
 
 
 def check_speculation(wanted: Speculation, config: SpecConfig) -> None:
     """A request's speculation choice, or an InvalidRequestError naming the bad field."""
     if wanted.type not in SPEC_TYPES:
         raise InvalidRequestError(f"must be one of {', '.join(SPEC_TYPES)}", param="kronk_speculation.type")
-    if wanted.type == "draft" and config.type != "draft":
+    if wanted.type == "draft" and not config.has_draft_model:
         raise InvalidRequestError("this model is served without a draft model (draft_model)",
                                   param="kronk_speculation.type")
     draft_max = wanted.draft_max
