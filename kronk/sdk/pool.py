@@ -209,6 +209,9 @@ class LoadedModel:
     def close(self) -> None:
         """Blocking: stop the engine, free the projector and the model."""
         self.engine.close()
+        draft = self.engine.config.draft_model
+        if draft is not None:
+            draft.close()
         if self.projector is not None:
             self.projector.close()
         self.model.close()
@@ -245,12 +248,16 @@ def expected_kind(resolved: Resolved, settings: ModelSettings) -> str | None:
     return kinds.pop() if len(kinds) == 1 else None
 
 
-def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -> LoadedModel:
+def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings,
+                   draft_path: Path | None = None) -> LoadedModel:
     from kronk.llama import Model, Projector
 
     model = Model.load(resolved.path, gpu_layers=settings.gpu_layers, mmap=settings.mmap, mlock=settings.mlock,
                        rpc=parse_endpoints(settings.rpc))
+    draft = None
     try:
+        if draft_path is not None:  # spec_type draft: the engine checks its vocabulary
+            draft = Model.load(draft_path, gpu_layers=settings.gpu_layers, mmap=settings.mmap)
         kind = _model_kind(model)
         if settings.embeddings is True and kind == "chat":
             kind = "embedding"
@@ -272,6 +279,7 @@ def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -
             spec_type=settings.spec_type if not embeddings else "off",
             spec_draft_max=settings.spec_draft_max,
             spec_draft_min=settings.spec_draft_min,
+            draft_model=draft if not embeddings else None,
             queue_size=settings.queue_size,
             prompt_cache_bytes=settings.prompt_cache_mb * 1024 * 1024,
             embeddings=embeddings,
@@ -287,6 +295,8 @@ def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings) -
             raise
         return LoadedModel(model_id, resolved, model, engine, settings, kind, projector)
     except BaseException:
+        if draft is not None:
+            draft.close()
         model.close()
         raise
 
@@ -399,7 +409,10 @@ class ModelPool:
                     raise ShuttingDownError("the model pool is closed (shutting down)")
                 await self._make_room()
                 settings = self.settings.settings_for(model_id, resolved.config)
-                loaded = await asyncio.to_thread(_load_blocking, model_id, resolved, settings)
+                draft_path = None
+                if settings.spec_type == "draft" and settings.draft_model:
+                    draft_path = (await asyncio.to_thread(self._resolver, settings.draft_model)).path
+                loaded = await asyncio.to_thread(_load_blocking, model_id, resolved, settings, draft_path)
                 if self._closed:  # closed while loading: nobody will unload it later
                     await asyncio.to_thread(loaded.close)
                     raise ShuttingDownError("the model pool is closed (shutting down)")

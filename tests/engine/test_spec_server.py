@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from kronk.errors import ConfigError
 from kronk.sdk.settings import ModelSettings
+from kronk.server.keys import HEALTH
 from kronk.settings import load_settings
 from tests.server.conftest import RunningServer, StartServer, http, start_server  # noqa: F401 (fixtures)
 
@@ -87,3 +89,24 @@ def test_speculation_settings_come_from_flags_env_and_files(tmp_path: Path) -> N
         load_settings({"spec_type": "medusa"}, {})
     with pytest.raises(ConfigError, match="spec_draft_max"):
         load_settings({"spec_draft_max": 500}, {})
+
+
+@pytest.mark.slow
+@pytest.mark.requires_libs
+async def test_a_model_served_with_a_draft_model(
+    start_server: StartServer, http: aiohttp.ClientSession, smollm2: Path, tiny: dict[str, Path]  # noqa: F811
+) -> None:
+    server = await start_server(model=str(smollm2), spec_type="draft", draft_model=str(smollm2), spec_draft_max=4)
+    await server.ready()
+    body = {"prompt": PROMPT, "max_tokens": 24, "temperature": 0, "ignore_eos": True}
+    status, answer = await _post(http, server.v1 + "/completions", body)
+    assert status == 200, answer
+    async with http.get(server.url + "/metrics") as response:
+        text = await response.text()
+    drafted = _metric(text, "kronk_spec_drafted_tokens_total")
+    assert drafted > 0 and _metric(text, "kronk_spec_accepted_tokens_total") == drafted  # itself: all accepted
+    # a draft model with another vocabulary: the load fails, saying why
+    other = await start_server(model=str(smollm2), spec_type="draft", draft_model=str(tiny["chat"]))
+    while other.app[HEALTH].state not in ("failed", "ready"):
+        await asyncio.sleep(0.05)
+    assert other.app[HEALTH].state == "failed" and "vocabulary" in str(other.app[HEALTH].error)
