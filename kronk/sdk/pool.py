@@ -316,7 +316,10 @@ class ModelPool:
         self.settings = settings or PoolSettings()
         self._resolver = resolver or default_resolver()
         if not self.settings.model_paths:
-            operator_chosen = {self.settings.default_model or "", *self.settings.per_model}
+            # draft models the operator configured may be paths too
+            drafts = [cfg.get("draft_model") for cfg in (self.settings.overrides, *self.settings.per_model.values())]
+            operator_chosen = {self.settings.default_model or "", *self.settings.per_model,
+                               *(str(d) for d in drafts if d)}
             self._resolver = paths_refused(self._resolver, allowed=operator_chosen)
         self._loaded: dict[str, LoadedModel] = {}
         self._names: dict[str, str] = {}
