@@ -78,7 +78,8 @@ class EngineConfig:
     """Batch-invariant attention on the CPU, so greedy output repeats whatever else runs
     (flash attention on, V stored as bf16; see kronk.engine.attention). Costs speed."""
     spec_type: str = "off"
-    """Speculative decoding for requests that do not choose: off or ngram (kronk.engine.speculation)."""
+    """Speculative decoding for requests that do not choose: off, ngram or draft (needs draft_model);
+    see kronk.engine.speculation."""
     spec_draft_max: int = 16
     """The most draft tokens a slot proposes per step."""
     spec_draft_min: int = 1
