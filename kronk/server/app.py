@@ -56,6 +56,10 @@ async def _preload(app: web.Application) -> None:
         state.state, state.error = "failed", str(exc)
         log.error("could not load the default model %s: %s", state.default_model, exc)
         return
+    except Exception as exc:  # a bug, not a bad model: readiness must still say "failed", not "loading" forever
+        state.state, state.error = "failed", f"{type(exc).__name__}: {exc}"
+        log.exception("could not load the default model %s", state.default_model)
+        return
     state.state = "ready"
     log.info("default model %s is ready", state.default_model)
 

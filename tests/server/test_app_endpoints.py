@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from kronk.server.keys import HEALTH
 from tests.server.conftest import RunningServer, StartServer
@@ -41,6 +41,24 @@ async def test_readiness_reports_a_default_model_that_cannot_load(start_server: 
     assert response.status == 503 and body["status"] == "failed" and body["error"]
     async with http.get(server.v1 + "/liveness") as response:
         assert response.status == 200
+
+
+async def test_readiness_reports_a_load_that_fails_with_a_bug(start_server: StartServer, http: aiohttp.ClientSession,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not only a KronkError: any exception in the preload ends "loading" (it used to stay there for good)."""
+    from kronk.sdk.client import AsyncKronk
+
+    async def broken_load(self: AsyncKronk, model: str | None) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(AsyncKronk, "load", broken_load)
+    server = await start_server()
+    while server.app[HEALTH].state in ("starting", "loading"):
+        async with http.get(server.v1 + "/readiness") as response:
+            assert response.status == 503
+    async with http.get(server.v1 + "/readiness") as response:
+        body = await response.json()
+    assert response.status == 503 and body["status"] == "failed" and "RuntimeError: boom" in body["error"]
 
 
 async def test_no_preload_is_ready_at_once(start_server: StartServer, http: aiohttp.ClientSession) -> None:
