@@ -22,7 +22,7 @@ from typing import Any
 
 from kronk.engine.types import Usage
 from kronk.server.agent import CallFinished, CallStarted, LoopFinished, ModelDelta, ServerCall
-from kronk.server.anthropic.response import encode_usage, stop_reason, tool_input
+from kronk.server.anthropic.response import encode_usage, tool_input
 from kronk.server.anthropic.server_blocks_out import result_block, use_block
 from kronk.server.anthropic.server_tools import OfferedTool
 from kronk.server.anthropic.stream import MessagesStreamEncoder
@@ -72,18 +72,9 @@ class AgentStreamEncoder(MessagesStreamEncoder):
             return frames
         return []  # TurnFinished: the turn's open block closes when the next one opens
 
-    def finish(self) -> list[Frame]:
-        frames = self._close()
-        if not self.pinged:
-            frames.append(self._event("ping"))
-        usage = server_usage(self.usage or Usage(prompt_tokens=self.input_tokens), self.requests)
-        frames.append(self._event(
-            "message_delta",
-            delta={"stop_reason": stop_reason(self.reason, self.stop_sequence), "stop_sequence": self.stop_sequence},
-            usage=usage,
-        ))
-        frames.append(self._event("message_stop"))
-        return frames
+    def _final_usage(self) -> dict[str, Any]:
+        """Every model turn's usage, with the server tool requests counted."""
+        return server_usage(self.usage or Usage(prompt_tokens=self.input_tokens), self.requests)
 
 
 def collect(frames: list[Frame]) -> dict[str, Any]:

@@ -106,14 +106,17 @@ class MessagesStreamEncoder:
         frames = self._close()
         if not self.pinged:
             frames.append(self._event("ping"))
-        usage = encode_usage(self.usage or Usage(prompt_tokens=self.input_tokens))
         frames.append(self._event(
             "message_delta",
             delta={"stop_reason": stop_reason(self.reason, self.stop_sequence), "stop_sequence": self.stop_sequence},
-            usage=usage,
+            usage=self._final_usage(),
         ))
         frames.append(self._event("message_stop"))
         return frames
+
+    def _final_usage(self) -> dict[str, Any]:
+        """The usage the closing message_delta carries."""
+        return encode_usage(self.usage or Usage(prompt_tokens=self.input_tokens))
 
     def error(self, exc: BaseException) -> list[Frame]:
         return [("error", anthropic_error_body(exc))]
