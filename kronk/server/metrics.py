@@ -12,7 +12,7 @@ which Prometheus' `rate()` handles as a counter reset).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import prometheus_client
@@ -69,31 +69,16 @@ class EngineCollector(Collector):
         loaded.add_metric([], len(stats))
         yield loaded
         for name, help_text, field in _ENGINE_GAUGES:
-            gauge = GaugeMetricFamily(name, help_text, labels=["model"])
-            for model, s in stats.items():
-                gauge.add_metric([model], _stat(s, field))
-            yield gauge
-        total = GaugeMetricFamily("kronk_kv_cache_cells_total", "KV cache cells available.", labels=["model"])
-        usage = GaugeMetricFamily("kronk_kv_cache_usage_ratio", "KV cache cells in use / available.",
-                                  labels=["model"])
-        for model, s in stats.items():
-            cells = _stat(s, "kv_cells_total") or _stat(s, "n_ctx")
-            total.add_metric([model], cells)
-            usage.add_metric([model], _stat(s, "kv_cells_used") / cells if cells else 0.0)
-        yield total
-        yield usage
+            yield _per_model(GaugeMetricFamily(name, help_text, labels=["model"]), stats, _field(field))
+        yield _per_model(GaugeMetricFamily("kronk_kv_cache_cells_total", "KV cache cells available.",
+                                           labels=["model"]), stats, _kv_cells)
+        yield _per_model(GaugeMetricFamily("kronk_kv_cache_usage_ratio", "KV cache cells in use / available.",
+                                           labels=["model"]), stats, _kv_usage)
         for name, help_text, field in _ENGINE_COUNTERS:
-            counter = CounterMetricFamily(name, help_text, labels=["model"])
-            for model, s in stats.items():
-                counter.add_metric([model], _stat(s, field))
-            yield counter
-        rate = GaugeMetricFamily("kronk_spec_acceptance_rate",
-                                 "Speculative draft tokens accepted / drafted since load (0 before any).",
-                                 labels=["model"])
-        for model, s in stats.items():
-            drafted = _stat(s, "spec_drafted_tokens")
-            rate.add_metric([model], _stat(s, "spec_accepted_tokens") / drafted if drafted else 0.0)
-        yield rate
+            yield _per_model(CounterMetricFamily(name, help_text, labels=["model"]), stats, _field(field))
+        yield _per_model(GaugeMetricFamily("kronk_spec_acceptance_rate",
+                                           "Speculative draft tokens accepted / drafted since load (0 before any).",
+                                           labels=["model"]), stats, _acceptance)
 
 
 class ServerMetrics:
@@ -146,3 +131,30 @@ def _stat(stats: Any, name: str) -> float:
     """A field of a ModelStats object or dict (0 when the engine does not report it)."""
     value = stats.get(name, 0) if isinstance(stats, Mapping) else getattr(stats, name, 0)
     return float(value or 0)
+
+
+def _per_model(family: GaugeMetricFamily | CounterMetricFamily, stats: Mapping[str, Any],
+               value: Callable[[Any], float]) -> Metric:
+    """One sample per loaded model (label `model`), so every engine figure is filled the same way."""
+    for model, s in stats.items():
+        family.add_metric([model], value(s))
+    return family
+
+
+def _field(name: str) -> Callable[[Any], float]:
+    return lambda s: _stat(s, name)
+
+
+def _kv_cells(s: Any) -> float:
+    """The KV cache's cells; the context size where the engine does not report them."""
+    return _stat(s, "kv_cells_total") or _stat(s, "n_ctx")
+
+
+def _kv_usage(s: Any) -> float:
+    cells = _kv_cells(s)
+    return _stat(s, "kv_cells_used") / cells if cells else 0.0
+
+
+def _acceptance(s: Any) -> float:
+    drafted = _stat(s, "spec_drafted_tokens")
+    return _stat(s, "spec_accepted_tokens") / drafted if drafted else 0.0
