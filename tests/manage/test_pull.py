@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from kronk.errors import ChecksumError, DownloadError, InsufficientStorageError, InvalidRequestError, ModelNotFoundError
-from kronk.manage.pull import PullEvent, PullManager
+from kronk.manage.progress import TransferEvent
+from kronk.manage.pull import PullManager
 from kronk.models.catalog import Catalog
 from kronk.models.store import ModelStore
 from tests.manage.fakehub import FakeHub, sha256
@@ -38,7 +39,7 @@ def staged_files(store: ModelStore) -> list[Path]:
 def test_pull_hf_url_installs_and_indexes(hub: FakeHub, payloads: dict[str, Path]) -> None:
     data = serve_chat(hub, payloads)
     pulls = manager()
-    events: list[PullEvent] = []
+    events: list[TransferEvent] = []
     result = pulls.pull(hub.file_url(REPO, "Tiny-Chat-Q8_0.gguf"), progress=events.append)
 
     assert result.status == "pulled"
@@ -129,7 +130,7 @@ def test_concurrent_pulls_of_one_model_coalesce(hub: FakeHub, payloads: dict[str
     pulls = manager()
     url = hub.file_url(REPO, "Tiny-Chat-Q8_0.gguf")
     results = []
-    joiner_events: list[PullEvent] = []
+    joiner_events: list[TransferEvent] = []
 
     def run(progress: object = None) -> None:
         results.append(pulls.pull(url, progress=progress))  # type: ignore[arg-type]
