@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
-from kronk.http_errors import openai_error_body
-from kronk.sdk.requests import ChatRequest, ChatResult, new_id
+from kronk.engine.types import Finish, ReasoningDelta, TextDelta, ToolCallDelta
+from kronk.sdk.requests import ChatRequest, ChatResult
 from kronk.security.endpoints import Endpoint
 from kronk.security.middleware import require_grant
 from kronk.server.agent import AgentLoop
@@ -24,6 +22,7 @@ from kronk.server.openai import protocol as p
 from kronk.server.openai.answers import ChatCompletion
 from kronk.server.openai.bodies import ChatCompletionRequest, KronkTools
 from kronk.server.openai.chat_server_tools import AgentChatStreamEncoder, encode_server_turns
+from kronk.server.openai.chunks import ChunkStreamEncoder
 from kronk.server.respond import json_response, tools_dropped_headers
 from kronk.server.sse import encode_json
 from kronk.server.streaming import Frame, stream_response
@@ -96,32 +95,20 @@ def encode_chat_result(result: ChatResult) -> dict[str, Any]:
     }
 
 
-class ChatStreamEncoder:
+class ChatStreamEncoder(ChunkStreamEncoder):
     """`chat.completion.chunk` frames, a final usage chunk if asked, then `[DONE]`."""
 
+    object = "chat.completion.chunk"
+    id_prefix = "chatcmpl"
+
     def __init__(self, model: str, *, n: int = 1, include_usage: bool = False, logprobs: bool = False) -> None:
-        self.id = new_id("chatcmpl")
-        self.created = int(time.time())
-        self.model = model
+        super().__init__(model, include_usage=include_usage, logprobs=logprobs)
         self.n = n
-        self.include_usage = include_usage
-        self.logprobs = logprobs
-        self.usages: dict[int, Usage] = {}
         self._content_frames: dict[int, tuple[str, str]] = {}
 
     def _chunk(self, choice: int, delta: dict[str, Any], finish: str | None = None,
                logprobs: dict[str, Any] | None = None) -> Frame:
-        chunk: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": p.SYSTEM_FINGERPRINT,
-            "choices": [{"index": choice, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
-        }
-        if self.include_usage:
-            chunk["usage"] = None
-        return None, chunk
+        return self._frame({"index": choice, "delta": delta, "logprobs": logprobs, "finish_reason": finish})
 
     def start(self) -> list[Frame]:
         return [self._chunk(i, {"role": "assistant", "content": ""}) for i in range(self.n)]
@@ -158,25 +145,6 @@ class ChatStreamEncoder:
             self.usages[event.choice] = event.usage
             return [self._chunk(event.choice, {}, finish=p.finish_reason(event.reason))]
         return []
-
-    def finish(self) -> list[Frame]:
-        frames: list[Frame] = []
-        if self.include_usage:
-            usage = p.merge_usage(list(self.usages.values()))
-            frames.append((None, {
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "system_fingerprint": p.SYSTEM_FINGERPRINT,
-                "choices": [],
-                "usage": p.encode_usage(usage),
-            }))
-        frames.append((None, "[DONE]"))
-        return frames
-
-    def error(self, exc: BaseException) -> list[Frame]:
-        return [(None, openai_error_body(exc))]
 
 
 @operation(Operation(

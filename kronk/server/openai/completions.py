@@ -14,13 +14,13 @@ from typing import Any
 from aiohttp import web
 
 from kronk.engine.types import Finish, TextDelta, TokenLogprob, Usage
-from kronk.http_errors import openai_error_body
 from kronk.sdk.requests import CompletionChoice, CompletionRequest, CompletionResult, new_id
 from kronk.server.keys import KRONK, METRICS, SETTINGS
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p
 from kronk.server.openai.answers import Completion
 from kronk.server.openai.bodies import CompletionRequest as CompletionRequestBody
+from kronk.server.openai.chunks import ChunkStreamEncoder
 from kronk.server.respond import json_response
 from kronk.server.streaming import Frame, stream_response
 from kronk.server.tasks import gather_or_cancel
@@ -105,28 +105,20 @@ def _encode_choice(choice: CompletionChoice, index: int) -> dict[str, Any]:
     }
 
 
-class CompletionStreamEncoder:
+class CompletionStreamEncoder(ChunkStreamEncoder):
     """`text_completion` chunks, an optional usage chunk, then `[DONE]`."""
 
+    object = "text_completion"
+    id_prefix = "cmpl"
+
     def __init__(self, model: str, *, include_usage: bool = False, logprobs: bool = False) -> None:
-        self.id = new_id("cmpl")
-        self.created = int(time.time())
-        self.model = model
-        self.include_usage = include_usage
-        self.logprobs = logprobs
-        self.usages: dict[int, Usage] = {}
+        super().__init__(model, include_usage=include_usage, logprobs=logprobs)
         self.offsets: dict[int, int] = {}
+        """Characters streamed so far per choice (the legacy logprobs' text_offset)."""
 
     def _chunk(self, choice: int, text: str, finish: str | None = None,
                logprobs: dict[str, Any] | None = None) -> Frame:
-        chunk: dict[str, Any] = {
-            "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-            "system_fingerprint": p.SYSTEM_FINGERPRINT,
-            "choices": [{"index": choice, "text": text, "logprobs": logprobs, "finish_reason": finish}],
-        }
-        if self.include_usage:
-            chunk["usage"] = None
-        return None, chunk
+        return self._frame({"index": choice, "text": text, "logprobs": logprobs, "finish_reason": finish})
 
     def start(self) -> list[Frame]:
         return []
@@ -141,20 +133,6 @@ class CompletionStreamEncoder:
             self.usages[event.choice] = event.usage
             return [self._chunk(event.choice, "", finish=p.finish_reason(event.reason))]
         return []
-
-    def finish(self) -> list[Frame]:
-        frames: list[Frame] = []
-        if self.include_usage:
-            frames.append((None, {
-                "id": self.id, "object": "text_completion", "created": self.created, "model": self.model,
-                "system_fingerprint": p.SYSTEM_FINGERPRINT, "choices": [],
-                "usage": p.encode_usage(p.merge_usage(list(self.usages.values()))),
-            }))
-        frames.append((None, "[DONE]"))
-        return frames
-
-    def error(self, exc: BaseException) -> list[Frame]:
-        return [(None, openai_error_body(exc))]
 
 
 @operation(Operation(
