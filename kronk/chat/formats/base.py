@@ -23,6 +23,8 @@ from kronk.chat.gbnf import GrammarBuilder, alt, literal, seq
 from kronk.chat.reader import Cursor, Mismatch, Step
 
 _ALNUM = string.ascii_letters + string.digits
+NAME_LIMIT = 128
+"""How far a parser reads for the end of a tool or parameter name before the text is not a call."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ The parser reads both; the grammar writes the template's own (`fenced`).
 
 from __future__ import annotations
 
-from kronk.chat.formats.base import CallSink, Marker, ToolFormat, ToolSpec
+from kronk.chat.formats.base import NAME_LIMIT, CallSink, Marker, ToolFormat, ToolSpec
 from kronk.chat.gbnf import GAP, GrammarBuilder, literal, repeat, seq
 from kronk.chat.reader import Cursor, Mismatch, Step
 
@@ -17,7 +17,6 @@ CALLS_END = "<｜tool▁calls▁end｜>"
 CALL_BEGIN = "<｜tool▁call▁begin｜>"
 CALL_END = "<｜tool▁call▁end｜>"
 SEP = "<｜tool▁sep｜>"
-_NAME_LIMIT = 128
 
 
 class DeepSeekFormat(ToolFormat):
@@ -33,9 +32,9 @@ class DeepSeekFormat(ToolFormat):
             yield from cur.skip_ws()
             yield from cur.expect(CALL_BEGIN)
             if (yield from cur.lit("function" + SEP)):
-                raw_name, _ = yield from cur.until(("\n",), limit=_NAME_LIMIT)
+                raw_name, _ = yield from cur.until(("\n",), limit=NAME_LIMIT)
             else:
-                raw_name, _ = yield from cur.until((SEP,), limit=_NAME_LIMIT)
+                raw_name, _ = yield from cur.until((SEP,), limit=NAME_LIMIT)
             name = raw_name.strip()
             if sink.known_tool(name) is None:
                 raise Mismatch(f"unknown tool {name!r}")

@@ -11,14 +11,13 @@ import json
 from typing import Any
 
 from kronk.chat import gbnf
-from kronk.chat.formats.base import CallSink, Marker, ToolFormat, ToolSpec, call_object, call_object_grammar
+from kronk.chat.formats.base import NAME_LIMIT, CallSink, Marker, ToolFormat, ToolSpec, call_object, call_object_grammar
 from kronk.chat.gbnf import GAP, GrammarBuilder, literal, repeat, seq
 from kronk.chat.json_schema import SchemaConverter
 from kronk.chat.reader import Cursor, Mismatch, Step
 from kronk.errors import GrammarError
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
-_NAME_LIMIT = 128
 
 
 class HermesFormat(ToolFormat):
@@ -52,7 +51,7 @@ class HermesFormat(ToolFormat):
 
 
 def _xml_call(cur: Cursor, sink: CallSink) -> Step[None]:
-    raw_name, _ = yield from cur.until((">",), limit=_NAME_LIMIT)
+    raw_name, _ = yield from cur.until((">",), limit=NAME_LIMIT)
     name = raw_name.strip()
     tool = sink.known_tool(name)
     if tool is None:
@@ -65,7 +64,7 @@ def _xml_call(cur: Cursor, sink: CallSink) -> Step[None]:
         if (yield from cur.lit("</function>")):
             break
         yield from cur.expect("<parameter=")
-        key, _ = yield from cur.until((">",), limit=_NAME_LIMIT)
+        key, _ = yield from cur.until((">",), limit=NAME_LIMIT)
         value, _ = yield from cur.until(("</parameter>",), limit=1 << 20)
         text = value[1:] if value.startswith("\n") else value
         text = text[:-1] if text.endswith("\n") else text

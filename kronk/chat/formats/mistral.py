@@ -9,6 +9,7 @@ Mistral templates insist on 9-character alphanumeric call ids, so ours have that
 from __future__ import annotations
 
 from kronk.chat.formats.base import (
+    NAME_LIMIT,
     CallSink,
     Marker,
     ToolFormat,
@@ -21,7 +22,6 @@ from kronk.chat.gbnf import GAP, GrammarBuilder, literal, repeat, seq
 from kronk.chat.reader import Cursor, Mismatch, Step
 
 TOOL_CALLS, ARGS, CALL_ID = "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]"
-_NAME_LIMIT = 128
 
 
 class MistralFormat(ToolFormat):
@@ -57,12 +57,12 @@ class MistralFormat(ToolFormat):
 
 
 def _tagged_call(cur: Cursor, sink: CallSink) -> Step[None]:
-    raw_name, stop = yield from cur.until((ARGS, CALL_ID), limit=_NAME_LIMIT)
+    raw_name, stop = yield from cur.until((ARGS, CALL_ID), limit=NAME_LIMIT)
     name = raw_name.strip()
     if sink.known_tool(name) is None:
         raise Mismatch(f"unknown tool {name!r}")
     if stop == CALL_ID:
-        yield from cur.until((ARGS,), limit=_NAME_LIMIT)
+        yield from cur.until((ARGS,), limit=NAME_LIMIT)
     yield from cur.skip_ws()
     sink.begin(name)
     yield from cur.json_value(sink.args)
