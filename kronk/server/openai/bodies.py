@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, WithJsonSchema, model_validator
 
 from kronk.engine.types import Speculation
 from kronk.wire import FieldError, Int, WireModel, by_json_type, explained, pattern, tagged
@@ -224,12 +224,16 @@ class Tool(WireModel):
     function: FunctionDef
 
 
-def unique_tool_names(tools: list[Tool] | None) -> list[Tool] | None:
-    """A field validator's check: each function name once."""
-    names = [t.function.name for t in tools or []]
+def unique_tool_names(tools: list[Tool]) -> list[Tool]:
+    """Each function name once: a model could not tell two same-named tools apart."""
+    names = [t.function.name for t in tools]
     if len(set(names)) != len(names):
         raise ValueError("function names must be unique")
     return tools
+
+
+Tools = Annotated[list[Tool], AfterValidator(unique_tool_names)]
+"""A request's function tools (chat completions, tokenize), names unique."""
 
 
 class NamedFunction(WireModel):
@@ -318,7 +322,7 @@ class ChatCompletionRequest(Sampling):
     """POST /v1/chat/completions."""
 
     messages: Messages
-    tools: list[Tool] | None = None
+    tools: Tools | None = None
     tool_choice: ToolChoice | None = None  # type: ignore[valid-type]
     response_format: ResponseFormat | None = None  # type: ignore[valid-type]
     json_schema: dict[str, Any] | None = None
@@ -346,11 +350,6 @@ class ChatCompletionRequest(Sampling):
     """Kronk extension: server-side tools run by the server between model turns (docs/tools.md)."""
     kronk_speculation: KronkSpeculation | None = None
     """Kronk extension: speculative decoding for this request (docs/server.md)."""
-
-    @field_validator("tools")
-    @classmethod
-    def _unique(cls, tools: list[Tool] | None) -> list[Tool] | None:
-        return unique_tool_names(tools)
 
     @model_validator(mode="after")
     def _consistent(self) -> ChatCompletionRequest:
@@ -486,17 +485,12 @@ class TokenizeRequest(WireModel):
     with_pieces: bool = False
     messages: Messages | None = None
     """Count the prompt the chat template makes of these (with `tools`)."""
-    tools: list[Tool] | None = None
+    tools: Tools | None = None
     input: str | None = None
     content: str | None = None
     prompt: str | None = None
     add_special: bool = True
     parse_special: bool = True
-
-    @field_validator("tools")
-    @classmethod
-    def _unique(cls, tools: list[Tool] | None) -> list[Tool] | None:
-        return unique_tool_names(tools)
 
     @model_validator(mode="after")
     def _something(self) -> TokenizeRequest:
