@@ -9,7 +9,7 @@ strictly, any other string `type` parses as an "other" entry that the route skip
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -197,36 +197,36 @@ class LocalShellAction(WireModel):
     user: str | None = None
 
 
-class LocalShellCallItem(WireModel):
-    model_config = ConfigDict(json_schema_extra={"anyOf": [_given("call_id"), _given("id")]})
+class _LocalShellIds(WireModel):
+    """A local_shell call or output item names its call by `call_id` or by `id` (older calls, and the
+    outputs as the API spells them): one of the two is required."""
 
+    model_config = ConfigDict(json_schema_extra={"anyOf": [_given("call_id"), _given("id")]})
+    if TYPE_CHECKING:
+        call_id: str | None
+        id: str | None
+
+    @model_validator(mode="after")
+    def _some_id(self) -> Self:
+        if not (self.call_id or self.id):
+            raise FieldError("call_id", "is required")
+        return self
+
+
+class LocalShellCallItem(_LocalShellIds):
     type: Literal["local_shell_call"]
     call_id: str | None = None
     id: str | None = None
     """Older payloads carry the call's id here instead of call_id."""
     action: LocalShellAction
 
-    @model_validator(mode="after")
-    def _some_id(self) -> LocalShellCallItem:
-        if not (self.call_id or self.id):
-            raise FieldError("call_id", "is required")
-        return self
 
-
-class LocalShellCallOutputItem(WireModel):
-    model_config = ConfigDict(json_schema_extra={"anyOf": [_given("call_id"), _given("id")]})
-
+class LocalShellCallOutputItem(_LocalShellIds):
     type: Literal["local_shell_call_output"]
     call_id: str | None = None
     id: str | None = None
     """The local_shell_call's id (the API's spelling); call_id is accepted too."""
     output: ToolOutput  # type: ignore[valid-type]
-
-    @model_validator(mode="after")
-    def _some_id(self) -> LocalShellCallOutputItem:
-        if not (self.call_id or self.id):
-            raise FieldError("call_id", "is required")
-        return self
 
 
 class ReasoningItemText(WireModel):
