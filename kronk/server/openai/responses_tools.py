@@ -372,16 +372,14 @@ def partial_input(arguments: str) -> str | None:
         if code == "u":
             if i + 6 > end:
                 break
-            try:
-                unit = int(arguments[i + 2:i + 6], 16)
-            except ValueError:
+            unit = _code_unit(arguments, i + 2)
+            if unit is None:
                 return None
             if 0xD800 <= unit < 0xDC00:  # a surrogate pair: wait for, and join, its second half
                 if i + 12 > end:
                     break
-                try:
-                    low = int(arguments[i + 8:i + 12], 16)
-                except ValueError:
+                low = _code_unit(arguments, i + 8)
+                if low is None:
                     return None
                 out.append(chr(0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)))
                 i += 12
@@ -394,6 +392,14 @@ def partial_input(arguments: str) -> str | None:
         out.append(_ESCAPES[code])
         i += 2
     return "".join(out)
+
+
+def _code_unit(text: str, at: int) -> int | None:
+    """The UTF-16 code unit of a `\\uXXXX` escape whose four hex digits start at `at`; None if they are not hex."""
+    try:
+        return int(text[at:at + 4], 16)
+    except ValueError:
+        return None
 
 
 def shell_action(arguments: str) -> dict[str, Any] | None:
