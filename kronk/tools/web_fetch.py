@@ -19,7 +19,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from bs4 import BeautifulSoup
 from markdownify import MarkdownConverter
 
-from kronk.errors import InvalidRequestError, ToolError, ToolRefusedError
+from kronk.errors import ToolError, ToolRefusedError
+from kronk.tools.arguments import count_argument, text_argument
 from kronk.tools.config import ToolsConfig
 from kronk.tools.netguard import NetGuard
 from kronk.tools.output import cap_text
@@ -88,16 +89,6 @@ def html_to_markdown(html: str) -> tuple[str, str | None]:
     return "\n".join(collapsed).strip(), title
 
 
-def _url_argument(arguments: dict[str, Any]) -> tuple[str, int | None]:
-    url = arguments.get("url")
-    if not isinstance(url, str) or not url.strip():
-        raise InvalidRequestError("web_fetch needs a `url` string", param="url")
-    max_length = arguments.get("max_length")
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1):
-        raise InvalidRequestError("web_fetch `max_length` must be a positive integer", param="max_length")
-    return url.strip(), max_length
-
-
 class WebFetch:
     """GET with the guard, size/time limits, content-type checks and manual redirects."""
 
@@ -108,7 +99,8 @@ class WebFetch:
         self._guard = guard
 
     async def __call__(self, arguments: dict[str, Any]) -> ToolResult:
-        url, max_length = _url_argument(arguments)
+        url = text_argument(arguments, "url", NAME).strip()
+        max_length = count_argument(arguments, "max_length", NAME)
         resolver = _PinnedResolver()
         connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, force_close=True)
         async with aiohttp.ClientSession(connector=connector, trust_env=False,

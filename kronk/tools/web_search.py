@@ -12,7 +12,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from kronk.errors import InvalidRequestError, ToolError
+from kronk.errors import ToolError
+from kronk.tools.arguments import count_argument, text_argument
 from kronk.tools.config import ToolsConfig
 from kronk.tools.output import cap_text
 from kronk.tools.types import BUILTIN, ToolResult, ToolSpec
@@ -120,12 +121,8 @@ class WebSearch:
         self.backend = backend
 
     async def __call__(self, arguments: dict[str, Any]) -> ToolResult:
-        query = arguments.get("query")
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidRequestError("web_search needs a `query` string", param="query")
-        count = arguments.get("count", 5)
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RESULTS:
-            raise InvalidRequestError(f"web_search `count` must be 1 to {MAX_RESULTS}", param="count")
+        query = text_argument(arguments, "query", NAME)
+        count = count_argument(arguments, "count", NAME, default=5, most=MAX_RESULTS)
         async with aiohttp.ClientSession(trust_env=False, headers={"User-Agent": self._config.user_agent}) as session:
             try:
                 hits = await self.backend.search(session, query.strip(), count)
