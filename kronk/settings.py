@@ -1,7 +1,8 @@
-"""The server's configuration: one table of options, four sources.
+"""The server's configuration: each option declared once, read from four sources.
 
-Every option has a flag (`--ctx-size`) and an env var (`KRONK_CTX_SIZE`) with
-matching names, and may appear in the YAML config file (`ctx_size:` or `ctx-size:`).
+Each option is a field of ServerSettings declared with `setting(...)` (its type, default,
+parser, help and range in one place); OPTIONS is read from those fields. Every option
+has a flag (`--ctx-size`) and an env var (`KRONK_CTX_SIZE`) with matching names, and may appear in the YAML config file (`ctx_size:` or `ctx-size:`).
 Precedence, highest first: flag > env > config file > default. Model options
 (slots, ctx size, threads, ...) default to "unset": only values the operator set
 somewhere override what the catalog or the per-model config file says, so a
@@ -19,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -88,9 +89,32 @@ def parse_str(value: object) -> str:
     return str(value)
 
 
+class Check(NamedTuple):
+    """A range rule of one option: `test(value)` must hold; `text` ends "must be ..."."""
+
+    test: Callable[[Any], bool]
+    text: str
+
+
+def at_least(low: float, shown: str | None = None) -> Check:
+    return Check(lambda value: value >= low, f"at least {shown or low}")
+
+
+def above(low: float) -> Check:
+    return Check(lambda value: value > low, f"more than {low}")
+
+
+def between(low: float, high: float) -> Check:
+    return Check(lambda value: low <= value <= high, f"between {low} and {high}")
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One setting: its name gives the flag, the env var and the config-file key."""
+    """One setting: its name gives the flag, the env var and the config-file key.
+
+    Options are not written by hand: each is a ServerSettings field declared with
+    `setting(...)`, and OPTIONS is read from those fields, so a setting's name, type and
+    default are declared once."""
 
     name: str
     parse: Callable[[object], Any]
@@ -101,6 +125,7 @@ class Option:
     """The option sets the ModelSettings field of the same name (and defaults to unset, so a
     model config file or catalog entry can set it per model)."""
     metavar: str = "VALUE"
+    check: Check | None = None
 
     @property
     def flag(self) -> str:
@@ -118,133 +143,139 @@ class Option:
             raise ConfigError(f"{source}: {exc}") from None
         if self.choices is not None and parsed not in self.choices:
             raise ConfigError(f"{source}: must be one of {', '.join(self.choices)}, got {parsed!r}")
+        if self.check is not None and parsed is not None and not self.check.test(parsed):
+            raise ConfigError(f"{source}: must be {self.check.text}, got {parsed!r}")
         return parsed
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option("host", parse_str, "127.0.0.1", "Address to listen on.", metavar="HOST"),
-    Option("port", parse_int, 11435, "Port to listen on.", metavar="PORT"),
-    Option("model", parse_str, None, f"Default model: catalog id, alias or GGUF path (default {DEFAULT_MODEL}).",
-           metavar="MODEL"),
-    Option("preload", parse_bool, True, "Load the default model at startup (readiness waits for it).",
-           metavar="BOOL"),
-    Option("slots", parse_int, None, "Parallel sequences per model (continuous batching).", per_model=True,
-           metavar="N"),
-    Option("threads", parse_int, None, "Decode threads per model (0: all cores).", per_model=True,
-           metavar="N"),
-    Option("ctx_size", parse_int, None, "KV cells per model, shared by its slots (0: training context).",
-           per_model=True, metavar="N"),
-    Option("batch_size", parse_int, None, "Logical batch size for prefill.", per_model=True,
-           metavar="N"),
-    Option("ubatch_size", parse_int, None, "Physical batch size.", per_model=True, metavar="N"),
-    Option("gpu_layers", parse_int, None, "Layers to offload to the GPU (-1: all).", per_model=True,
-           metavar="N"),
-    Option("rpc", parse_endpoints, None, "ggml RPC servers (host:port,...; `kronk rpc-server`) that take some of "
-           "each model's layers; no authentication: loopback or a private network only (docs/rpc.md).",
-           per_model=True, metavar="LIST"),
-    Option("flash_attn", parse_str, None, "Flash attention.", choices=FLASH_ATTN, per_model=True,
-           metavar="MODE"),
-    Option("cache_type_k", parse_str, None, "KV cache type for K.", choices=CACHE_TYPES,
-           per_model=True, metavar="TYPE"),
-    Option("cache_type_v", parse_str, None, "KV cache type for V.", choices=CACHE_TYPES,
-           per_model=True, metavar="TYPE"),
-    Option("deterministic", parse_bool, None, "Greedy output that repeats whatever else runs: batch-invariant "
-           "CPU attention (flash attention on, V cache bf16); costs decode speed.", per_model=True,
-           metavar="BOOL"),
-    Option("queue_size", parse_int, None, "Requests that may wait for a slot before 429.",
-           per_model=True, metavar="N"),
-    Option("spec_type", parse_str, None, "Speculative decoding: off, ngram (prompt lookup) or draft (a draft "
-           "model); output is unchanged, repeat-heavy replies come faster (docs/server.md).", choices=SPEC_TYPES,
-           per_model=True, metavar="TYPE"),
-    Option("spec_draft_max", parse_int, None, "The most draft tokens a slot verifies per step.", per_model=True,
-           metavar="N"),
-    Option("spec_draft_min", parse_int, None, "Shorter drafts are not verified.", per_model=True, metavar="N"),
-    Option("draft_model", parse_str, None, "Draft model for spec_type draft: a catalog id, alias or GGUF path "
-           "with the target's vocabulary.", per_model=True, metavar="MODEL"),
-    Option("model_paths", parse_bool, False, "Let requests name GGUF files by path (off: only store ids and "
-           "aliases, the default model and the model config file's entries).", metavar="BOOL"),
-    Option("max_models", parse_int, 3, "Models kept in memory at once.", metavar="N"),
-    Option("model_ttl", parse_duration, 300.0, "Unload a model idle this long (0: never); e.g. 300, 5m.",
-           metavar="DURATION"),
-    Option("max_body_size", parse_size, 32 * 1024**2, "Largest request body; e.g. 32MiB.", metavar="SIZE"),
-    Option("max_tokens_default", parse_int, None, "Output cap for requests that set no max_tokens (built-in "
-           "default 4096; 0: until the context is full).", per_model=True, metavar="N"),
-    Option("max_tokens_limit", parse_int, 32768, "Largest max_tokens a request may ask for.", metavar="N"),
-    Option("max_inputs", parse_int, 2048, "Most inputs in one embeddings/rerank/completions request.",
-           metavar="N"),
-    Option("keepalive", parse_duration, 15.0, "Seconds between SSE keep-alive comments.", metavar="DURATION"),
-    Option("security", parse_str, "off", "Who must present a token: off, management (admin routes) or full.",
-           choices=SECURITY_MODES, metavar="MODE"),
-    Option("log_level", parse_str, "info", "Log level.", choices=LOG_LEVELS, metavar="LEVEL"),
-    Option("ui", parse_bool, True, "Serve the browser UI at / (--no-ui: the API only)."),
-    Option("mcp_config", parse_str, None, 'MCP servers file ({"mcpServers": {name: {command, args, env} | '
-           '{url, headers}}}) whose tools the server offers (docs/tools.md).', metavar="PATH"),
-    Option("tools_allow", parse_list, (), "Hosts and CIDRs server-side tools may reach although they are "
-           "loopback/private/link-local (comma list; the SSRF guard refuses them otherwise).", metavar="LIST"),
-    Option("searxng_url", parse_str, None, "SearXNG search endpoint for the web_search tool "
-           "(e.g. http://127.0.0.1:8888/search).", metavar="URL"),
-    Option("brave_api_key", parse_str, None, "Brave Search API key for the web_search tool (prefer the env var).",
-           metavar="KEY"),
-    Option("tool_timeout", parse_duration, 30.0, "Time limit of one server-side tool call; e.g. 30, 2m.",
-           metavar="DURATION"),
-    Option("tool_max_output", parse_size, 100_000, "Characters of tool output kept before it enters a prompt.",
-           metavar="SIZE"),
-    Option("web_fetch_max_bytes", parse_size, 5 * 1024**2, "Bytes web_fetch reads from a page at most.",
-           metavar="SIZE"),
-    Option("agent_max_iterations", parse_int, 8, "Model turns that call server-side tools, at most, in one request "
-           "(the agent loop then ends with the last turn).", metavar="N"),
-    Option("agent_max_time", parse_duration, 120.0, "Time one request's server-side tool loop may take; e.g. 120, "
-           "5m.", metavar="DURATION"),
-)
-OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
-CONFIG_ENV = "KRONK_CONFIG"
-MODEL_CONFIG_ENV = "KRONK_MODEL_CONFIG"
+_OPTION = "kronk.option"
+"""The field metadata key that holds an option's declaration."""
+
+
+def setting(parse: Callable[[object], Any], default: Any, help: str, *, choices: tuple[str, ...] | None = None,
+            per_model: bool = False, metavar: str = "VALUE", check: Check | None = None, repr: bool = True) -> Any:
+    """A ServerSettings field that is also an option (flag, env var, config-file key).
+
+    A per-model option defaults to unset (None), so only a value the operator gave
+    overrides the catalog and the per-model config."""
+    if per_model and default is not None:
+        raise TypeError("a per-model option defaults to None")
+    option = Option("", parse, default, help, choices, per_model, metavar, check)
+    return field(default=default, repr=repr, metadata={_OPTION: option})
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     """Resolved server configuration. `explicit` names the options some source set."""
 
-    host: str = "127.0.0.1"
-    port: int = 11435
-    model: str | None = None
-    preload: bool = True
-    slots: int | None = None
-    threads: int | None = None
-    ctx_size: int | None = None
-    batch_size: int | None = None
-    ubatch_size: int | None = None
-    gpu_layers: int | None = None
-    rpc: tuple[str, ...] | None = None
-    flash_attn: str | None = None
-    cache_type_k: str | None = None
-    cache_type_v: str | None = None
-    deterministic: bool | None = None
-    queue_size: int | None = None
-    spec_type: str | None = None
-    spec_draft_max: int | None = None
-    spec_draft_min: int | None = None
-    draft_model: str | None = None
-    model_paths: bool = False
-    max_models: int = 3
-    model_ttl: float = 300.0
-    max_body_size: int = 32 * 1024**2
-    max_tokens_default: int | None = None
-    max_tokens_limit: int = 32768
-    max_inputs: int = 2048
-    keepalive: float = 15.0
-    security: str = "off"
-    log_level: str = "info"
-    ui: bool = True
-    mcp_config: str | None = None
-    tools_allow: tuple[str, ...] = ()
-    searxng_url: str | None = None
-    brave_api_key: str | None = field(default=None, repr=False)
-    tool_timeout: float = 30.0
-    tool_max_output: int = 100_000
-    web_fetch_max_bytes: int = 5 * 1024**2
-    agent_max_iterations: int = 8
-    agent_max_time: float = 120.0
+    host: str = setting(parse_str, "127.0.0.1", "Address to listen on.", metavar="HOST")
+    port: int = setting(parse_int, 11435, "Port to listen on.", metavar="PORT", check=between(0, 65535))
+    model: str | None = setting(
+        parse_str, None, f"Default model: catalog id, alias or GGUF path (default {DEFAULT_MODEL}).",
+        metavar="MODEL")
+    preload: bool = setting(
+        parse_bool, True, "Load the default model at startup (readiness waits for it).",
+        metavar="BOOL")
+    slots: int | None = setting(
+        parse_int, None, "Parallel sequences per model (continuous batching).", per_model=True,
+        metavar="N", check=at_least(1))
+    threads: int | None = setting(
+        parse_int, None, "Decode threads per model (0: all cores).", per_model=True,
+        metavar="N", check=at_least(0))
+    ctx_size: int | None = setting(
+        parse_int, None, "KV cells per model, shared by its slots (0: training context).",
+        per_model=True, metavar="N", check=at_least(0))
+    batch_size: int | None = setting(
+        parse_int, None, "Logical batch size for prefill.", per_model=True,
+        metavar="N", check=at_least(1))
+    ubatch_size: int | None = setting(
+        parse_int, None, "Physical batch size.", per_model=True, metavar="N", check=at_least(1))
+    gpu_layers: int | None = setting(
+        parse_int, None, "Layers to offload to the GPU (-1: all).", per_model=True,
+        metavar="N")
+    rpc: tuple[str, ...] | None = setting(
+        parse_endpoints, None, "ggml RPC servers (host:port,...; `kronk rpc-server`) that take some of "
+        "each model's layers; no authentication: loopback or a private network only (docs/rpc.md).",
+        per_model=True, metavar="LIST")
+    flash_attn: str | None = setting(
+        parse_str, None, "Flash attention.", choices=FLASH_ATTN, per_model=True,
+        metavar="MODE")
+    cache_type_k: str | None = setting(
+        parse_str, None, "KV cache type for K.", choices=CACHE_TYPES,
+        per_model=True, metavar="TYPE")
+    cache_type_v: str | None = setting(
+        parse_str, None, "KV cache type for V.", choices=CACHE_TYPES,
+        per_model=True, metavar="TYPE")
+    deterministic: bool | None = setting(
+        parse_bool, None, "Greedy output that repeats whatever else runs: batch-invariant "
+        "CPU attention (flash attention on, V cache bf16); costs decode speed.", per_model=True,
+        metavar="BOOL")
+    queue_size: int | None = setting(
+        parse_int, None, "Requests that may wait for a slot before 429.",
+        per_model=True, metavar="N", check=at_least(0))
+    spec_type: str | None = setting(
+        parse_str, None, "Speculative decoding: off, ngram (prompt lookup) or draft (a draft "
+        "model); output is unchanged, repeat-heavy replies come faster (docs/server.md).", choices=SPEC_TYPES,
+        per_model=True, metavar="TYPE")
+    spec_draft_max: int | None = setting(
+        parse_int, None, "The most draft tokens a slot verifies per step.", per_model=True,
+        metavar="N", check=between(0, 64))
+    spec_draft_min: int | None = setting(
+        parse_int, None, "Shorter drafts are not verified.", per_model=True, metavar="N", check=at_least(1))
+    draft_model: str | None = setting(
+        parse_str, None, "Draft model for spec_type draft: a catalog id, alias or GGUF path "
+        "with the target's vocabulary.", per_model=True, metavar="MODEL")
+    model_paths: bool = setting(
+        parse_bool, False, "Let requests name GGUF files by path (off: only store ids and "
+        "aliases, the default model and the model config file's entries).", metavar="BOOL")
+    max_models: int = setting(parse_int, 3, "Models kept in memory at once.", metavar="N", check=at_least(1))
+    model_ttl: float = setting(
+        parse_duration, 300.0, "Unload a model idle this long (0: never); e.g. 300, 5m.",
+        metavar="DURATION", check=at_least(0))
+    max_body_size: int = setting(
+        parse_size, 32 * 1024**2, "Largest request body; e.g. 32MiB.", metavar="SIZE", check=at_least(1024, "1KiB"))
+    max_tokens_default: int | None = setting(
+        parse_int, None, "Output cap for requests that set no max_tokens (built-in "
+        "default 4096; 0: until the context is full).", per_model=True, metavar="N", check=at_least(0))
+    max_tokens_limit: int = setting(
+        parse_int, 32768, "Largest max_tokens a request may ask for.", metavar="N", check=at_least(1))
+    max_inputs: int = setting(
+        parse_int, 2048, "Most inputs in one embeddings/rerank/completions request.",
+        metavar="N", check=at_least(1))
+    keepalive: float = setting(
+        parse_duration, 15.0, "Seconds between SSE keep-alive comments.", metavar="DURATION", check=above(0))
+    security: str = setting(
+        parse_str, "off", "Who must present a token: off, management (admin routes) or full.",
+        choices=SECURITY_MODES, metavar="MODE")
+    log_level: str = setting(parse_str, "info", "Log level.", choices=LOG_LEVELS, metavar="LEVEL")
+    ui: bool = setting(parse_bool, True, "Serve the browser UI at / (--no-ui: the API only).")
+    mcp_config: str | None = setting(
+        parse_str, None, 'MCP servers file ({"mcpServers": {name: {command, args, env} | '
+        '{url, headers}}}) whose tools the server offers (docs/tools.md).', metavar="PATH")
+    tools_allow: tuple[str, ...] = setting(
+        parse_list, (), "Hosts and CIDRs server-side tools may reach although they are "
+        "loopback/private/link-local (comma list; the SSRF guard refuses them otherwise).", metavar="LIST")
+    searxng_url: str | None = setting(
+        parse_str, None, "SearXNG search endpoint for the web_search tool "
+        "(e.g. http://127.0.0.1:8888/search).", metavar="URL")
+    brave_api_key: str | None = setting(
+        parse_str, None, "Brave Search API key for the web_search tool (prefer the env var).",
+        metavar="KEY", repr=False)
+    tool_timeout: float = setting(
+        parse_duration, 30.0, "Time limit of one server-side tool call; e.g. 30, 2m.",
+        metavar="DURATION", check=above(0))
+    tool_max_output: int = setting(
+        parse_size, 100_000, "Characters of tool output kept before it enters a prompt.",
+        metavar="SIZE", check=at_least(1024, "1KiB"))
+    web_fetch_max_bytes: int = setting(
+        parse_size, 5 * 1024**2, "Bytes web_fetch reads from a page at most.",
+        metavar="SIZE", check=at_least(1024, "1KiB"))
+    agent_max_iterations: int = setting(
+        parse_int, 8, "Model turns that call server-side tools, at most, in one request "
+        "(the agent loop then ends with the last turn).", metavar="N", check=at_least(1))
+    agent_max_time: float = setting(
+        parse_duration, 120.0, "Time one request's server-side tool loop may take; e.g. 120, "
+        "5m.", metavar="DURATION", check=above(0))
     config_file: Path | None = None
     model_config_file: Path | None = None
     per_model: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -287,35 +318,23 @@ class ServerSettings:
         )
 
     def validate(self) -> None:
-        """Range checks that no parser can do alone."""
-        checks: list[tuple[bool, str]] = [
-            (0 <= self.port <= 65535, "port must be between 0 and 65535"),
-            (self.slots is None or self.slots >= 1, "slots must be at least 1"),
-            (self.threads is None or self.threads >= 0, "threads must be 0 or more"),
-            (self.ctx_size is None or self.ctx_size >= 0, "ctx_size must be 0 or more"),
-            (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.ubatch_size is None or self.ubatch_size >= 1, "ubatch_size must be at least 1"),
-            (self.queue_size is None or self.queue_size >= 0, "queue_size must be 0 or more"),
-            (self.spec_draft_max is None or 0 <= self.spec_draft_max <= 64, "spec_draft_max must be 0 to 64"),
-            (self.spec_draft_min is None or self.spec_draft_min >= 1, "spec_draft_min must be at least 1"),
-            (not (self.deterministic and self.flash_attn == "off"),
-             "deterministic needs flash attention (auto or on), not flash_attn off"),
-            (self.max_models >= 1, "max_models must be at least 1"),
-            (self.model_ttl >= 0, "model_ttl must be 0 or more"),
-            (self.max_body_size >= 1024, "max_body_size must be at least 1KiB"),
-            (self.max_tokens_limit >= 1, "max_tokens_limit must be at least 1"),
-            (self.max_tokens_default is None or self.max_tokens_default >= 0, "max_tokens_default must be >= 0"),
-            (self.max_inputs >= 1, "max_inputs must be at least 1"),
-            (self.keepalive > 0, "keepalive must be more than 0"),
-            (self.tool_timeout > 0, "tool_timeout must be more than 0"),
-            (self.tool_max_output >= 1024, "tool_max_output must be at least 1KiB"),
-            (self.web_fetch_max_bytes >= 1024, "web_fetch_max_bytes must be at least 1KiB"),
-            (self.agent_max_iterations >= 1, "agent_max_iterations must be at least 1"),
-            (self.agent_max_time > 0, "agent_max_time must be more than 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        """Each option's range (load_settings already checked the values it read, naming their
+        source; this covers settings built in code) and the rules that involve two settings."""
+        for option in OPTIONS:
+            value = getattr(self, option.name)
+            if option.check is not None and value is not None and not option.check.test(value):
+                raise ConfigError(f"{option.name} must be {option.check.text}, got {value!r}")
+        if self.deterministic and self.flash_attn == "off":
+            raise ConfigError("deterministic needs flash attention (auto or on), not flash_attn off")
+
+
+OPTIONS: tuple[Option, ...] = tuple(
+    dataclasses.replace(f.metadata[_OPTION], name=f.name)
+    for f in dataclasses.fields(ServerSettings) if _OPTION in f.metadata
+)
+OPTIONS_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+CONFIG_ENV = "KRONK_CONFIG"
+MODEL_CONFIG_ENV = "KRONK_MODEL_CONFIG"
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:

@@ -149,17 +149,42 @@ def test_each_setting_has_one_name_and_old_spellings_still_read(tmp_path: Path) 
         "ctx_size": 4096, "flash_attn": "on"}
 
 
-def test_server_settings_and_options_declare_the_same_settings() -> None:
-    """ServerSettings is the typed view of OPTIONS: same names, same defaults (per-model options
-    default to unset, so the model config, the catalog and ModelSettings decide)."""
+def test_each_option_is_declared_once_as_a_server_settings_field() -> None:
+    """OPTIONS is read from ServerSettings' fields: same names, defaults and order, and every
+    per-model option defaults to unset and names a ModelSettings field."""
     import dataclasses
 
     from kronk.sdk.settings import ModelSettings
+    from kronk.settings import ServerSettings, setting
+
+    fields = [f for f in dataclasses.fields(ServerSettings) if f.name in {o.name for o in OPTIONS}]
+    assert [f.name for f in fields] == [o.name for o in OPTIONS]
+    assert [f.default for f in fields] == [o.default for o in OPTIONS]
+    model_fields = {f.name for f in dataclasses.fields(ModelSettings)}
+    for option in OPTIONS:
+        if option.per_model:
+            assert option.default is None and option.name in model_fields, option.name
+    with pytest.raises(TypeError, match="per-model"):
+        setting(str, 3, "a per-model option with a default", per_model=True)
+
+
+@pytest.mark.parametrize(("flags", "environ", "message"), [
+    ({"slots": 0}, {}, "--slots: must be at least 1, got 0"),
+    ({}, {"KRONK_MAX_BODY_SIZE": "10"}, "KRONK_MAX_BODY_SIZE: must be at least 1KiB, got 10"),
+    ({"port": 70000}, {}, "--port: must be between 0 and 65535, got 70000"),
+    ({"keepalive": "0"}, {}, "--keepalive: must be more than 0, got 0.0"),
+])
+def test_an_option_out_of_range_names_its_source(flags: dict, environ: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(flags, environ)
+    assert str(caught.value) == message
+
+
+def test_settings_built_in_code_are_range_checked_too() -> None:
     from kronk.settings import ServerSettings
 
-    fields = {f.name: f.default for f in dataclasses.fields(ServerSettings) if f.name != "explicit"}
-    assert set(fields) >= {o.name for o in OPTIONS}
-    for option in OPTIONS:
-        assert fields[option.name] == (None if option.per_model else option.default), option.name
-        if option.per_model:
-            assert option.name in {f.name for f in dataclasses.fields(ModelSettings)}, option.name
+    with pytest.raises(ConfigError, match="spec_draft_max must be between 0 and 64, got 65"):
+        ServerSettings(spec_draft_max=65).validate()
+    with pytest.raises(ConfigError, match="deterministic needs flash attention"):
+        ServerSettings(deterministic=True, flash_attn="off").validate()
+    ServerSettings().validate()
