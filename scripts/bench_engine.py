@@ -61,6 +61,7 @@ from _bench_common import (
 from kronk.engine.loop import Engine, EngineConfig
 from kronk.engine.types import Finish, GenerateRequest, SamplingParams, TextDelta
 from kronk.llama import Model
+from kronk.llama.context import ContextParams
 
 DECODE_TARGET = 0.95
 TTFT_TARGET = 0.25
@@ -155,10 +156,10 @@ class Ours:
     def __init__(self, model_path: Path, sizes: Sizes, threads: int) -> None:
         self.model = Model.load(model_path)
         self.sizes = sizes
-        self.config = EngineConfig(
-            n_ctx=sizes.ctx, slots=max(sizes.parallel), n_batch=2048, n_ubatch=512,
-            threads=threads, threads_batch=threads, flash_attn="auto",
-        )
+        self.config = EngineConfig(ContextParams(
+            n_ctx=sizes.ctx, n_seq_max=max(sizes.parallel), n_batch=2048, n_ubatch=512,
+            n_threads=threads, n_threads_batch=threads, flash_attn="auto",
+        ))
         self.rng = np.random.default_rng(1234)
         self.engine = Engine(self.model, self.config)
         run_job(self.engine, greedy(self.prompt(16), 2))  # warm-up, as llama-batched-bench does

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,7 @@ from kronk.engine.scheduler import MIN_PREFIX_REUSE as MIN_PREFIX_REUSE  # re-ex
 from kronk.engine.scheduler import Scheduler
 from kronk.engine.slot import Slot, SlotState
 from kronk.engine.speculation import check_speculation, spec_config
-from kronk.engine.types import Finish, GenerateRequest, Usage
+from kronk.engine.types import Finish, GenerateRequest, SpecSettings, Usage
 from kronk.errors import (
     BusyError,
     ContextOverflowError,
@@ -55,37 +55,31 @@ from kronk.llama.context import ContextParams
 logger = logging.getLogger("kronk.engine")
 
 
+def _default_context() -> ContextParams:
+    return ContextParams(n_seq_max=4)
+
+
 @dataclass(slots=True)
 class EngineConfig:
-    n_ctx: int = 4096
-    slots: int = 4
-    n_batch: int = 2048
-    n_ubatch: int = 512
-    threads: int = 0
-    threads_batch: int = 0
-    flash_attn: str = "auto"
-    cache_type_k: str = "f16"
-    cache_type_v: str = "f16"
+    """How an Engine serves its model. The llama context's settings are declared once, in
+    ContextParams: its n_seq_max is the number of slots; the engine always sets kv_unified, and
+    for embeddings n_ubatch = n_batch; deterministic may change flash_attn and the cache types."""
+
+    context: ContextParams = field(default_factory=_default_context)
     queue_size: int = 64
+    """Jobs that may wait for a slot; one more gets BusyError."""
     prompt_cache_bytes: int = 256 * 1024 * 1024
     # While other slots generate, move idle slots' KV into the RAM prompt cache: with a
     # unified KV cache every decode attends over all used cells, so idle history slows
     # every running stream (llama-server's --cache-idle-slots does the same).
     cache_idle_slots: bool = True
-    embeddings: bool = False
-    pooling: str = "unspecified"
     deterministic: bool = False
     """Batch-invariant attention on the CPU, so greedy output repeats whatever else runs
     (flash attention on, V stored as bf16; see kronk.engine.attention). Costs speed."""
-    spec_type: str = "off"
-    """Speculative decoding for requests that do not choose: off, ngram or draft (needs draft_model);
-    see kronk.engine.speculation."""
-    spec_draft_max: int = 16
-    """The most draft tokens a slot proposes per step."""
-    spec_draft_min: int = 1
-    """A shorter proposal is not worth its rows: the slot decodes one token instead."""
+    speculation: SpecSettings = field(default_factory=SpecSettings)
+    """Speculative decoding for requests that do not choose (see kronk.engine.speculation)."""
     draft_model: Model | None = None
-    """A loaded model with the same vocabulary, for spec_type draft (the caller owns and frees it)."""
+    """A loaded model with the same vocabulary, for speculation type draft (the caller owns and frees it)."""
 
 
 @dataclass(slots=True)
@@ -131,20 +125,16 @@ class Engine(Scheduler, Executor):
         self.model = model
         self.config = config = config or EngineConfig()
         self.vocab = model.vocab
-        self.spec_config = spec_config(config)
+        self.spec_config = spec_config(config.speculation, config.draft_model is not None)
+        wanted = config.context
         self.attention = resolve_attention(
-            config.flash_attn, config.cache_type_k, config.cache_type_v,
-            deterministic=config.deterministic and not config.embeddings, cpu=not supports_gpu_offload(),
+            wanted.flash_attn, wanted.cache_type_k, wanted.cache_type_v,
+            deterministic=config.deterministic and not wanted.embeddings, cpu=not supports_gpu_offload(),
         )
-        params = ContextParams(
-            n_ctx=config.n_ctx,
-            n_batch=config.n_batch,
-            n_ubatch=config.n_batch if config.embeddings else config.n_ubatch,
-            n_seq_max=max(1, config.slots),
-            n_threads=config.threads,
-            n_threads_batch=config.threads_batch,
-            embeddings=config.embeddings,
-            pooling=config.pooling,
+        params = dataclasses.replace(
+            wanted,
+            n_ubatch=wanted.n_batch if wanted.embeddings else wanted.n_ubatch,
+            n_seq_max=max(1, wanted.n_seq_max),
             flash_attn=self.attention.flash_attn,
             cache_type_k=self.attention.cache_type_k,
             cache_type_v=self.attention.cache_type_v,
@@ -380,7 +370,7 @@ class Engine(Scheduler, Executor):
 
     def embed_tokens(self, inputs: list[list[int]], normalize: bool = True) -> list[np.ndarray]:
         """Pooled embeddings for many inputs, decoding as many sequences per batch as fit."""
-        if not self.config.embeddings:
+        if not self.config.context.embeddings:
             raise InvalidRequestError("this model was not loaded for embeddings")
         for tokens in inputs:
             if not tokens:

@@ -19,8 +19,9 @@ is not slowed by verification it does not profit from.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from kronk.engine.types import SpecSettings
 from kronk.errors import ConfigError, InvalidRequestError
 
 if TYPE_CHECKING:
@@ -42,12 +43,9 @@ COOLDOWN_MAX = 512
 
 
 @dataclass(slots=True)
-class SpecConfig:
-    """A model's speculation defaults (EngineConfig), which a request may override."""
+class SpecConfig(SpecSettings):
+    """A model's checked speculation defaults (EngineConfig.speculation), which a request may override."""
 
-    type: str = "off"
-    draft_max: int = 16
-    draft_min: int = 1
     has_draft_model: bool = False
 
 
@@ -103,18 +101,18 @@ class SlotSpec:
             self.accepted *= scale
 
 
-def spec_config(config: Any) -> SpecConfig:
-    """The model's speculation defaults from its EngineConfig; a bad value is a ConfigError."""
-    has_draft = config.draft_model is not None
-    if config.spec_type not in SPEC_TYPES:
-        raise ConfigError(f"spec_type must be one of {', '.join(SPEC_TYPES)}, got {config.spec_type!r}")
-    if config.spec_type == "draft" and not has_draft:
+def spec_config(settings: SpecSettings, has_draft: bool) -> SpecConfig:
+    """The model's speculation defaults, checked; a bad value is a ConfigError (named as the
+    ModelSettings field that sets it)."""
+    if settings.type not in SPEC_TYPES:
+        raise ConfigError(f"spec_type must be one of {', '.join(SPEC_TYPES)}, got {settings.type!r}")
+    if settings.type == "draft" and not has_draft:
         raise ConfigError("spec_type draft needs a draft model (draft_model)")
-    if not 0 <= config.spec_draft_max <= DRAFT_MAX_LIMIT:
+    if not 0 <= settings.draft_max <= DRAFT_MAX_LIMIT:
         raise ConfigError(f"spec_draft_max must be between 0 and {DRAFT_MAX_LIMIT}")
-    if not 1 <= config.spec_draft_min <= max(1, config.spec_draft_max):
+    if not 1 <= settings.draft_min <= max(1, settings.draft_max):
         raise ConfigError("spec_draft_min must be at least 1 and at most spec_draft_max")
-    return SpecConfig(config.spec_type, config.spec_draft_max, config.spec_draft_min, has_draft)
+    return SpecConfig(settings.type, settings.draft_max, settings.draft_min, has_draft)
 
 
 def check_speculation(wanted: Speculation, config: SpecConfig) -> None:

@@ -60,6 +60,19 @@ class Speculation:
 
 
 @dataclass(slots=True)
+class SpecSettings:
+    """A model's speculative decoding defaults, for requests that do not choose (EngineConfig;
+    ModelSettings' spec_type, spec_draft_max and spec_draft_min fill it)."""
+
+    type: str = "off"
+    """off, ngram (prompt lookup) or draft (needs EngineConfig.draft_model)."""
+    draft_max: int = 16
+    """The most draft tokens a slot proposes per step."""
+    draft_min: int = 1
+    """A shorter proposal is not worth its rows: the slot decodes one token instead."""
+
+
+@dataclass(slots=True)
 class TopLogprob:
     token: str
     token_id: int

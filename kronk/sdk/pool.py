@@ -21,7 +21,9 @@ from typing import Any, Protocol, TypeVar
 
 from kronk.engine.loop import Engine, EngineConfig
 from kronk.engine.rpc import RPCEngine
+from kronk.engine.types import SpecSettings
 from kronk.errors import BusyError, ModelNotFoundError, ShuttingDownError
+from kronk.llama.context import ContextParams
 from kronk.llama.rpc import parse_endpoints
 from kronk.sdk.requests import LoadedModelStatus
 from kronk.sdk.settings import ModelSettings, PoolSettings
@@ -266,24 +268,25 @@ def _load_blocking(model_id: str, resolved: Resolved, settings: ModelSettings,
         if embeddings:
             n_ctx = min(n_ctx, model.n_ctx_train) if model.n_ctx_train > 0 else n_ctx
         config = EngineConfig(
-            n_ctx=n_ctx,
-            slots=max(1, settings.slots),
-            n_batch=max(settings.batch_size, n_ctx) if embeddings else settings.batch_size,
-            n_ubatch=settings.ubatch_size,
-            threads=settings.effective_threads(),
-            threads_batch=settings.effective_threads_batch(),
-            flash_attn=settings.flash_attn,
-            cache_type_k=settings.cache_type_k,
-            cache_type_v=settings.cache_type_v,
+            context=ContextParams(
+                n_ctx=n_ctx,
+                n_seq_max=max(1, settings.slots),
+                n_batch=max(settings.batch_size, n_ctx) if embeddings else settings.batch_size,
+                n_ubatch=settings.ubatch_size,
+                n_threads=settings.effective_threads(),
+                n_threads_batch=settings.effective_threads_batch(),
+                flash_attn=settings.flash_attn,
+                cache_type_k=settings.cache_type_k,
+                cache_type_v=settings.cache_type_v,
+                embeddings=embeddings,
+                pooling=_pooling_for(kind, model.pooling_type),
+            ),
             deterministic=settings.deterministic,
-            spec_type=settings.spec_type if not embeddings else "off",
-            spec_draft_max=settings.spec_draft_max,
-            spec_draft_min=settings.spec_draft_min,
+            speculation=SpecSettings(settings.spec_type if not embeddings else "off",
+                                     settings.spec_draft_max, settings.spec_draft_min),
             draft_model=draft if not embeddings else None,
             queue_size=settings.queue_size,
             prompt_cache_bytes=settings.prompt_cache_mb * 1024 * 1024,
-            embeddings=embeddings,
-            pooling=_pooling_for(kind, model.pooling_type),
         )
         engine = (RPCEngine if model.rpc else Engine)(model, config)
         projector = None

@@ -9,8 +9,9 @@ import pytest
 
 from kronk.engine.jobs import ThreadEventQueue
 from kronk.engine.loop import Engine, EngineConfig
-from kronk.engine.types import Finish, GenerateRequest, SamplingParams, TextDelta
+from kronk.engine.types import Finish, GenerateRequest, SamplingParams, SpecSettings, TextDelta
 from kronk.llama import Model
+from kronk.llama.context import ContextParams
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +28,12 @@ def smol_model(lib_dir: Path, smollm2: Path) -> Iterator[Model]:
     model.close()
 
 
-def make_engine(model: Model, **config: object) -> Engine:
-    defaults: dict[str, object] = {"n_ctx": 2048, "slots": 4, "threads": 2}
-    defaults.update(config)
-    return Engine(model, EngineConfig(**defaults))  # type: ignore[arg-type]
+def make_engine(model: Model, n_ctx: int = 2048, slots: int = 4, spec_type: str = "off", spec_draft_max: int = 16,
+                spec_draft_min: int = 1, **config: object) -> Engine:
+    """An engine on two threads; the other keywords are EngineConfig's."""
+    context = ContextParams(n_ctx=n_ctx, n_seq_max=slots, n_threads=2)
+    speculation = SpecSettings(spec_type, spec_draft_max, spec_draft_min)
+    return Engine(model, EngineConfig(context=context, speculation=speculation, **config))  # type: ignore[arg-type]
 
 
 def greedy_request(model: Model, prompt: str, n: int = 32, **kwargs: object) -> GenerateRequest:

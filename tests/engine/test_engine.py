@@ -226,9 +226,10 @@ def test_bad_requests(tiny_model: Model) -> None:
 def test_embeddings_batch_many_inputs(lib_dir, tiny) -> None:
     from kronk.engine.loop import Engine, EngineConfig
     from kronk.llama import Model as M
+    from kronk.llama.context import ContextParams
 
     with M.load(tiny["embed"]) as model:
-        with Engine(model, EngineConfig(n_ctx=512, slots=4, n_batch=512, embeddings=True, threads=2)) as engine:
+        with Engine(model, EngineConfig(ContextParams(n_ctx=512, n_seq_max=4, n_batch=512, embeddings=True, n_threads=2))) as engine:
             inputs = [model.vocab.tokenize(t) for t in ["hello world", "the cat", "a dog", "red", "blue green"]]
             vectors = engine.call(lambda: engine.embed_tokens(inputs)).result(timeout=60)
             alone = engine.call(lambda: engine.embed_tokens([inputs[3]])).result(timeout=60)
