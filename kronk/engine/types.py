@@ -74,6 +74,8 @@ class SpecSettings:
 
 @dataclass(slots=True)
 class TopLogprob:
+    """One candidate token and its log-probability."""
+
     token: str
     token_id: int
     logprob: float
@@ -81,11 +83,9 @@ class TopLogprob:
 
 
 @dataclass(slots=True)
-class TokenLogprob:
-    token: str
-    token_id: int
-    logprob: float
-    bytes: list[int]
+class TokenLogprob(TopLogprob):
+    """The token chosen, with the most likely alternatives when the request asked for them."""
+
     top_logprobs: list[TopLogprob] = field(default_factory=list)
 
 
