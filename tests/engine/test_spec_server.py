@@ -87,7 +87,7 @@ def test_speculation_settings_come_from_flags_env_and_files(tmp_path: Path) -> N
     assert ModelSettings().merged(settings.per_model["smollm2"]).spec_draft_max == 24
     with pytest.raises(ConfigError, match="spec-type"):
         load_settings({"spec_type": "medusa"}, {})
-    with pytest.raises(ConfigError, match="spec_draft_max"):
+    with pytest.raises(ConfigError, match="spec-draft-max"):
         load_settings({"spec_draft_max": 500}, {})
 
 
