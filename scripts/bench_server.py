@@ -181,6 +181,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sustained: requests per level = this x the concurrency")
     parser.add_argument("--max-tokens", type=positive_int, default=128, help="sustained: tokens per request")
     parser.add_argument("--wave-tokens", type=positive_int, default=96, help="wave: tokens per request")
+    parser.add_argument("--spec-type", choices=("off", "ngram"),
+                        help="our server's speculative decoding (default: the server's default); llama-server "
+                             "runs with its own default, none")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--quick", action="store_true", help="1 round, 32 tokens, 1 request per slot")
     args = parser.parse_args(argv)
@@ -199,11 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     cases = cases_for(modes, levels, args.requests_per_slot, args.max_tokens, args.wave_tokens)
     print(f"model {model.name}, libs {libs}, threads {args.threads}, slots {args.slots}, ctx {args.ctx_size}, "
           f"levels {levels}, modes {modes} (sustained: {args.requests_per_slot}xC requests of {args.max_tokens} "
-          f"tokens; wave: C requests of {args.wave_tokens} tokens), {args.rounds} round(s)", flush=True)
+          f"tokens; wave: C requests of {args.wave_tokens} tokens), {args.rounds} round(s), "
+          f"our spec-type {args.spec_type or 'default'}", flush=True)
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kronk-bench-") as tmp:
         home = Path(tmp) / "home"
-        specs = (our_server(model, libs, home, args.slots, args.threads, args.ctx_size),
+        extra = ("--spec-type", args.spec_type) if args.spec_type else ()
+        specs = (our_server(model, libs, home, args.slots, args.threads, args.ctx_size, extra=extra),
                  llama_server(tool, model, libs, args.slots, args.threads, args.ctx_size))
         try:
             for index in range(args.rounds):
@@ -222,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(args.json, {
             "model": model, "libs": libs, "threads": args.threads, "slots": args.slots, "ctx_size": args.ctx_size,
             "levels": levels, "modes": modes, "requests_per_slot": args.requests_per_slot,
-            "max_tokens": args.max_tokens, "wave_tokens": args.wave_tokens,
+            "max_tokens": args.max_tokens, "wave_tokens": args.wave_tokens, "spec_type": args.spec_type,
             "rounds": rounds, "summary": summary, "checks": [c.as_dict() for c in checks], "passed": ok,
         })
     return 0 if ok else 1
