@@ -10,7 +10,7 @@ import pytest
 
 from kronk.engine.jobs import ThreadEventQueue
 from kronk.engine.loop import Engine
-from kronk.engine.ngram import propose
+from kronk.engine.ngram import NGRAM_MAX, lookup, propose
 from kronk.engine.speculation import COOLDOWN_FIRST, WINDOW, SlotSpec
 from kronk.engine.types import Finish, GenerateRequest, SamplingParams, Speculation, TextDelta
 from kronk.errors import ConfigError, InvalidRequestError
@@ -47,6 +47,20 @@ def test_propose_continues_the_latest_longest_match() -> None:
     # nothing after the match but the suffix itself: the continuation stops at the end
     assert propose(np.array([7, 7, 7, 7], dtype=np.int32), 4, 8).tolist() == [7]
     assert propose(history, len(history), 0) is None
+
+
+def test_lookup_prefers_the_longest_match_beyond_four_tokens() -> None:
+    """Code repeats short runs (indentation, `self.`): only the longer match tells which
+    occurrence is being copied, even when a shorter one is more recent."""
+    history = np.array([1, 2, 3, 4, 5, 7, 8, 0, 2, 3, 4, 5, 9, 1, 2, 3, 4, 5], dtype=np.int32)
+    assert lookup(history, len(history)) == (5, 5)
+    assert propose(history, len(history), 2).tolist() == [7, 8]
+    # the match is capped at NGRAM_MAX tokens; a long repeated run still proposes its continuation
+    run = np.arange(100, 100 + NGRAM_MAX + 6, dtype=np.int32)
+    history = np.concatenate([run, [0], run[:-3]]).astype(np.int32)
+    assert lookup(history, len(history)) == (len(run) - 3, NGRAM_MAX)
+    assert propose(history, len(history), 4).tolist() == [*run[-3:], 0]
+    assert lookup(np.array([5, 6, 7], dtype=np.int32), 3) == (0, 0)
 
 
 def test_propose_never_matches_media_positions() -> None:
