@@ -105,12 +105,38 @@ async def drive(servers: list[bh.RunningServer], workloads: tuple[Workload, ...]
                     tokens = min(prompt.max_tokens, max_tokens or prompt.max_tokens)
                     messages = [{"role": "user", "content": prompt.content}]
                     try:
+                        before = await spec_counters(session, server.url)
                         outcome = await bh.stream_chat(session, server.url, messages, tokens)
+                        after = await spec_counters(session, server.url)
                     except (bh.BenchError, aiohttp.ClientError, TimeoutError) as exc:
                         tail = server.log_tail()
                         raise bh.BenchError(f"{server.spec.name}: {exc!r}\n--- log tail ---\n{tail}") from None
-                    results[server.spec.name][workload.name].append(outcome_row(outcome))
+                    row = outcome_row(outcome)
+                    if before is not None and after is not None and "draft_n" not in row["timings"]:
+                        row["timings"] = {**row["timings"], "draft_n": after[0] - before[0],
+                                          "draft_n_accepted": after[1] - before[1]}
+                    results[server.spec.name][workload.name].append(row)
     return results
+
+
+SPEC_COUNTERS = ("kronk_spec_drafted_tokens_total", "kronk_spec_accepted_tokens_total")
+
+
+async def spec_counters(session: aiohttp.ClientSession, url: str) -> tuple[float, float] | None:
+    """Kronk's draft counters (drafted, accepted; summed over models) from /metrics, so our
+    columns' acceptance is reported like llama-server's; None where the server has none."""
+    async with session.get(f"{url}/metrics") as response:
+        if response.status != 200:
+            return None
+        text = await response.text()
+    totals = dict.fromkeys(SPEC_COUNTERS, 0.0)
+    seen = False
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in totals:
+            totals[name] += float(line.rsplit(" ", 1)[1])
+            seen = True
+    return (totals[SPEC_COUNTERS[0]], totals[SPEC_COUNTERS[1]]) if seen else None
 
 
 def bench_round(specs: list[bh.ServerSpec], max_tokens: int | None, log_dir: Path, first: int) -> dict[str, Any]:
@@ -129,7 +155,8 @@ def workload_tps(outcomes: list[dict[str, Any]]) -> float:
 
 
 def acceptance(outcomes: list[dict[str, Any]]) -> float:
-    """Accepted / drafted tokens where the server reported them (llama-server's `timings`)."""
+    """Accepted / drafted tokens where the server reported them (llama-server's `timings`; for
+    kronk, the change of its kronk_spec_* counters across the request, put into `timings`)."""
     drafted = sum(int(o["timings"].get("draft_n") or 0) for o in outcomes)
     accepted = sum(int(o["timings"].get("draft_n_accepted") or 0) for o in outcomes)
     return accepted / drafted if drafted else math.nan
@@ -168,9 +195,10 @@ def report(rounds: list[dict[str, Any]], cols: list[Column]) -> tuple[list[bc.Ch
                    title="Tokens/s per round (generation rate, each workload's prompts together)")
     bc.print_table(["workload", *names], [[w, *(bc.median(tps_of(rounds, n, w)) for n in names)] for w in wnames],
                    title="Tokens/s, medians over rounds")
-    bc.print_table(["workload", *(c.name for c in llama_spec)],
-                   [[w, *(acceptance([o for r in rounds for o in r[c.name][w]]) for c in llama_spec)] for w in wnames],
-                   title="llama-server draft acceptance (accepted / drafted, from its timings)")
+    spec_cols = [c for c in cols if c.spec]
+    bc.print_table(["workload", *(c.name for c in spec_cols)],
+                   [[w, *(acceptance([o for r in rounds for o in r[c.name][w]]) for c in spec_cols)] for w in wnames],
+                   title="draft acceptance (accepted / drafted: llama-server's timings, kronk's /metrics counters)")
     summary: dict[str, Any] = {}
     ratio_rows = []
     for w in wnames:
