@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from kronk.durations import parse_duration  # the one duration grammar
+from kronk.engine.speculation import DRAFT_MAX_LIMIT, SPEC_TYPES
 from kronk.errors import ConfigError
 from kronk.llama.rpc import parse_endpoints
 from kronk.models.config_keys import LEGACY_NAMES
@@ -36,7 +37,6 @@ DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct-Q4_1"
 SECURITY_MODES = ("off", "management", "full")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 FLASH_ATTN = ("auto", "on", "off")
-SPEC_TYPES = ("off", "ngram", "draft")
 CACHE_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1")
 
 _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
@@ -219,7 +219,7 @@ class ServerSettings:
         per_model=True, metavar="TYPE")
     spec_draft_max: int | None = setting(
         parse_int, None, "The most draft tokens a slot verifies per step.", per_model=True,
-        metavar="N", check=between(0, 64))
+        metavar="N", check=between(0, DRAFT_MAX_LIMIT))
     spec_draft_min: int | None = setting(
         parse_int, None, "Shorter drafts are not verified.", per_model=True, metavar="N", check=at_least(1))
     draft_model: str | None = setting(

@@ -20,7 +20,7 @@ import numpy as np
 from kronk.engine.draft import DraftModel
 from kronk.engine.jobs import Job, Sink
 from kronk.engine.logprobs import token_logprobs
-from kronk.engine.ngram import lookup
+from kronk.engine.ngram import propose
 from kronk.engine.slot import Run, Slot, SlotState
 from kronk.engine.speculation import SlotSpec, SpecConfig
 from kronk.engine.types import Finish, FinishReason, GenerateRequest, TextDelta, Usage
@@ -219,10 +219,9 @@ class Executor:
                 return
             n = slot.n_cached
             slot.cache[n] = run.next_token
-            start, matched = lookup(slot.cache, n + 1)
-            k = min(k, n + 1 - start) if matched else 0
-            # a copy: the cells it came from may be overwritten by the verification
-            draft = slot.cache[start : start + k].copy() if k > 0 else None
+            draft = propose(slot.cache, n + 1, k)
+            if draft is not None:
+                draft = draft.copy()  # the cells it came from may be overwritten by the verification
         if draft is None or len(draft) < spec.draft_min:
             return
         batch = self.batch
