@@ -20,9 +20,9 @@ import numpy as np
 from kronk.engine.draft import DraftModel
 from kronk.engine.jobs import Job, Sink
 from kronk.engine.logprobs import token_logprobs
-from kronk.engine.ngram import propose
+from kronk.engine.ngram import lookup
 from kronk.engine.slot import Run, Slot, SlotState
-from kronk.engine.speculation import SlotSpec, SpecConfig
+from kronk.engine.speculation import SlotSpec, SpecConfig, StepCost
 from kronk.engine.types import Finish, FinishReason, GenerateRequest, TextDelta, Usage
 from kronk.llama import Batch, KVCacheFullError
 
@@ -57,6 +57,7 @@ class Executor:
     drafter: DraftModel | None
     _spec_drafted: int
     _spec_accepted: int
+    _step_cost: StepCost
 
     if TYPE_CHECKING:  # provided by the scheduler
         def _relieve_kv_pressure(self) -> None: ...
@@ -79,15 +80,13 @@ class Executor:
         t0 = time.perf_counter()
         batch = self.batch
         batch.clear()
-        generating = []
-        drafts = self._model_drafts() if self.drafter is not None else None
-        for slot in self.slots:
-            if slot.state is _GENERATE:
-                run = slot.run
-                slot.row = batch.add(run.next_token, slot.n_cached, slot.seq_id, True)  # type: ignore[union-attr]
-                generating.append(slot)
-                if run.spec is not None:  # type: ignore[union-attr]
-                    self._add_draft(slot, run, drafts)  # type: ignore[arg-type]
+        generating = [slot for slot in self.slots if slot.state is _GENERATE]
+        drafts = self._model_drafts(len(generating) - 1) if self.drafter is not None else None
+        for slot in generating:
+            run = slot.run
+            slot.row = batch.add(run.next_token, slot.n_cached, slot.seq_id, True)  # type: ignore[union-attr]
+            if run.spec is not None:  # type: ignore[union-attr]
+                self._add_draft(slot, run, drafts, len(generating) - 1)  # type: ignore[arg-type]
         # Chunked prefill: while streams run, each step takes at most one ubatch of prompt.
         budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - batch.n_tokens))
         prefilled: list[tuple[Slot, int]] = []
@@ -118,6 +117,8 @@ class Executor:
             self._relieve_kv_pressure()
             return
         t2 = time.perf_counter()
+        if generating and not prefilled:
+            self._step_cost.record(batch.n_tokens, t2 - t1)
         for slot in generating:
             slot.cache[slot.n_cached] = slot.run.next_token  # type: ignore[union-attr]
             slot.n_cached += 1
@@ -182,46 +183,54 @@ class Executor:
             return None
         return SlotSpec(draft_max, config.draft_min, kind)
 
-    def _draft_room(self, slot: Slot, run: Run, spec: SlotSpec) -> int:
-        """Draft tokens the slot may verify this step: its adaptive length, capped by the tokens
-        the request may still generate beyond the next one, the context's cells and the batch."""
-        return min(spec.budget(), run.max_tokens - run.n_generated - 1, self.n_ctx - slot.n_cached - 3,
-                   self.batch.room - 1)
+    def _draft_room(self, slot: Slot, run: Run) -> int:
+        """Draft tokens the slot may verify this step: what the request may still generate beyond
+        the next token, capped by the context's cells and the batch."""
+        return min(run.max_tokens - run.n_generated - 1, self.n_ctx - slot.n_cached - 3, self.batch.room - 1)
 
-    def _model_drafts(self) -> dict[int, np.ndarray]:
-        """The draft model's proposals for every generating slot that drafts with it, at once."""
+    def _model_drafts(self, others: int) -> dict[int, np.ndarray]:
+        """The draft model's proposals for every generating slot that drafts with it, at once.
+
+        A drafted token costs a draft-model step besides its verify row, so it is priced as both."""
+        row_cost = self._step_cost.draft_ratio()
         wanted = []
         for slot in self.slots:
             run = slot.run
-            if slot.state is _GENERATE and run is not None and run.spec is not None and run.spec.kind == "draft":
-                k = self._draft_room(slot, run, run.spec)
-                if k >= run.spec.draft_min:
-                    slot.cache[slot.n_cached] = run.next_token
-                    wanted.append((slot.seq_id, slot.cache, slot.n_cached + 1, k))
+            spec = run.spec if run is not None else None
+            if slot.state is not _GENERATE or spec is None or spec.kind != "draft" or spec.cooling():
+                continue
+            k = spec.length(self._draft_room(slot, run), others, row_cost)  # type: ignore[arg-type]
+            if k:
+                slot.cache[slot.n_cached] = run.next_token  # type: ignore[union-attr]
+                wanted.append((slot.seq_id, slot.cache, slot.n_cached + 1, k))
         if not wanted:
             return {}
         assert self.drafter is not None
+        t0 = time.perf_counter()
         try:
-            return self.drafter.propose(wanted)
+            drafts = self.drafter.propose(wanted)
         except KVCacheFullError:
             self.drafter.reset()  # its cache is rebuilt from the slots' tokens next time
             return {}
+        self._step_cost.record_draft(max(k for *_, k in wanted), time.perf_counter() - t0)
+        return drafts
 
-    def _add_draft(self, slot: Slot, run: Run, drafts: dict[int, np.ndarray] | None) -> None:
+    def _add_draft(self, slot: Slot, run: Run, drafts: dict[int, np.ndarray] | None, others: int) -> None:
         """Put the slot's draft tokens into the batch after its next token, logits on each row."""
         spec = run.spec
         assert spec is not None
         if spec.kind == "draft":
             draft = drafts.get(slot.seq_id) if drafts else None
         else:
-            k = self._draft_room(slot, run, spec)
-            if k < spec.draft_min:
-                return
             n = slot.n_cached
             slot.cache[n] = run.next_token
-            draft = propose(slot.cache, n + 1, k)
-            if draft is not None:
-                draft = draft.copy()  # the cells it came from may be overwritten by the verification
+            start, matched = lookup(slot.cache, n + 1)
+            # a draft no longer than the match behind it: a short match is weak evidence
+            if not matched or spec.cooling():
+                return
+            k = spec.length(min(matched, n + 1 - start, self._draft_room(slot, run)), others, self._step_cost.ratio)
+            # a copy: the cells it came from may be overwritten by the verification
+            draft = slot.cache[start : start + k].copy() if k else None
         if draft is None or len(draft) < spec.draft_min:
             return
         batch = self.batch
@@ -236,7 +245,6 @@ class Executor:
             spec = slot.run.spec if slot.run is not None else None
             if spec is not None and spec.draft is not None:
                 spec.draft = None
-                spec.length = spec.draft_min
                 spec.cooldown = max(spec.cooldown, 1)
                 dropped = True
         return dropped

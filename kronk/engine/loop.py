@@ -36,7 +36,7 @@ from kronk.engine.jobs import Job, Sink
 from kronk.engine.scheduler import MIN_PREFIX_REUSE as MIN_PREFIX_REUSE  # re-exported
 from kronk.engine.scheduler import Scheduler
 from kronk.engine.slot import Slot, SlotState
-from kronk.engine.speculation import check_speculation, spec_config
+from kronk.engine.speculation import StepCost, check_speculation, spec_config
 from kronk.engine.types import Finish, GenerateRequest, SpecSettings, Usage
 from kronk.errors import (
     BusyError,
@@ -176,6 +176,7 @@ class Engine(Scheduler, Executor):
         self._decode_s = 0.0
         self._spec_drafted = 0
         self._spec_accepted = 0
+        self._step_cost = StepCost()
         self._thread = threading.Thread(target=self._run, name=f"kronk-engine-{model.path.name}", daemon=True)
         self._thread.start()
 

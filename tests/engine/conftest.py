@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from kronk.engine import speculation
 from kronk.engine.jobs import ThreadEventQueue
 from kronk.engine.loop import Engine, EngineConfig
+from kronk.engine.speculation import StepCost
 from kronk.engine.types import Finish, GenerateRequest, SamplingParams, SpecSettings, TextDelta
 from kronk.llama import Model
 from kronk.llama.context import ContextParams
@@ -52,3 +54,14 @@ def collect(engine: Engine, request: GenerateRequest, timeout: float = 120) -> t
         if isinstance(item, Finish):
             return deltas, item
         deltas.append(item)
+
+
+@pytest.fixture
+def cheap_drafts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Price draft rows (and draft-model steps) at a few percent of a step, as on a GPU, so the
+    engine verifies drafts at every step whatever their acceptance: tests of the verification's
+    mechanics then do not depend on this CPU's measured cost (which would rightly stop drafts
+    that do not pay)."""
+    monkeypatch.setattr(StepCost, "record", lambda self, rows, seconds: None)
+    monkeypatch.setattr(StepCost, "draft_ratio", lambda self: 0.02)
+    monkeypatch.setattr(speculation, "ROW_COST_PRIOR", 0.01)

@@ -95,7 +95,11 @@ def _greedy(engine: Engine, model: Model, n: int = 40) -> list[list[int]]:
 
 @pytest.mark.slow
 @pytest.mark.requires_libs
+@pytest.mark.usefixtures("cheap_drafts")
 def test_smollm2_drafting_for_itself_is_always_accepted(smol_model: Model, smol_draft: Model) -> None:
+    """The mechanics: every drafted token is accepted and the tokens are the same. On a CPU a
+    draft model as large as the target never pays (each drafted token costs a full step), so
+    the engine would rightly stop drafting; here drafts are priced as on a GPU (cheap_drafts)."""
     with make_engine(smol_model, slots=2, n_ctx=4096, deterministic=True, spec_type="off") as engine:
         plain = _greedy(engine, smol_model)
     with make_engine(smol_model, slots=2, n_ctx=4096, deterministic=True, spec_type="draft",

@@ -10,8 +10,8 @@ import pytest
 
 from kronk.engine.jobs import ThreadEventQueue
 from kronk.engine.loop import Engine
-from kronk.engine.ngram import NGRAM_MAX, lookup, propose
-from kronk.engine.speculation import COOLDOWN_FIRST, WINDOW, SlotSpec
+from kronk.engine.ngram import NGRAM_MAX, NGRAM_MIN, lookup
+from kronk.engine.speculation import COOLDOWN_FIRST, ROW_COST_PRIOR, SlotSpec, StepCost, best_length
 from kronk.engine.types import Finish, GenerateRequest, SamplingParams, Speculation, TextDelta
 from kronk.errors import ConfigError, InvalidRequestError
 from kronk.llama import Model
@@ -37,16 +37,17 @@ PROMPTS = {
 # --- the proposal ---------------------------------------------------------------------
 
 
-def test_propose_continues_the_latest_longest_match() -> None:
+def test_lookup_continues_the_latest_longest_match() -> None:
     history = np.array([5, 1, 2, 3, 9, 9, 7, 2, 3, 4, 4, 1, 2, 3], dtype=np.int32)
     # the suffix 1 2 3 occurred at 1..3 (then 9 9 7); 2 3 alone also at 7..8 (then 4 4)
-    assert propose(history, len(history), 3).tolist() == [9, 9, 7]
-    assert propose(history, len(history), 1).tolist() == [9]
-    # a 1-token match is not enough
-    assert propose(np.array([1, 2, 3, 1], dtype=np.int32), 4, 4) is None
-    # nothing after the match but the suffix itself: the continuation stops at the end
-    assert propose(np.array([7, 7, 7, 7], dtype=np.int32), 4, 8).tolist() == [7]
-    assert propose(history, len(history), 0) is None
+    assert lookup(history, len(history)) == (4, 3)
+    # a match shorter than NGRAM_MIN tokens is too weak a hint to draft from
+    assert NGRAM_MIN == 3
+    assert lookup(np.array([1, 2, 3, 1], dtype=np.int32), 4) == (0, 0)
+    assert lookup(np.array([4, 1, 2, 5, 1, 2], dtype=np.int32), 6) == (0, 0)
+    assert lookup(np.array([4, 1, 2, 5, 4, 1, 2], dtype=np.int32), 7) == (3, 3)
+    # a run of one token: the continuation is what followed the latest earlier run
+    assert lookup(np.array([7, 7, 7, 7], dtype=np.int32), 4) == (3, 3)
 
 
 def test_lookup_prefers_the_longest_match_beyond_four_tokens() -> None:
@@ -54,59 +55,87 @@ def test_lookup_prefers_the_longest_match_beyond_four_tokens() -> None:
     occurrence is being copied, even when a shorter one is more recent."""
     history = np.array([1, 2, 3, 4, 5, 7, 8, 0, 2, 3, 4, 5, 9, 1, 2, 3, 4, 5], dtype=np.int32)
     assert lookup(history, len(history)) == (5, 5)
-    assert propose(history, len(history), 2).tolist() == [7, 8]
-    # the match is capped at NGRAM_MAX tokens; a long repeated run still proposes its continuation
+    # the match is capped at NGRAM_MAX tokens; a long repeated run still finds its continuation
     run = np.arange(100, 100 + NGRAM_MAX + 6, dtype=np.int32)
     history = np.concatenate([run, [0], run[:-3]]).astype(np.int32)
     assert lookup(history, len(history)) == (len(run) - 3, NGRAM_MAX)
-    assert propose(history, len(history), 4).tolist() == [*run[-3:], 0]
     assert lookup(np.array([5, 6, 7], dtype=np.int32), 3) == (0, 0)
 
 
-def test_propose_never_matches_media_positions() -> None:
-    history = np.array([-1, -1, 4, -1, -1], dtype=np.int32)
-    assert propose(history, 5, 4) is None
-    history = np.array([-1, -1, 4, 5, -1, -1], dtype=np.int32)
-    assert propose(history, 6, 4) is None
+def test_lookup_never_matches_media_positions() -> None:
+    history = np.array([-1, -1, -1, 4, -1, -1, -1], dtype=np.int32)
+    assert lookup(history, 7) == (0, 0)
+    history = np.array([-1, -1, 4, 5, 6, -1, -1], dtype=np.int32)
+    assert lookup(history, 7) == (0, 0)
 
 
 # --- the adaptive policy ----------------------------------------------------------------
 
 
+def test_best_length_weighs_acceptance_against_the_cost_of_a_row() -> None:
+    # a row that costs half a step pays only when the draft is likelier than not to survive
+    assert best_length(0.4, 16, 0, 0.5) == 0
+    assert best_length(0.6, 16, 0, 0.5) == 1
+    assert 3 <= best_length(0.9, 16, 0, 0.5) <= 6
+    assert best_length(0.99, 16, 0, 0.5) >= 12
+    assert best_length(0.99, 5, 0, 0.5) == 5  # never past the cap
+    # nearly free rows (a GPU): draft long even at a modest acceptance
+    assert best_length(0.6, 16, 0, 0.02) >= 4
+    # the more streams already share the step, the surer a draft row must be
+    assert best_length(0.7, 16, 0, 0.5) >= 1
+    assert best_length(0.7, 16, 7, 0.5) == 0
+
+
 def test_draft_length_follows_acceptance() -> None:
     spec = SlotSpec(draft_max=16, draft_min=1)
-    assert spec.budget() == 4  # it starts short
-    spec.observe(4, 4)
-    spec.observe(8, 8)
-    assert spec.budget() == 16
-    spec = SlotSpec(draft_max=16, draft_min=1)
-    spec.observe(6, 3)
-    assert spec.budget() == 4  # what was accepted, plus one
-    spec.observe(4, 4)
-    assert spec.budget() == 8  # a full accept doubles it
-    spec.observe(8, 8)
-    assert spec.budget() == 16
-    spec.observe(16, 16)
-    assert spec.budget() == 16
+    assert spec.length(16, 0, 0.5) == 1  # a new request starts cautious
+    for _ in range(4):
+        spec.observe(8, 8)
+    long = spec.length(16, 0, 0.5)
+    assert long >= 8
+    assert spec.length(3, 0, 0.5) == 3  # capped by the match behind the proposal
+    misses = 0
+    while spec.acceptance >= 0.5:  # the copied block ended: its drafts now fail at once
+        spec.observe(spec.length(16, 0, 0.5), 0)
+        misses += 1
+    assert misses <= 8
+    assert spec.length(16, 0, 0.5) == 0
 
 
 def test_low_acceptance_pauses_drafting_with_a_growing_cooldown() -> None:
     spec = SlotSpec(draft_max=8, draft_min=1)
-    drafted = 0
-    while drafted < WINDOW:
-        n = spec.budget()
-        spec.observe(n, 0)
-        drafted += n
-    assert [spec.budget() for _ in range(COOLDOWN_FIRST)] == [0] * COOLDOWN_FIRST
-    assert spec.budget() == 1
-    for _ in range(WINDOW):
-        spec.observe(1, 0)
+    spec.observe(1, 0)
+    spec.observe(1, 0)
+    assert spec.length(8, 0, 0.5) == 0
+    assert [spec.cooling() for _ in range(COOLDOWN_FIRST)] == [True] * COOLDOWN_FIRST
+    assert not spec.cooling()
+    assert spec.length(8, 0, 0.5) == 1  # the probe after a cool-down
+    spec.observe(1, 0)
+    assert spec.length(8, 0, 0.5) == 0
     assert spec.cooldown == 2 * COOLDOWN_FIRST
-    # good acceptance keeps drafting on and resets the cooldown
+    # drafts that pay again reset the cool-down
     spec = SlotSpec(draft_max=8, draft_min=1)
-    for _ in range(10):
-        spec.observe(spec.budget(), spec.budget() - 1)
-    assert spec.cooldown == 0 and spec.budget() > 1
+    spec.observe(1, 0)
+    spec.observe(1, 0)
+    assert spec.length(8, 0, 0.5) == 0
+    spec.cooldown = 0
+    for _ in range(3):
+        spec.observe(4, 4)
+    assert spec.length(8, 0, 0.5) > 1 and spec.pause == COOLDOWN_FIRST
+
+
+def test_step_cost_fits_what_a_row_costs_on_this_machine() -> None:
+    cost = StepCost()
+    for _ in range(20):
+        cost.record(1, 0.0095)
+    assert cost.ratio == ROW_COST_PRIOR  # rows never varied: nothing to fit yet
+    assert cost.one_row_s == pytest.approx(0.0095)
+    for rows in (1, 5, 9, 17) * 10:
+        cost.record(rows, 0.0095 + 0.005 * (rows - 1))
+    assert cost.ratio == pytest.approx(0.005 / 0.0095, rel=1e-6)
+    assert cost.one_row_s == pytest.approx(0.0095, rel=1e-6)
+    cost.record_draft(4, 0.008)
+    assert cost.draft_ratio() == pytest.approx(0.005 / 0.0095 + 0.002 / 0.0095, rel=1e-6)
 
 
 # --- the engine, with SmolLM2 ----------------------------------------------------------
