@@ -64,13 +64,16 @@ class Column:
     extra: tuple[str, ...]
 
 
-def columns_for(draft: Path, spec_flags: bool, draft_flag: bool, with_draft: bool) -> list[Column]:
+def columns_for(draft: Path, spec_flags: bool, draft_flag: bool, with_draft: bool,
+                deterministic: bool = False) -> list[Column]:
     """The columns this build can run: ours with speculation only when its flags exist."""
-    cols = [Column(BASELINE, True, None, ("--spec-type", "off") if spec_flags else ())]
+    ours = ("--deterministic",) if deterministic else ()
+    cols = [Column(BASELINE, True, None, (("--spec-type", "off") if spec_flags else ()) + ours)]
     if spec_flags:
-        cols.append(Column("kronk ngram", True, "ngram", ("--spec-type", "ngram")))
+        cols.append(Column("kronk ngram", True, "ngram", ("--spec-type", "ngram", *ours)))
         if with_draft and draft_flag:
-            cols.append(Column("kronk draft", True, "draft", ("--spec-type", "draft", "--draft-model", str(draft))))
+            cols.append(Column("kronk draft", True, "draft",
+                               ("--spec-type", "draft", "--draft-model", str(draft), *ours)))
     cols += [Column(LLAMA_NONE, False, None, ("--spec-type", "none")),
              Column("llama ngram-simple", False, "ngram-simple", ("--spec-type", "ngram-simple")),
              Column("llama ngram-mod", False, "ngram-mod", ("--spec-type", "ngram-mod"))]
@@ -276,6 +279,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="cap every prompt's max_tokens (default: each prompt's own, 192-768)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--quick", action="store_true", help="1 round, answers capped at 64 tokens")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="run kronk's columns with --deterministic (batch-invariant attention: greedy text "
+                             "identical with and without speculation, at that mode's speed cost)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.max_tokens = 1, args.max_tokens or 64
@@ -293,9 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     if not spec_flags:
         print("speculation not available in this build (kronk server start has no --spec-type): "
               "running the baseline columns only", flush=True)
-    cols = columns_for(draft, spec_flags, draft_flag, not args.no_draft)
+    cols = columns_for(draft, spec_flags, draft_flag, not args.no_draft, args.deterministic)
     print(f"model {model.name}, draft {draft.name}, libs {libs}, threads {args.threads}, slots {args.slots}, "
-          f"ctx {args.ctx_size}, {args.rounds} round(s), max tokens {args.max_tokens or 'per prompt'}, "
+          f"ctx {args.ctx_size}, {args.rounds} round(s), kronk deterministic {args.deterministic}, max tokens {args.max_tokens or 'per prompt'}, "
           f"columns: {', '.join(c.name for c in cols)}", flush=True)
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kronk-bench-spec-") as tmp:

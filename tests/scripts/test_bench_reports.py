@@ -92,6 +92,11 @@ def test_columns_without_speculation_are_the_baseline() -> None:
     cols = bench_spec.columns_for(Path("d.gguf"), spec_flags=True, draft_flag=True, with_draft=False)
     assert [(c.name, c.extra) for c in cols if c.ours] == [
         ("kronk", ("--spec-type", "off")), ("kronk ngram", ("--spec-type", "ngram"))]
+    cols = bench_spec.columns_for(Path("d.gguf"), spec_flags=True, draft_flag=True, with_draft=False,
+                                  deterministic=True)
+    assert [c.extra for c in cols if c.ours] == [("--spec-type", "off", "--deterministic"),
+                                                 ("--spec-type", "ngram", "--deterministic")]
+    assert all("--deterministic" not in c.extra for c in cols if not c.ours)
 
 
 def rounds_for(cols: list[bench_spec.Column], tps: dict[str, dict[str, float]],
