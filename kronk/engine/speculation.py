@@ -56,10 +56,10 @@ class StepCost:
     """Decode seconds as a + b*rows, fitted on this engine's generation steps (decayed least
     squares), so a draft row is priced as this machine prices it."""
 
-    __slots__ = ("_w", "_x", "_y", "_xx", "_xy", "ratio", "one_row_s", "draft_step_s")
+    __slots__ = ("_w", "_x", "_y", "_xx", "_xy", "_slope", "ratio", "one_row_s", "draft_step_s")
 
     def __init__(self) -> None:
-        self._w = self._x = self._y = self._xx = self._xy = 0.0
+        self._w = self._x = self._y = self._xx = self._xy = self._slope = 0.0
         self.ratio = ROW_COST_PRIOR
         """b / (a + b): one more row relative to a 1-row step (the prior until rows have varied)."""
         self.one_row_s = 0.0
@@ -79,7 +79,13 @@ class StepCost:
         self.draft_step_s = per_step if not self.draft_step_s else 0.8 * self.draft_step_s + 0.2 * per_step
 
     def record(self, rows: int, seconds: float) -> None:
-        """One generation step's decode (no prompt rows in it: prefill scales differently)."""
+        """One generation step's decode (no prompt rows in it: prefill scales differently).
+
+        A step slowed by something else on the machine (another process, a page fault) counts
+        as at most twice what the fit predicts, so one stall cannot make rows look dear."""
+        if self._w >= 8 and self._slope > 0:
+            predicted = self.one_row_s + self._slope * (rows - 1)
+            seconds = min(seconds, 2.0 * predicted)
         d = STEP_COST_DECAY
         self._w = self._w * d + 1.0
         self._x = self._x * d + rows
@@ -94,7 +100,10 @@ class StepCost:
         one_row = (self._y - slope * self._x) / self._w + slope
         if one_row > 0:
             self.one_row_s = one_row
+            self._slope = max(0.0, slope)
             self.ratio = min(1.0, max(0.01, slope / one_row))
+
+
 @dataclass(slots=True)
 class SpecConfig(SpecSettings):
     """A model's checked speculation defaults (EngineConfig.speculation), which a request may override."""

@@ -134,6 +134,12 @@ def test_step_cost_fits_what_a_row_costs_on_this_machine() -> None:
         cost.record(rows, 0.0095 + 0.005 * (rows - 1))
     assert cost.ratio == pytest.approx(0.005 / 0.0095, rel=1e-6)
     assert cost.one_row_s == pytest.approx(0.0095, rel=1e-6)
+    for _ in range(3):  # stalls caused by other work on the machine barely move the fit
+        cost.record(1, 0.5)
+    assert cost.ratio == pytest.approx(0.005 / 0.0095, rel=0.25)
+    cost = StepCost()
+    for rows in (1, 5, 9, 17) * 10:
+        cost.record(rows, 0.0095 + 0.005 * (rows - 1))
     cost.record_draft(4, 0.008)
     assert cost.draft_ratio() == pytest.approx(0.005 / 0.0095 + 0.002 / 0.0095, rel=1e-6)
 
