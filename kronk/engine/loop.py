@@ -102,6 +102,9 @@ class EngineStats:
     """Draft tokens verified (since load)."""
     spec_accepted_tokens: int = 0
     """Draft tokens the model's own choice confirmed (since load)."""
+    spec_row_cost: float = 0.0
+    """A draft row's decode cost relative to a one-token step, as measured on this machine: what
+    speculation weighs each draft against (kronk.engine.speculation.StepCost)."""
 
 
 @dataclass(slots=True)
@@ -239,6 +242,7 @@ class Engine(Scheduler, Executor):
             decode_seconds=self._decode_s,
             spec_drafted_tokens=self._spec_drafted,
             spec_accepted_tokens=self._spec_accepted,
+            spec_row_cost=self._step_cost.ratio,
         )
 
     def slot_stats(self) -> list[SlotStats]:

@@ -47,6 +47,8 @@ _ENGINE_GAUGES = (
     ("kronk_requests_queued", "Requests waiting for a slot.", "queued"),
     ("kronk_kv_cache_cells_used", "KV cache cells in use.", "kv_cells_used"),
     ("kronk_context_size", "Context size of the loaded model.", "n_ctx"),
+    ("kronk_spec_row_cost_ratio", "A speculative draft row's measured decode cost relative to a one-token step.",
+     "spec_row_cost"),
 )
 _ENGINE_COUNTERS = (
     ("kronk_prompt_cache_hits", "Requests that reused a cached prompt prefix (since load).", "prompt_cache_hits"),

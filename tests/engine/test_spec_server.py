@@ -56,6 +56,7 @@ async def test_requests_speculate_and_the_figures_are_exported(
     accepted = _metric(text, "kronk_spec_accepted_tokens_total")
     assert drafted > 0 and 0 <= accepted <= drafted
     assert _metric(text, "kronk_spec_acceptance_rate") == pytest.approx(accepted / drafted)
+    assert 0.01 <= _metric(text, "kronk_spec_row_cost_ratio") <= 1.0
 
 
 @pytest.mark.requires_libs
