@@ -22,6 +22,7 @@ from markdownify import MarkdownConverter
 from kronk.errors import ToolError, ToolRefusedError
 from kronk.tools.arguments import count_argument, text_argument
 from kronk.tools.config import ToolsConfig
+from kronk.tools.http import tool_session, transport_failure
 from kronk.tools.netguard import NetGuard
 from kronk.tools.output import cap_text
 from kronk.tools.types import BUILTIN, ToolResult, ToolSpec
@@ -103,8 +104,7 @@ class WebFetch:
         max_length = count_argument(arguments, "max_length", NAME)
         resolver = _PinnedResolver()
         connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, force_close=True)
-        async with aiohttp.ClientSession(connector=connector, trust_env=False,
-                                         headers={"User-Agent": self._config.user_agent}) as session:
+        async with tool_session(self._config, connector) as session:
             for _hop in range(self._config.max_redirects + 1):
                 target = await self._guard.check(url)
                 resolver.pin(target.host, target.addresses)
@@ -118,7 +118,7 @@ class WebFetch:
                             continue
                         return await self._read(url, response, max_length)
                 except aiohttp.ClientError as exc:
-                    raise ToolError(f"fetching {url} failed: {exc.__class__.__name__}: {exc}") from None
+                    raise transport_failure(f"fetching {url}", exc) from None
             raise ToolError(f"too many redirects (more than {self._config.max_redirects})")
 
     async def _read(self, url: str, response: aiohttp.ClientResponse, max_length: int | None) -> ToolResult:

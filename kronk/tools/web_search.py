@@ -15,6 +15,7 @@ import aiohttp
 from kronk.errors import ToolError
 from kronk.tools.arguments import count_argument, text_argument
 from kronk.tools.config import ToolsConfig
+from kronk.tools.http import tool_session, transport_failure
 from kronk.tools.output import cap_text
 from kronk.tools.types import BUILTIN, ToolResult, ToolSpec
 
@@ -123,11 +124,11 @@ class WebSearch:
     async def __call__(self, arguments: dict[str, Any]) -> ToolResult:
         query = text_argument(arguments, "query", NAME)
         count = count_argument(arguments, "count", NAME, default=5, most=MAX_RESULTS)
-        async with aiohttp.ClientSession(trust_env=False, headers={"User-Agent": self._config.user_agent}) as session:
+        async with tool_session(self._config) as session:
             try:
                 hits = await self.backend.search(session, query.strip(), count)
             except aiohttp.ClientError as exc:
-                raise ToolError(f"{self.backend.name} search failed: {exc.__class__.__name__}: {exc}") from None
+                raise transport_failure(f"{self.backend.name} search", exc) from None
         if not hits:
             text = f"No results for {query!r}."
         else:
