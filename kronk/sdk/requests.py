@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from kronk.chat.request import ChatRequest as ChatRequest  # re-exported: declared where the chat layer plans it
 from kronk.engine.types import FinishReason, SamplingParams, Speculation, TokenLogprob, Usage
@@ -19,6 +19,9 @@ __all__ = ["ChatChoice", "ChatRequest", "ChatResult", "CompletionChoice", "Compl
            "EmbeddingRequest", "EmbeddingResult", "LoadedModelStatus", "ModelInfo", "RerankItem", "RerankRequest",
            "RerankResult", "ToolCall", "ToolsDropped"]
 """The SDK's request, result and event types (kronk.sdk re-exports exactly these)."""
+
+
+C = TypeVar("C")
 
 
 def new_id(prefix: str) -> str:
@@ -86,12 +89,20 @@ class ChatChoice:
 
 
 @dataclass(slots=True)
-class ChatResult:
+class _Generated(Generic[C]):
+    """What a chat or a completion answers: the model, its choices, their summed usage, and
+    OpenAI's envelope of an id and a creation time (each kind declares its id's prefix)."""
+
     model: str
-    choices: list[ChatChoice]
+    choices: list[C]
     usage: Usage
-    id: str = field(default_factory=lambda: new_id("chatcmpl"))
+    id: str = ""
     created: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass(slots=True)
+class ChatResult(_Generated[ChatChoice]):
+    id: str = field(default_factory=lambda: new_id("chatcmpl"))
     tools_dropped: list[str] = field(default_factory=list)
     """Tools left out because they did not fit the context (tool_choice auto)."""
 
@@ -118,12 +129,8 @@ class CompletionChoice:
 
 
 @dataclass(slots=True)
-class CompletionResult:
-    model: str
-    choices: list[CompletionChoice]
-    usage: Usage
+class CompletionResult(_Generated[CompletionChoice]):
     id: str = field(default_factory=lambda: new_id("cmpl"))
-    created: int = field(default_factory=lambda: int(time.time()))
 
 
 @dataclass(slots=True)
