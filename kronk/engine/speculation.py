@@ -50,16 +50,18 @@ COOLDOWN_MAX = 512
 to the max."""
 STEP_COST_DECAY = 0.98
 """Weight of older decode timings in the a + b*rows fit (about the last 50 steps count)."""
+PRIOR_STEPS = 4.0
+"""The prior row cost counts as this many multi-row steps in the estimate."""
 
 
 class StepCost:
     """Decode seconds as a + b*rows, fitted on this engine's generation steps (decayed least
     squares), so a draft row is priced as this machine prices it."""
 
-    __slots__ = ("_w", "_x", "_y", "_xx", "_xy", "_slope", "ratio", "one_row_s", "draft_step_s")
+    __slots__ = ("_w", "_multi", "_x", "_y", "_xx", "_xy", "ratio", "one_row_s", "draft_step_s")
 
     def __init__(self) -> None:
-        self._w = self._x = self._y = self._xx = self._xy = self._slope = 0.0
+        self._w = self._multi = self._x = self._y = self._xx = self._xy = 0.0
         self.ratio = ROW_COST_PRIOR
         """b / (a + b): one more row relative to a 1-row step (the prior until rows have varied)."""
         self.one_row_s = 0.0
@@ -81,27 +83,30 @@ class StepCost:
     def record(self, rows: int, seconds: float) -> None:
         """One generation step's decode (no prompt rows in it: prefill scales differently).
 
-        A step slowed by something else on the machine (another process, a page fault) counts
-        as at most twice what the fit predicts, so one stall cannot make rows look dear."""
-        if self._w >= 8 and self._slope > 0:
-            predicted = self.one_row_s + self._slope * (rows - 1)
+        Robust to what else happens on the machine: a step slower than twice what the current
+        estimate predicts (another process, a page fault, a first-time graph build) counts as
+        twice the prediction, and the fitted ratio is pulled toward the prior until several
+        multi-row steps back it, so one stall cannot make rows look dear and stop drafting."""
+        if self._w >= 8 and self.one_row_s:
+            predicted = self.one_row_s * (1.0 + self.ratio * (rows - 1))
             seconds = min(seconds, 2.0 * predicted)
         d = STEP_COST_DECAY
         self._w = self._w * d + 1.0
+        self._multi = self._multi * d + (rows > 1)
         self._x = self._x * d + rows
         self._y = self._y * d + seconds
         self._xx = self._xx * d + rows * rows
         self._xy = self._xy * d + rows * seconds
         spread = self._xx * self._w - self._x * self._x  # w^2 * variance of rows
-        if spread < 0.25 * self._w * self._w:
+        if spread < 0.25 * self._w * self._w or self._multi < 1.0:
             self.one_row_s = self._y / self._w
             return  # every step had (nearly) the same rows: no slope to see yet
         slope = (self._xy * self._w - self._x * self._y) / spread
         one_row = (self._y - slope * self._x) / self._w + slope
         if one_row > 0:
             self.one_row_s = one_row
-            self._slope = max(0.0, slope)
-            self.ratio = min(1.0, max(0.01, slope / one_row))
+            fitted = min(1.0, max(0.01, slope / one_row))
+            self.ratio = (self._multi * fitted + PRIOR_STEPS * ROW_COST_PRIOR) / (self._multi + PRIOR_STEPS)
 
 
 @dataclass(slots=True)
