@@ -2,7 +2,9 @@
 // Pages are plain ES modules under pages/ (see the BUI contract); a missing one shows a notice.
 import { ApiError, h, makeCtx } from "./lib/ctx.js";
 
-// Known before any module loads, so the nav can hide what the session may not use.
+// The one declaration of each page: its module (pages/<id>.js, which exports only `mount`), its
+// title and the grants it needs. Known before any module loads, so the nav can hide what the
+// session may not use, and checked (allowed) before a module is imported.
 // "admin" is the grant of the management pages (/v1/kronk, /v1/security need an admin token).
 const PAGES = [
   { id: "chat", title: "Chat", grants: ["chat-completions"] },
@@ -95,10 +97,6 @@ async function route() {
     return;
   }
   if (mountedKey !== key) return;
-  if (module.grants && !module.grants.every((g) => ctx.can(g))) {
-    el.replaceChildren(notice(`${page.title}: not allowed`, h("p", {}, "This token may not use this page.")));
-    return;
-  }
   try {
     const pageCtx = { ...ctx, path: rest, navigate: (to) => { location.hash = to; } };
     const result = await module.mount(el, pageCtx);

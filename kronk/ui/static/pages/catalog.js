@@ -4,9 +4,6 @@ import { pullPanel } from "../lib/pulls.js";
 const enc = encodeURIComponent;
 
 export default {
-  id: "catalog",
-  title: "Catalog",
-  grants: ["admin"],
   async mount(el, ctx) {
     const { h } = ctx;
     let alive = true;

@@ -26,9 +26,6 @@ function textOf(content) {
 }
 
 export default {
-  id: "chat",
-  title: "Chat",
-  grants: ["chat-completions"],
   async mount(el, ctx) {
     const { h } = ctx;
     const state = load();

@@ -15,9 +15,6 @@ function progressLabel(ctx, event) {
 }
 
 export default {
-  id: "libs",
-  title: "Libs",
-  grants: ["admin"],
   async mount(el, ctx) {
     useOpsCss();
     const abort = new AbortController();

@@ -8,9 +8,6 @@ function modelPath(id) {
 }
 
 export default {
-  id: "models",
-  title: "Models",
-  grants: ["admin"],
   async mount(el, ctx) {
     const { h } = ctx;
     let alive = true;

@@ -67,9 +67,6 @@ function card(ctx, model, onUnload) {
 }
 
 export default {
-  id: "running",
-  title: "Running models",
-  grants: ["admin"],
   async mount(el, ctx) {
     useOpsCss();
     const status = ctx.h("p", { class: "ops-muted", "aria-live": "polite" }, "Loading…");

@@ -45,9 +45,6 @@ function grantRow(ctx, name, windows) {
 }
 
 export default {
-  id: "security",
-  title: "Security",
-  grants: ["admin"],
   async mount(el, ctx) {
     useOpsCss();
     const settings = ctx.h("div", {}, ctx.h("p", { class: "ops-muted" }, "Loading…"));

@@ -6,9 +6,6 @@ const HISTORY_MS = 5000;
 const FACTS_MS = 15000;
 
 export default {
-  id: "system",
-  title: "System",
-  grants: ["admin"],
   async mount(el, ctx) {
     useOpsCss();
     const about = ctx.h("div", {}, ctx.h("p", { class: "ops-muted" }, "Loading…"));
