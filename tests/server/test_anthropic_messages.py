@@ -52,8 +52,12 @@ async def test_stream_follows_anthropics_event_sequence(client: anthropic.AsyncA
     assert set(kinds[2:-3]) == {"content_block_delta"}
     assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
     assert events[0].message.usage.input_tokens > 0
-    assert final.stop_reason == "max_tokens"
-    assert final.usage.output_tokens == 8
+    # a sampled answer (Anthropic bodies carry no seed) usually runs to max_tokens, but may
+    # end on end-of-generation earlier now and then (about 1 run in 200 with the tiny model)
+    if final.stop_reason == "max_tokens":
+        assert final.usage.output_tokens == 8
+    else:
+        assert final.stop_reason == "end_turn" and 0 < final.usage.output_tokens < 8
     text = "".join(e.delta.text for e in events if e.type == "content_block_delta")
     assert final.content[0].text == text
 
