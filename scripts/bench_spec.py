@@ -45,6 +45,7 @@ import _bench_common as bc
 import _bench_http as bh
 import aiohttp
 from _spec_workloads import WORKLOADS, Workload
+from prometheus_client.parser import text_string_to_metric_families
 
 BASELINE = "kronk"
 LLAMA_NONE = "llama none"
@@ -131,15 +132,17 @@ async def spec_counters(session: aiohttp.ClientSession, url: str) -> tuple[float
     async with session.get(f"{url}/metrics") as response:
         if response.status != 200:
             return None
-        text = await response.text()
-    totals = dict.fromkeys(SPEC_COUNTERS, 0.0)
-    seen = False
-    for line in text.splitlines():
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in totals:
-            totals[name] += float(line.rsplit(" ", 1)[1])
-            seen = True
-    return (totals[SPEC_COUNTERS[0]], totals[SPEC_COUNTERS[1]]) if seen else None
+        return spec_totals(await response.text())
+
+
+def spec_totals(exposition: str) -> tuple[float, float] | None:
+    """(drafted, accepted) summed over models from Prometheus text; None without those counters."""
+    samples = [sample for family in text_string_to_metric_families(exposition) for sample in family.samples
+               if sample.name in SPEC_COUNTERS]
+    if not samples:
+        return None
+    drafted, accepted = (sum(s.value for s in samples if s.name == name) for name in SPEC_COUNTERS)
+    return drafted, accepted
 
 
 def bench_round(specs: list[bh.ServerSpec], max_tokens: int | None, log_dir: Path, first: int) -> dict[str, Any]:

@@ -134,3 +134,20 @@ def test_spec_text_difference_fails_and_no_spec_build_is_not_measured() -> None:
     checks, _ = bench_spec.report(list(rounds_for(cols, tps, {})), cols)
     assert checks and all(not c.passed for c in checks)
     assert all("not measured" in c.name for c in checks)
+
+
+def test_spec_totals_sums_kronks_draft_counters_over_models() -> None:
+    text = (
+        "# HELP kronk_spec_drafted_tokens_total Speculative draft tokens verified (since load).\n"
+        "# TYPE kronk_spec_drafted_tokens_total counter\n"
+        'kronk_spec_drafted_tokens_total{model="/m/a b.gguf"} 10.0\n'
+        'kronk_spec_drafted_tokens_total{model="c"} 5.0\n'
+        "# HELP kronk_spec_accepted_tokens_total Speculative draft tokens accepted (since load).\n"
+        "# TYPE kronk_spec_accepted_tokens_total counter\n"
+        'kronk_spec_accepted_tokens_total{model="/m/a b.gguf"} 7.0\n'
+        'kronk_spec_accepted_tokens_total{model="c"} 2.0\n'
+        "# TYPE kronk_spec_acceptance_rate gauge\n"
+        'kronk_spec_acceptance_rate{model="c"} 0.4\n'
+    )
+    assert bench_spec.spec_totals(text) == (15.0, 9.0)
+    assert bench_spec.spec_totals("# TYPE kronk_models_loaded gauge\nkronk_models_loaded 1.0\n") is None
