@@ -225,7 +225,9 @@ class Executor:
             n = slot.n_cached
             slot.cache[n] = run.next_token
             start, matched = lookup(slot.cache, n + 1)
-            # a draft no longer than the match behind it: a short match is weak evidence
+            # a draft no longer than the match behind it: a short match is weak evidence. The
+            # cool-down counts only steps that found a match (a step with nothing to propose
+            # made no choice), so it is checked after the lookup.
             if not matched or spec.cooling():
                 return
             k = spec.length(min(matched, n + 1 - start, self._draft_room(slot, run)), others, self._step_cost.ratio)
