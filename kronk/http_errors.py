@@ -23,10 +23,15 @@ ApiStyle = Literal["openai", "anthropic"]
 
 @dataclass(frozen=True, slots=True)
 class ErrorSpec:
+    """How one error goes on the wire: every HTTP error answer takes its status, types and code from one."""
+
     status: int
     openai_type: str
+    """OpenAI's `error.type`: invalid_request_error, authentication_error, server_error, ..."""
     anthropic_type: str
+    """Anthropic's `error.type`: invalid_request_error, not_found_error, overloaded_error, api_error, ..."""
     code: str | None = None
+    """OpenAI's `error.code`; None only for an aiohttp HTTP error whose status has no code of ours."""
 
 
 _INTERNAL = ErrorSpec(500, "server_error", "api_error", "internal_error")

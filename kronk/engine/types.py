@@ -92,12 +92,17 @@ class TokenLogprob(TopLogprob):
 @dataclass(slots=True)
 class Usage:
     prompt_tokens: int = 0
+    """Every token of the prompt, cached ones included."""
     completion_tokens: int = 0
     cached_tokens: int = 0
     """Prompt tokens served from the KV/prompt cache instead of being evaluated."""
     reasoning_tokens: int = 0
+    """Of completion_tokens, those of the thinking block. The engine knows no thinking
+    blocks: the SDK's chat path fills this from the text its output parser split off."""
     time_to_first_token_ms: float = 0.0
+    """From submission to the first generated token: queue wait and prefill included."""
     tokens_per_second: float = 0.0
+    """Decode speed after the first token (0 with fewer than two tokens)."""
     queue_wait_ms: float = 0.0
     """Time from submission until a slot took the request (admission queue wait)."""
 

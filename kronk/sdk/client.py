@@ -28,6 +28,7 @@ from kronk.engine.types import (
     Event,
     Finish,
     GenerateRequest,
+    ReasoningDelta,
     SamplingParams,
     TextDelta,
     ToolCallDelta,
@@ -214,6 +215,7 @@ class AsyncKronk:
             raise InvalidRequestError("n > 1 is not supported with image or audio input", param="n")
         parsers = [plan.new_parser() for _ in range(request.n)]
         called = [False] * request.n
+        reasoning: list[list[str]] = [[] for _ in range(request.n)]  # thinking text, counted at Finish
         if plan.tools_dropped:
             log.warning(
                 "model %s: %d of the request's tools do not fit its context of %d tokens; serving the chat "
@@ -226,17 +228,23 @@ class AsyncKronk:
                 out = parser.feed(event.text) if event.text else []
                 if event.logprobs:
                     out = self._attach_logprobs(out, event)
-                for item in out:
-                    item.choice = event.choice
-                    called[event.choice] |= isinstance(item, ToolCallDelta)
-                    yield item
             elif isinstance(event, Finish):
-                for item in parser.finish():
-                    item.choice = event.choice
-                    called[event.choice] |= isinstance(item, ToolCallDelta)
-                    yield item
+                out = parser.finish()
+            else:
+                continue
+            for item in out:
+                item.choice = event.choice
+                called[event.choice] |= isinstance(item, ToolCallDelta)
+                if isinstance(item, ReasoningDelta):
+                    reasoning[event.choice].append(item.text)
+                yield item
+            if isinstance(event, Finish):
                 if called[event.choice] and event.reason == "stop":
                     event.reason = "tool_calls"
+                if reasoning[event.choice]:
+                    thought = loaded.model.vocab.tokenize("".join(reasoning[event.choice]), add_special=False,
+                                                          parse_special=False)
+                    event.usage.reasoning_tokens = min(len(thought), event.usage.completion_tokens)
                 yield event
 
     @staticmethod

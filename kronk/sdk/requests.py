@@ -159,9 +159,11 @@ class RerankResult:
 class ModelInfo:
     id: str
     path: str
+    """The model's GGUF file on this machine (the SDK's to know; /v1/models leaves it out)."""
     loaded: bool
     owned_by: str = "kronk"
     created: int = 0
+    """When it was loaded (epoch seconds); 0 for a model that is not."""
     capabilities: dict[str, Any] = field(default_factory=dict)
     """chat, embedding, rerank, fim, tools, reasoning, vision, audio, context_length..."""
 

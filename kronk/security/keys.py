@@ -60,10 +60,14 @@ def check_kid(kid: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
+    """One key as the key list shows it (`to_dict` leaves the file's path out of API answers)."""
+
     kid: str
     path: Path
     created: datetime
+    """The file's time: the newest key signs."""
     signing: bool
+    """This key signs new tokens; the others only verify the tokens they signed, until deleted."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"kid": self.kid, "created": self.created.isoformat(), "signing": self.signing}

@@ -1,6 +1,6 @@
 """The server as an OS process: its pid file, log file, detached start and stop.
 
-The running server owns `server_dir()/kronk.pid` (JSON: pid, url, started_at),
+The running server owns `server_dir()/kronk.pid` (JSON: pid, url, started_at, log),
 written atomically when it listens and removed when it exits; `kronk server
 start` refuses to start a second one and `stop` signals the pid it names. A stale
 file (its process gone) is ignored and cleaned up.
@@ -36,10 +36,15 @@ def log_path() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class ServerRecord:
+    """The pid file's content: which process serves, where clients reach it, where it logs."""
+
     pid: int
     url: str
+    """The base URL the server listens on (what `kronk server stop/status` and the CLI call)."""
     started_at: float
+    """Epoch seconds."""
     log: str | None = None
+    """The log file of a server `kronk server start --detach` started; None when it logs to a terminal."""
 
 
 def process_alive(pid: int) -> bool:

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from kronk.sdk import CompletionRequest
+from tests.chat import templates
 from tests.sdk.conftest import MakeKronk, eventually, long_chat
 
 pytestmark = pytest.mark.requires_libs
@@ -38,3 +39,19 @@ async def test_completion_result_names_the_model_without_loading_it_again(make_k
     result = await asyncio.wait_for(completion, 30)
     assert result.model == "beta"
     assert not kronk.ps()
+
+
+async def test_reasoning_tokens_count_the_thinking_block(make_kronk: MakeKronk) -> None:
+    """The engine knows no thinking blocks; the SDK counts the tokens of the text its parser split off."""
+    kronk = await make_kronk()
+    thinking = long_chat("alpha", tokens=24)
+    thinking.template = templates.DEEPSEEK_R1  # the generation prompt opens <think>: output starts inside it
+    result = await kronk.chat(thinking)
+    choice = result.choices[0]
+    assert choice.reasoning_content
+    vocab = kronk.pool.loaded("alpha").model.vocab  # type: ignore[union-attr]
+    counted = len(vocab.tokenize(choice.reasoning_content, add_special=False, parse_special=False))
+    assert 0 < result.usage.reasoning_tokens == min(counted, 24) <= result.usage.completion_tokens == 24
+
+    plain = await kronk.chat(long_chat("alpha", tokens=8))
+    assert plain.choices[0].reasoning_content is None and plain.usage.reasoning_tokens == 0

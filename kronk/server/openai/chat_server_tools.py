@@ -20,21 +20,13 @@ from __future__ import annotations
 from typing import Any
 
 from kronk.engine.types import ToolCallDelta
-from kronk.server.agent import (
-    AgentEvent,
-    AgentOutcome,
-    CallFinished,
-    CallStarted,
-    LoopFinished,
-    ModelDelta,
-    TurnFinished,
-)
+from kronk.server import agent
 from kronk.server.meter import RequestMeter
 from kronk.server.openai import protocol as p
 from kronk.server.streaming import Frame
 
 
-def encode_server_turns(outcome: AgentOutcome) -> dict[str, Any]:
+def encode_server_turns(outcome: agent.AgentOutcome) -> dict[str, Any]:
     """The chat completion's `kronk_tools` field: each server tool call and why the loop ended."""
     return {
         "calls": [{"id": c.id, "turn": c.turn, "name": c.name, "server": c.label,
@@ -64,8 +56,8 @@ class AgentChatStreamEncoder:
         frame[1]["kronk"] = extension
         return frame
 
-    def encode(self, event: AgentEvent) -> list[Frame]:
-        if isinstance(event, ModelDelta):
+    def encode(self, event: agent.AgentEvent) -> list[Frame]:
+        if isinstance(event, agent.ModelDelta):
             delta = event.delta
             if not isinstance(delta, ToolCallDelta):
                 return self.chat.encode(delta)
@@ -77,19 +69,19 @@ class AgentChatStreamEncoder:
             # A client call: numbered among the client's calls (server calls of the turn left out).
             index = self._client_index.setdefault(key, len(self._client_index))
             return self.chat.encode(ToolCallDelta(index, delta.arguments, delta.id, delta.name, delta.choice))
-        if isinstance(event, CallStarted):
+        if isinstance(event, agent.CallStarted):
             return [self._progress({"event": "call.started", "turn": event.turn, "id": event.id, "name": event.name,
                                     "server": event.label, "arguments": event.arguments})]
-        if isinstance(event, CallFinished):
+        if isinstance(event, agent.CallFinished):
             call = event.call
             return [self._progress({"event": "call.finished", "turn": call.turn, "id": call.id, "name": call.name,
                                     "server": call.label, "output": call.result.text,
                                     "is_error": call.result.is_error, "truncated": call.result.truncated})]
-        if isinstance(event, TurnFinished):
+        if isinstance(event, agent.TurnFinished):
             self.meter.on_usage(event.usage, streamed=True)
             return [self._progress({"event": "turn.finished", "turn": event.turn, "cut": event.cut,
                                     "usage": p.encode_usage(event.usage)})]
-        if isinstance(event, LoopFinished):
+        if isinstance(event, agent.LoopFinished):
             outcome = event.outcome
             self.chat.usages[0] = outcome.result.usage
             finish = p.finish_reason(outcome.result.choices[0].finish_reason)
