@@ -81,12 +81,16 @@ class Executor:
         batch = self.batch
         batch.clear()
         generating = [slot for slot in self.slots if slot.state is _GENERATE]
-        drafts = self._model_drafts(len(generating) - 1) if self.drafter is not None else None
+        others = len(generating) - 1  # the rows beside each slot's own, which a draft row competes with
+        for slot in generating:
+            # in the history now: prompt lookup and the draft model continue from it
+            slot.cache[slot.n_cached] = slot.run.next_token  # type: ignore[union-attr]
+        drafts = self._model_drafts(generating, others) if self.drafter is not None else None
         for slot in generating:
             run = slot.run
             slot.row = batch.add(run.next_token, slot.n_cached, slot.seq_id, True)  # type: ignore[union-attr]
             if run.spec is not None:  # type: ignore[union-attr]
-                self._add_draft(slot, run, drafts, len(generating) - 1)  # type: ignore[arg-type]
+                self._add_draft(slot, run, drafts, others)  # type: ignore[arg-type]
         # Chunked prefill: while streams run, each step takes at most one ubatch of prompt.
         budget = batch.room if not generating else max(0, min(batch.room, self.ctx.n_ubatch - batch.n_tokens))
         prefilled: list[tuple[Slot, int]] = []
@@ -120,8 +124,7 @@ class Executor:
         if generating and not prefilled:
             self._step_cost.record(batch.n_tokens, t2 - t1)
         for slot in generating:
-            slot.cache[slot.n_cached] = slot.run.next_token  # type: ignore[union-attr]
-            slot.n_cached += 1
+            slot.n_cached += 1  # its next token, written to the cache before the batch was built
         for slot, take in prefilled:
             run = slot.run
             assert run is not None
@@ -188,20 +191,20 @@ class Executor:
         the next token, capped by the context's cells and the batch."""
         return min(run.max_tokens - run.n_generated - 1, self.n_ctx - slot.n_cached - 3, self.batch.room - 1)
 
-    def _model_drafts(self, others: int) -> dict[int, np.ndarray]:
+    def _model_drafts(self, generating: list[Slot], others: int) -> dict[int, np.ndarray]:
         """The draft model's proposals for every generating slot that drafts with it, at once.
 
         A drafted token costs a draft-model step besides its verify row, so it is priced as both."""
         row_cost = self._step_cost.draft_ratio()
         wanted = []
-        for slot in self.slots:
+        for slot in generating:
             run = slot.run
-            spec = run.spec if run is not None else None
-            if slot.state is not _GENERATE or spec is None or spec.kind != "draft" or spec.cooling():
+            assert run is not None
+            spec = run.spec
+            if spec is None or spec.kind != "draft" or spec.cooling():
                 continue
-            k = spec.length(self._draft_room(slot, run), others, row_cost)  # type: ignore[arg-type]
+            k = spec.length(self._draft_room(slot, run), others, row_cost)
             if k:
-                slot.cache[slot.n_cached] = run.next_token  # type: ignore[union-attr]
                 wanted.append((slot.seq_id, slot.cache, slot.n_cached + 1, k))
         if not wanted:
             return {}
@@ -223,7 +226,6 @@ class Executor:
             draft = drafts.get(slot.seq_id) if drafts else None
         else:
             n = slot.n_cached
-            slot.cache[n] = run.next_token
             start, matched = lookup(slot.cache, n + 1)
             # a draft no longer than the match behind it: a short match is weak evidence. The
             # cool-down counts only steps that found a match (a step with nothing to propose
